@@ -1,0 +1,135 @@
+"""``run()``: one queue through one scenario — timed pass, untimed pass, memory, checks."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import math
+import random
+import tracemalloc
+
+from pqlab import metrics
+from pqlab.metrics import Memory, RunResult
+from pqlab.queues import QUEUES, QueueSpec, async_face, sync_face
+from pqlab.scenarios import DEFAULT_DEADLINE_S, SCENARIOS, Scenario, Workers
+from pqlab.task import Task
+from pqlab.verify import verify
+
+
+def _positive_int(name: str, value: object) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return value
+
+
+def resolve(queue: str, scenario: str) -> tuple[QueueSpec, Scenario]:
+    """Look up a queue and a scenario; ``ValueError`` names what is allowed."""
+    if queue not in QUEUES:
+        raise ValueError(f"unknown queue {queue!r}; allowed: {', '.join(QUEUES)}")
+    if scenario not in SCENARIOS:
+        raise ValueError(f"unknown scenario {scenario!r}; allowed: {', '.join(SCENARIOS)}")
+    spec, sc = QUEUES[queue], SCENARIOS[scenario]
+    if not sc.supports(spec):
+        able = [name for name, s in QUEUES.items() if sc.supports(s)]
+        raise ValueError(f"scenario {scenario!r} needs {sc.requirement}; {queue!r} is not one "
+                         f"(queues that can: {', '.join(able)})")
+    return spec, sc
+
+
+def supported_pairs(queues=None, scenarios=None) -> list[tuple[str, str]]:
+    """Every (queue, scenario) pair that can run, in registry order."""
+    queues = list(QUEUES) if queues is None else queues
+    scenarios = list(SCENARIOS) if scenarios is None else scenarios
+    return [(q, s) for s in scenarios for q in queues if SCENARIOS[s].supports(QUEUES[q])]
+
+
+def _traced() -> int:
+    return tracemalloc.get_traced_memory()[0]
+
+
+def _fill_sync(spec: QueueSpec, tasks: list[Task]):
+    q = spec.factory()
+    put = sync_face(spec, q).put
+    before = _traced()
+    for task in tasks:
+        put(task)
+    return _traced() - before, q
+
+
+async def _fill_async(spec: QueueSpec, tasks: list[Task]):
+    q = spec.factory()
+    put = async_face(spec, q).put
+    before = _traced()
+    for task in tasks:
+        await put(task)
+    return _traced() - before, q
+
+
+def measure_queue_memory(spec: QueueSpec, tasks: list[Task]) -> Memory:
+    """Bytes the queue allocates per queued task, and process RSS with the queue full."""
+    if spec.api == "sync":
+        return metrics.measure_memory(lambda: _fill_sync(spec, tasks), len(tasks))
+    return metrics.measure_memory(lambda: asyncio.run(_fill_async(spec, tasks)), len(tasks))
+
+
+def run(
+    queue: str,
+    scenario: str = "single",
+    *,
+    tasks: int = 10_000,
+    producers: int = 5,
+    consumers: int = 5,
+    seed: int | None = None,
+    repetition: int = 0,
+    deadline_s: float = DEFAULT_DEADLINE_S,
+    memory: bool = True,
+    producer_yield: bool = True,
+) -> RunResult:
+    """Run ``queue`` through ``scenario`` and return every measured number.
+
+    Three passes over the same seeded workload: a timed pass (four stamps per
+    task, for latencies and the checks), an untimed pass (for throughput) and,
+    unless ``memory`` is false, a tracemalloc pass. Worker counts are ignored
+    where the scenario has none. ``producer_yield`` makes producers yield after
+    each put (as a request handler returns to its loop), so producing and
+    consuming overlap. Raises ``ValueError`` on bad arguments.
+    """
+    spec, sc = resolve(queue, scenario)
+    _positive_int("tasks", tasks)
+    if sc.uses_workers:
+        w = Workers(_positive_int("producers", producers),
+                    _positive_int("consumers", consumers), deadline_s, producer_yield)
+    else:
+        w = Workers(1, 1, deadline_s, producer_yield)
+    seed = random.randrange(2**32) if seed is None else seed
+    workload = sc.workload(tasks, seed)
+    gc.collect()
+    records = sc.timed(spec, workload, w)
+    gc.collect()
+    untimed = sc.untimed(spec, workload, w)
+    gc.collect()
+    mem = measure_queue_memory(spec, workload) if memory else Memory(math.nan, 0)
+    verdicts = [verify(r) for r in records]
+    main = records[-1]
+    extra = {}
+    if len(records) > 1:
+        extra = {f"violations_{r.label}": v.violations
+                 for r, v in zip(records, verdicts, strict=True)}
+    messages = [m for r in records for m in r.errors] + untimed.errors
+    return RunResult(
+        queue=queue, scenario=scenario, tasks=tasks, producers=w.producers,
+        consumers=w.consumers, seed=seed, repetition=repetition,
+        throughput_ops_s=metrics.throughput_ops_s(tasks, untimed.wall_ns),
+        wall_s=untimed.wall_ns / 1e9,
+        enqueue_us=metrics.latency_stats_us(metrics.enqueue_ns(main)),
+        dequeue_us=metrics.latency_stats_us(metrics.dequeue_ns(main)),
+        wait_us=metrics.wait_by_priority_us(main),
+        violations=sum(v.violations for v in verdicts),
+        lost=max(v.lost for v in verdicts),
+        duplicated=max(v.duplicated for v in verdicts),
+        errors=len(messages), error_messages=messages,
+        overlap=metrics.overlap(main),
+        bytes_per_task=mem.bytes_per_task, rss_bytes=mem.rss_bytes,
+        timer_overhead_ns=metrics.timer_overhead_ns(),
+        extra=extra, records=records,
+    )
