@@ -478,7 +478,8 @@ register_scenario(Scenario(
     "threads", "Test 2: P producer and C consumer threads", "a thread-safe queue with a sync face",
     _can_threads, _timed(_threads_pass, True, "threads"), _untimed(_threads_pass)))
 register_scenario(Scenario(
-    "async", "Test 3: P producer and C consumer coroutines", "an async-safe queue with an async face",
+    "async", "Test 3: P producer and C consumer coroutines",
+    "an async-safe queue with an async face",
     _can_async, _timed(_async_pass, True, "async"), _untimed(_async_pass)))
 register_scenario(Scenario(
     "ordering", "Test 4: a workload built to expose ordering bugs, sequential and concurrent",
