@@ -1,0 +1,37 @@
+# pqlab — every target sets up what it needs. `make help` lists them.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+.PHONY: help setup run test lint bench lab clean
+
+help: ## list the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-8s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+setup: $(STAMP) ## create .venv and install pqlab with its dev tools
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+run: setup ## the main job: the POC report on every queue and scenario (10,000 tasks)
+	$(BIN)/python -m pqlab poc
+
+test: setup ## run the test suite
+	$(BIN)/python -m pytest
+
+lint: setup ## ruff over the package and the tests
+	$(BIN)/ruff check pqlab tests
+
+bench: setup ## speed claims as side-by-side ratios (python -m pqlab bench)
+	$(BIN)/python -m pqlab bench
+
+lab: setup ## open the notebooks in JupyterLab
+	$(BIN)/jupyter lab notebooks
+
+clean: ## remove the virtual environment and caches
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

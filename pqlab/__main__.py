@@ -1,0 +1,5 @@
+"""``python -m pqlab``."""
+
+from pqlab.cli import main
+
+raise SystemExit(main())

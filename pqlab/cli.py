@@ -1,0 +1,178 @@
+"""``python -m pqlab …``: argument parsing and clear one-line errors, nothing else.
+
+Each command is one entry of ``COMMANDS``: a help line, a function that adds
+its arguments, and a handler returning the exit code. Handlers raise
+``UsageError`` (or ``ValueError``) for bad input; ``main`` prints it as one
+line and exits 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+from pqlab.queues import QUEUES
+from pqlab.scenarios import DEFAULT_DEADLINE_S, SCENARIOS
+
+USAGE_EXIT = 2
+
+
+class UsageError(Exception):
+    """Bad input from the command line; printed as one line, exit code 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, no usage dump
+        raise UsageError(f"{self.prog}: {message}")
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer > 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a number > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text!r}")
+    return value
+
+
+def name_list(option: str, allowed: Callable[[], Sequence[str]]) -> Callable[[str], list[str]]:
+    """argparse type: comma-separated names, each one of ``allowed()``."""
+
+    def parse(text: str) -> list[str]:
+        names = [n.strip() for n in text.split(",") if n.strip()]
+        known = list(allowed())
+        bad = [n for n in names if n not in known]
+        if bad or not names:
+            raise argparse.ArgumentTypeError(
+                f"unknown {option} {', '.join(map(repr, bad)) or repr(text)}; "
+                f"allowed: {', '.join(known)}")
+        return names
+
+    return parse
+
+
+def add_workload_arguments(p: argparse.ArgumentParser, tasks: int = 10_000) -> None:
+    """The options every measuring command shares."""
+    p.add_argument("--tasks", type=positive_int, default=tasks,
+                   help=f"tasks per run (default {tasks:,})")
+    p.add_argument("--producers", type=positive_int, default=5,
+                   help="producer threads/coroutines (default 5)")
+    p.add_argument("--consumers", type=positive_int, default=5,
+                   help="consumer threads/coroutines (default 5)")
+    p.add_argument("--seed", type=int, default=None, help="workload seed (default: random, "
+                   "reported with each result)")
+    p.add_argument("--deadline", type=positive_float, default=DEFAULT_DEADLINE_S,
+                   help=f"seconds without progress before a run is ended with an error "
+                        f"(default {DEFAULT_DEADLINE_S:g})")
+    p.add_argument("--no-yield", dest="producer_yield", action="store_false",
+                   help="producers do not yield after each put (less overlap)")
+
+
+def _add_run(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--queues", type=name_list("queue", lambda: list(QUEUES)), default=None,
+                   help=f"comma-separated queues (default: all): {', '.join(QUEUES)}")
+    p.add_argument("--scenarios", type=name_list("scenario", lambda: list(SCENARIOS)),
+                   default=None,
+                   help=f"comma-separated scenarios (default: all): {', '.join(SCENARIOS)}")
+    add_workload_arguments(p)
+    p.add_argument("--repeat", type=positive_int, default=1, help="repetitions per pair")
+    p.add_argument("--format", choices=("text", "json", "csv"), default="text",
+                   help="output format (default text)")
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from pqlab.report import run_command
+
+    return run_command(args)
+
+
+def _add_poc(p: argparse.ArgumentParser) -> None:
+    add_workload_arguments(p)
+
+
+def _cmd_poc(args: argparse.Namespace) -> int:
+    from pqlab.report import poc_command
+
+    return poc_command(args)
+
+
+def _add_queues(p: argparse.ArgumentParser) -> None:
+    pass
+
+
+def _cmd_queues(args: argparse.Namespace) -> int:
+    from pqlab.report import queues_lines
+
+    print("\n".join(queues_lines()))
+    return 0
+
+
+def _add_bench(p: argparse.ArgumentParser) -> None:
+    from pqlab.bench import COMPARISONS, DEFAULT_REPEATS
+
+    groups = sorted({c.group for c in COMPARISONS})
+    p.add_argument("--tasks", type=positive_int, default=10_000, help="tasks (default 10,000)")
+    p.add_argument("--repeat", type=positive_int, default=DEFAULT_REPEATS,
+                   help=f"interleaved repetitions (default {DEFAULT_REPEATS})")
+    p.add_argument("--seed", type=int, default=1, help="workload seed (default 1)")
+    p.add_argument("--group", type=name_list("group", lambda: groups), default=None,
+                   help=f"only these comparison groups: {', '.join(groups)}")
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from pqlab.bench import run_bench
+
+    results = run_bench(args.tasks, args.repeat, args.seed, args.group)
+    return 0 if all(r.met for r in results) else 1
+
+
+Command = tuple[str, Callable[[argparse.ArgumentParser], None],
+                Callable[[argparse.Namespace], int]]
+
+COMMANDS: dict[str, Command] = {
+    "poc": ("the POC's console report, every number measured in this run", _add_poc, _cmd_poc),
+    "run": ("run queues through scenarios; text, JSON or CSV", _add_run, _cmd_run),
+    "bench": ("speed claims as ratios measured side by side in one run", _add_bench,
+              _cmd_bench),
+    "queues": ("list the registered queues, their capabilities and scenarios", _add_queues,
+               _cmd_queues),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="pqlab", description="A benchmark lab for priority queues.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for name, (help_text, add_arguments, _) in COMMANDS.items():
+        add_arguments(sub.add_parser(name, help=help_text, description=help_text))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        if args.command is None:
+            parser.print_help()
+            return USAGE_EXIT
+        return COMMANDS[args.command][2](args)
+    except UsageError as exc:
+        print(f"pqlab: error: {exc}" if not str(exc).startswith("pqlab") else f"{exc}",
+              file=sys.stderr)
+        return USAGE_EXIT
+    except KeyboardInterrupt:
+        print("pqlab: interrupted", file=sys.stderr)
+        return 130
