@@ -111,10 +111,10 @@ def run(
     mem = measure_queue_memory(spec, workload) if memory else Memory(math.nan, 0)
     verdicts = [verify(r) for r in records]
     main = records[-1]
-    extra = {}
+    extra = {k: v for r in records for k, v in r.extra.items()}
     if len(records) > 1:
-        extra = {f"violations_{r.label}": v.violations
-                 for r, v in zip(records, verdicts, strict=True)}
+        extra.update({f"violations_{r.label}": v.violations
+                      for r, v in zip(records, verdicts, strict=True)})
     messages = [m for r in records for m in r.errors] + untimed.errors
     return RunResult(
         queue=queue, scenario=scenario, tasks=tasks, producers=w.producers,

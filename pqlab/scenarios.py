@@ -21,6 +21,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -53,6 +54,8 @@ class Records:
     a lost one not at all): ``get_task`` (task position), ``get_start``,
     ``get_end``, ``consumer``. ``concurrent`` says whether puts and gets ran
     in parallel workers (so the concurrent ordering rule applies).
+    ``extra`` holds scenario-specific scalars for the summary row, ``series``
+    scenario-specific arrays.
     """
 
     priority: np.ndarray
@@ -68,6 +71,10 @@ class Records:
     wall_ns: int
     errors: list[str] = field(default_factory=list)
     label: str = ""
+    # Scenario-specific scalars (copied into the run's summary row) and arrays
+    # (per task or over time, e.g. intended arrival times or event-loop lag).
+    extra: dict[str, Any] = field(default_factory=dict)
+    series: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def tasks(self) -> int:
