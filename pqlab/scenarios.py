@@ -439,6 +439,7 @@ class Scenario:
     untimed: Callable[[QueueSpec, list[Task], Workers], UntimedPass]
     workload: Callable[[int, int | None], list[Task]] = make_workload
     uses_workers: bool = True
+    in_poc: bool = True  # part of the POC report (long or server-bound scenarios opt out)
 
 
 def _timed(pass_fn: PassFn, concurrent: bool, label: str):
