@@ -329,24 +329,35 @@ def csv_text(records: list[dict]) -> str:
     return buf.getvalue()
 
 
+def _check_selection(args, pairs: list[tuple[str, str]]) -> None:
+    """A named queue with no named scenario it can do (or the reverse) is a usage error."""
+    from pqlab.cli import UsageError
+    from pqlab.runner import resolve
+
+    for q in args.queues or []:
+        if not any(pq == q for pq, _ in pairs):
+            scenario = (args.scenarios or list(SCENARIOS))[0]
+            try:
+                resolve(q, scenario)
+            except ValueError as exc:
+                raise UsageError(f"pqlab run: {exc}") from None
+    for s in args.scenarios or []:
+        if not any(ps == s for _, ps in pairs):
+            try:
+                resolve((args.queues or list(QUEUES))[0], s)
+            except ValueError as exc:
+                raise UsageError(f"pqlab run: {exc}") from None
+    wanted = {(q, s) for q in args.queues or [] for s in args.scenarios or []}
+    for q, s in sorted(wanted - set(pairs)):
+        print(f"skipping {q} [{s}]: {SCENARIOS[s].requirement} needed", file=sys.stderr)
+
+
 def run_command(args) -> int:
     """``python -m pqlab run``: the chosen pairs, repeated, in the chosen format."""
-    from pqlab.cli import UsageError
-
     queues = args.queues or list(QUEUES)
     scenarios = args.scenarios or list(SCENARIOS)
     pairs = supported_pairs(queues, scenarios)
-    if args.queues and args.scenarios:
-        from pqlab.runner import resolve
-
-        for q in queues:
-            for s in scenarios:
-                try:
-                    resolve(q, s)
-                except ValueError as exc:
-                    raise UsageError(f"pqlab run: {exc}") from None
-    if not pairs:
-        raise UsageError("pqlab run: no queue in --queues supports a scenario in --scenarios")
+    _check_selection(args, pairs)
     results = []
     total = len(pairs) * args.repeat
     for i, (queue, scen) in enumerate((p for p in pairs for _ in range(args.repeat)), 1):
