@@ -110,12 +110,12 @@ def _note(line: str) -> None:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from pqlab.report import run_command
-
     try:
         args.queues = prepare_queues(args.queues, args.redis_url, _note)
     except RedisUnavailable as exc:
         raise UsageError(str(exc)) from None
+    from pqlab.report import run_command
+
     return run_command(args)
 
 
