@@ -80,9 +80,9 @@ def add_workload_arguments(p: argparse.ArgumentParser, tasks: int = 10_000) -> N
     p.add_argument("--tasks", type=positive_int, default=tasks,
                    help=f"tasks per run (default {tasks:,})")
     p.add_argument("--producers", type=positive_int, default=5,
-                   help="producer threads/coroutines (default 5)")
+                   help="producer threads, coroutines or processes (default 5)")
     p.add_argument("--consumers", type=positive_int, default=5,
-                   help="consumer threads/coroutines (default 5)")
+                   help="consumer threads, coroutines or processes (default 5)")
     p.add_argument("--seed", type=int, default=None, help="workload seed (default: random, "
                    "reported with each result)")
     p.add_argument("--deadline", type=positive_float, default=DEFAULT_DEADLINE_S,

@@ -326,7 +326,8 @@ class RedisPriorityQueue:
 
         pqlab's consumers do no work after taking a task, so they acknowledge at
         once; with ``count`` > 1 a whole batch is claimed and acknowledged in two
-        round trips and handed out from this thread's buffer.
+        round trips and handed out from this thread's buffer. Stop sentinels are
+        never buffered (each is meant for another consumer): they are put back.
         """
         buffered = getattr(self._local, "buffer", None)
         if buffered:
@@ -335,8 +336,11 @@ class RedisPriorityQueue:
             claims = self.claim()
             if claims:
                 self.ack(*claims)
-                if len(claims) > 1:
-                    self._local.buffer = deque(c.task for c in claims[1:])
+                rest = [c.task for c in claims[1:]]
+                for task in rest:
+                    if task.payload is STOP:
+                        self.put(task)
+                self._local.buffer = deque(t for t in rest if t.payload is not STOP)
                 return claims[0].task
             self.wait(self.block_s)
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import multiprocessing
 import os
 import time
+from dataclasses import replace
+from functools import partial
 
 import pytest
 from redis_helpers import private_server
@@ -12,10 +14,12 @@ from redis_helpers import private_server
 import pqlab
 from pqlab.mpqueue import make_queue
 from pqlab.processes import sweep_process_counts
-from pqlab.queues import QueueSpec
+from pqlab.queues import QUEUES, QueueSpec
+from pqlab.redisqueue import make_queue as redis_queue
 from pqlab.runner import supported_pairs
 from pqlab.scenarios import SCENARIOS, Workers
 from pqlab.task import make_workload
+from pqlab.verify import verify
 
 
 class LossyQueue:
@@ -78,6 +82,17 @@ def test_redis_run_is_correct(monkeypatch):
         monkeypatch.setenv("PQLAB_REDIS_URL", server.url)
         r = pqlab.run("redis", "processes", tasks=300, producers=2, consumers=2, seed=3)
         assert r.ok, r.error_messages
+    finally:
+        server.stop()
+
+
+def test_redis_batches_leave_stop_sentinels_to_others():
+    server = private_server()
+    try:
+        spec = replace(QUEUES["redis"], factory=partial(redis_queue, count=8, url=server.url))
+        rec = SCENARIOS["processes"].timed(spec, make_workload(200, seed=6), Workers(1, 3))[0]
+        verdict = verify(rec)
+        assert not rec.errors and (verdict.lost, verdict.duplicated) == (0, 0), rec.errors
     finally:
         server.stop()
 
