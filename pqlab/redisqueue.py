@@ -23,7 +23,10 @@ keeps a queue, and so every script, on one slot:
 - ``body`` (id -> task), ``lease`` (id -> token), ``origin`` (id -> ready
   score, for the way back), ``deliveries`` (id -> claims so far): hashes;
 - ``dead``: sorted set, id -> time it was dead-lettered;
-- ``wake``: the marker a blocked consumer waits on with ``BZPOPMIN``.
+- ``wake``: the marker a blocked consumer waits on with ``BZPOPMIN``. An
+  enqueue sets it; a claim that leaves tasks behind sets it again, so the
+  wake-up passes on to the next blocked consumer. It is state, not a signal:
+  set before a consumer blocks, it still wakes that consumer.
 
 Enqueue, claim, acknowledge and reap are each one Lua script, run atomically
 by ``EVALSHA`` (one round trip; after a server restart flushed the script
@@ -32,16 +35,22 @@ expired leases first, so no separate reaper process is needed; ``reap()``
 runs the same step on its own. A task whose lease ran out after
 ``max_deliveries`` claims goes to the dead-letter set instead of back.
 
-Tasks are stored as JSON arrays of their fields, about 90 bytes for pqlab's
-tasks. JSON rather than pickle: loading a pickle from a shared server runs
-whatever code whoever can write to that server put there, and JSON is
-readable with ``redis-cli`` and by workers in any language. It costs about
-2 µs per task against ~1 µs for pickle, under 3 % of one round trip
-(~70 µs on loopback). Payloads must be JSON values (tuples come back as lists).
+Tasks are stored as JSON arrays of their fields: 62 bytes for a pqlab task
+(a pickled ``Task`` is 156). JSON rather than pickle: loading a pickle from a
+shared server runs whatever code anyone who can write to that server put
+there, and JSON is readable with ``redis-cli`` and by workers in any
+language. Encoding plus decoding costs ~5.5 µs here against ~4.2 µs for
+pickle: small beside one script call (a bare loopback round trip is ~25 µs;
+a write with ``appendfsync always`` ~250 µs). Payloads must be JSON values
+(tuples come back as lists).
 
 Clients: one connection per thread, made on first use in that thread; a
 queue object pickles as its URL and name, so each process that unpickles it
-opens its own connections.
+opens its own connections. Commands go straight to redis-py's ``Connection``
+(pack, send, read): redis-py's ``Redis.evalsha`` adds pooling, retry and
+telemetry layers that cost 40 % of the script-call rate here (12,000
+against 19,900 calls/s, enqueue script, fsync off, interleaved), and this
+module does its own reconnecting.
 """
 
 from __future__ import annotations
