@@ -208,4 +208,4 @@ register_scenario(Scenario(
     REQUIREMENT, _can_mix, _timed(False), _untimed(False)))
 register_scenario(Scenario(
     "mixed-reverse", "P producer threads, C consumer coroutines on an event loop; event-loop lag",
-    REQUIREMENT, _can_mix, _timed(True), _untimed(True)))
+    REQUIREMENT, _can_mix, _timed(True), _untimed(True), in_poc=False))
