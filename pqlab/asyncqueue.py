@@ -31,10 +31,12 @@ async def wait_on(waiters: Waiters) -> bool:
     """
     waiter = FutureWaiter()
     waiters.waiting.append(waiter)
+    released = False
     try:
         await waiter
+        released = True
     finally:
-        notified = waiters.settle(waiter)
+        notified = waiters.settle(waiter, released)
     return notified
 
 

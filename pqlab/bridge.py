@@ -64,11 +64,13 @@ class BridgeQueue(SyncQueue):
         waiter = LoopWaiter()
         waiters.waiting.append(waiter)
         self.mutex.release()
+        released = False
         try:
             await waiter
+            released = True
         finally:
             self.mutex.acquire()  # held by a thread for a few bytecodes at most
-            waiters.settle(waiter)
+            waiters.settle(waiter, released)
 
     # -- the async face ----------------------------------------------------------
 

@@ -64,7 +64,8 @@ class BucketStorage:
             raise ValueError("a bucket queue needs at least one priority level")
         self._buckets: tuple[deque, ...] = tuple(deque() for _ in self.levels)
         # priority -> that bucket's bound append: one dict lookup per put.
-        self._appenders = {level: b.append for level, b in zip(self.levels, self._buckets)}
+        self._appenders = {level: b.append
+                           for level, b in zip(self.levels, self._buckets, strict=True)}
 
     def _qsize(self) -> int:
         return sum(map(len, self._buckets))

@@ -9,8 +9,9 @@ next) if items remain, instead of waking one per item (see ``SyncQueue``).
 
 A waiter is anything whose ``release()`` wakes it: a locked ``threading.Lock``
 for a thread, an asyncio future for a coroutine (``FutureWaiter``; the
-bridge's waiters also hop to their own loop, and return False if it closed). Every method runs with the
-mutex held (on an asyncio-only queue: on its event loop).
+bridge's waiters also hop to their own loop, and return False if it closed).
+Every method runs with the mutex held (on an asyncio-only queue: on its
+event loop).
 """
 
 from __future__ import annotations
@@ -55,20 +56,23 @@ class Waiters:
         lock.acquire()
         self.waiting.append(lock)
         self.mutex.release()
+        released = False
         try:
-            lock.acquire(True, -1 if timeout is None else timeout)
+            released = lock.acquire(True, -1 if timeout is None else timeout)
         finally:
             self.mutex.acquire()
-            notified = self.settle(lock)
+            notified = self.settle(lock, released)
         return notified
 
-    def settle(self, waiter: Waiter) -> bool:
-        """Back after waiting: forget ``waiter``; True if a notify took it off the list."""
-        try:
-            self.waiting.remove(waiter)
-        except ValueError:
+    def settle(self, waiter: Waiter, released: bool = False) -> bool:
+        """Back after waiting: forget ``waiter``; True if a notify took it off the list.
+
+        ``released``: the waiter saw its release (only a notify releases it).
+        """
+        if released or waiter not in self.waiting:
             self.woken -= 1
             return True
+        self.waiting.remove(waiter)
         return False
 
     def notify(self) -> None:
