@@ -81,13 +81,13 @@ class AsyncQueue:
         Raises ``QueueShutDown`` after ``shutdown()``, ``ValueError`` for an item
         the storage refuses.
         """
+        # put_nowait's steps written out, not called: 35 ns of 230 per put saved here.
         if self._is_shutdown:
             raise QueueShutDown
         if self.maxsize > 0 and self._qsize() >= self.maxsize:
             await self._put_when_room(item)
         else:
             self._put(item)
-        # put_nowait's lines, inlined: a call less saves 35 ns of 230 per put here.
         if not self._unfinished_tasks:
             self._finished.clear()
         self._unfinished_tasks += 1

@@ -141,7 +141,7 @@ COMPARISONS: list[Comparison] = [
     _versus("bucket", "ThreadSafeBucketQueue", "queue.PriorityQueue", "in `threads` 5/5",
             _in("threads", W55), 3.0),
     _versus("bucket", "ThreadSafeBucketQueue", "queue.PriorityQueue",
-            "in `threads` 5/5 --no-yield", _in("threads", W55_NO_YIELD), 3.0),
+            "in `threads` --no-yield", _in("threads", W55_NO_YIELD), 3.0),
     _versus("async", "AsyncBucketQueue", "asyncio.PriorityQueue", "in `single`",
             _in("single"), 4.0),
     _versus("async", "AsyncBucketQueue", "asyncio.PriorityQueue", "in `async` 5/5",
@@ -200,7 +200,8 @@ def run_bench(tasks: int, repeats: int, seed: int, groups: list[str] | None = No
     """Measure every comparison (or those of ``groups``), printing one line each."""
     workload = make_workload(tasks, seed)
     out(f"pqlab bench: {tasks:,} tasks, seed {seed}, {repeats} interleaved repetitions; "
-        "ratio = peer time / subject time, median (min-max)")
+        "ratio = peer cost / subject cost (time, bytes or lag: above 1 the subject is "
+        "better), median (min-max)")
     results, group = [], None
     for comparison in COMPARISONS:
         if groups and comparison.group not in groups:

@@ -47,9 +47,15 @@ class SyncQueue:
     ``_init`` (``levels=`` for buckets). Every public method takes ``mutex``;
     the storage hooks run with it held.
 
-    The hot path is ``mutex.acquire()`` / ``try`` / ``finally: mutex.release()``
-    rather than ``with mutex``: measured here, 220 ns against 310 ns per put
-    (``with`` looks up and calls ``__enter__``/``__exit__``).
+    Two measured choices (this 2-core box, under load from other jobs):
+
+    - The hot path is ``mutex.acquire()`` / ``try`` / ``finally: mutex.release()``
+      rather than ``with mutex``: 220 ns against 310 ns per put (``with`` looks
+      up and calls ``__enter__``/``__exit__``).
+    - A put wakes a waiting getter only if no woken getter is already on its
+      way; the woken one wakes the next if items remain (``Waiters.pass_on``).
+      In ``threads`` 5/5 at 10,000 tasks: 4,200 waits and 233 ms, against
+      9,300 waits and 373 ms when every put wakes a getter (medians of 7).
     """
 
     def __init__(self, maxsize: int = 0, **storage_options: Any) -> None:
@@ -227,8 +233,7 @@ class BucketQueue(BucketStorage):
     ``put`` is the storage's ``_put`` itself, so a put costs one call.
     """
 
-    def __init__(self, maxsize: int = 0, **storage_options: Iterable[int]) -> None:
-        self.maxsize = maxsize  # accepted for the queue.Queue signature; never full
+    def __init__(self, **storage_options: Iterable[int]) -> None:
         self._init(**storage_options)
         self.put = self.put_nowait = self._put
 
