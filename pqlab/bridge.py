@@ -32,10 +32,11 @@ class LoopWaiter(FutureWaiter):
         loop = self.get_loop()
         if _running_loop() is loop:
             super().release()
-        elif loop.is_closed():
-            return False  # its loop is gone: nobody to wake (Waiters.notify skips it)
-        else:
+            return True
+        try:
             loop.call_soon_threadsafe(super().release)
+        except RuntimeError:  # its loop is closed: nobody to wake (Waiters.notify skips it)
+            return False
         return True
 
 
