@@ -44,6 +44,11 @@ KNOWN_FAILURES = {
         "janus waits on asyncio.Condition, which before Python 3.13 loses a notify "
         "taken by a task cancelled as it was woken (CPython gh-112202): the reader "
         "already waiting is never woken, though the task is in the queue"),
+    ("fifty-threads", "redis"): (
+        True,
+        "pqlab.redisqueue opens one connection per thread from a redis-py ConnectionPool, "
+        "which allows 100 connections in a pool's lifetime (max_connections): the 101st "
+        "thread to use one queue fails with MaxConnectionsError"),
 }
 
 
@@ -67,10 +72,12 @@ def stop_task() -> Task:
 
 
 def takes(fn, parameter: str) -> bool:
+    """Whether ``fn`` takes ``parameter`` by name (or any keyword, as a proxy forwarding it)."""
     try:
-        return parameter in inspect.signature(fn).parameters
+        params = inspect.signature(fn).parameters
     except (TypeError, ValueError):
         return False
+    return parameter in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
 
 
 def is_shutdown(exc: BaseException) -> bool:
@@ -165,7 +172,7 @@ def machine_for(name: str) -> type[RuleBasedStateMachine]:
                     where.get()
                 return
             expected = min(self.model, key=lambda t: (t.priority, t.seq))
-            assert where.get() is expected
+            assert where.get() == expected  # a process-safe queue gives back a copy
             self.model.remove(expected)
 
         @invariant()
@@ -198,11 +205,14 @@ def test_equal_priorities_with_dict_payloads_never_compare(name, face):
     where.close()
 
 
+class Payload:
+    """A payload that can be weakly referenced."""
+
+
 @pytest.mark.parametrize("name, face", ANY_FACE)
 def test_a_task_is_released_after_get(name, face):
-    class Payload:
-        pass
-
+    if QUEUES[name].process_safe:
+        pytest.skip(f"{name} holds serialized copies, never the caller's objects")
     where = access(name, face)
     payload = Payload()
     alive = weakref.ref(payload)
@@ -219,7 +229,7 @@ def test_a_task_is_released_after_get(name, face):
 # -- many threads --------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", THREAD_SAFE)
+@pytest.mark.parametrize("name", params("fifty-threads", THREAD_SAFE))
 def test_fifty_producers_fifty_consumers_lose_and_duplicate_nothing(name):
     spec = QUEUES[name]
     face = sync_face(spec, spec.factory())
@@ -271,7 +281,7 @@ def test_get_timeout_raises_empty_in_time_and_rejects_a_negative_one(name):
     spec = QUEUES[name]
     face = sync_face(spec, spec.factory())
     if not takes(face.get, "timeout"):
-        pytest.skip(f"{name}: get() takes no timeout (it never blocks)")
+        pytest.skip(f"{name}: get() takes no timeout")
     start = time.monotonic()
     with pytest.raises(queue.Empty):
         face.get(timeout=0.05)
@@ -478,13 +488,16 @@ def test_cancelled_waiters_are_not_kept(name):
     async def main() -> float:
         face = async_face(QUEUES[name], QUEUES[name].factory())
         await churn(face, 100)
-        gc.collect()
         tracemalloc.start()
         try:
-            before = tracemalloc.get_traced_memory()[0]
-            await churn(face, 1000)
-            gc.collect()
-            return (tracemalloc.get_traced_memory()[0] - before) / 1000
+            growth = []
+            for _ in range(3):  # the least of three: other threads allocate too
+                gc.collect()
+                before = tracemalloc.get_traced_memory()[0]
+                await churn(face, 500)
+                gc.collect()
+                growth.append((tracemalloc.get_traced_memory()[0] - before) / 500)
+            return min(growth)
         finally:
             tracemalloc.stop()
 
