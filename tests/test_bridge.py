@@ -6,7 +6,7 @@ import time
 import pytest
 
 from pqlab.asyncqueue import QueueShutDown
-from pqlab.bridge import BridgeBucketQueue
+from pqlab.bridge import HANDOFF_PUTS, BridgeBucketQueue
 from pqlab.libqueues import CulsansPriorityQueue, JanusPriorityQueue
 from pqlab.syncqueue import ShutDown
 from pqlab.task import Priority, Task, make_workload, next_seq
@@ -192,3 +192,30 @@ def test_library_bridges_hold_priority_order_entries(cls):
     for t in tasks:
         q.sync_q.put(t)
     assert [q.sync_q.get() for _ in tasks] == sorted(tasks)
+
+
+def test_the_loop_hands_a_starving_getter_thread_the_gil():
+    """Puts that never suspend would keep the GIL from a woken thread for 5 ms."""
+    q = BridgeBucketQueue()
+    done_putting = threading.Event()
+    taken_while_putting = []
+
+    def consume() -> None:
+        while (t := q.sync_q.get(timeout=5)).model_id:
+            if not done_putting.is_set():
+                taken_while_putting.append(t)
+
+    thread = threading.Thread(target=consume)
+    thread.start()
+    time.sleep(0.05)  # it waits
+
+    async def produce() -> None:
+        for _ in range(10 * HANDOFF_PUTS):
+            await q.async_q.put(task())  # never suspends
+        done_putting.set()
+        await q.async_q.put(Task(Priority.LOW, next_seq(), 0.0, "stop", "", None))
+
+    asyncio.run(produce())
+    thread.join(5)
+    assert len(taken_while_putting) >= HANDOFF_PUTS
+    assert q.not_empty.threads_woken == 0 and q._gate is None
