@@ -148,8 +148,8 @@ def _versus(group: str, subject: str, peer: str, how: str, cost, target: float,
 
 
 W55 = Workers(5, 5)
-# Producers that never yield: then the time is the queue's, not time.sleep(0)'s
-# (about 70 µs per call here, which bounds `threads` 5/5 at about 150 ms).
+# Producers that never yield: then the time is the queue's, not the yield's
+# (each yield hands the GIL to another thread: a context switch per put).
 W55_NO_YIELD = Workers(5, 5, producer_yield=False)
 
 
