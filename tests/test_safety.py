@@ -44,11 +44,6 @@ KNOWN_FAILURES = {
         "janus waits on asyncio.Condition, which before Python 3.13 loses a notify "
         "taken by a task cancelled as it was woken (CPython gh-112202): the reader "
         "already waiting is never woken, though the task is in the queue"),
-    ("fifty-threads", "redis"): (
-        True,
-        "pqlab.redisqueue opens one connection per thread from a redis-py ConnectionPool, "
-        "which allows 100 connections in a pool's lifetime (max_connections): the 101st "
-        "thread to use one queue fails with MaxConnectionsError"),
 }
 
 
