@@ -49,6 +49,14 @@ def positive_float(text: str) -> float:
     return value
 
 
+def int_list(text: str) -> list[int]:
+    """argparse type: comma-separated positive integers."""
+    parts = [part for part in text.split(",") if part.strip()]
+    if not parts:
+        raise argparse.ArgumentTypeError(f"must be comma-separated positive integers, got {text!r}")
+    return [positive_int(part) for part in parts]
+
+
 def name_list(option: str, allowed: Callable[[], Sequence[str]]) -> Callable[[str], list[str]]:
     """argparse type: comma-separated names, each one of ``allowed()``."""
 
@@ -140,19 +148,6 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return 0 if all(r.met for r in results) else 1
 
 
-def positive_int_list(text: str) -> list[int]:
-    """argparse type: comma-separated integers > 0 (``1000,10000``; ``_`` allowed)."""
-    try:
-        values = [int(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"must be comma-separated positive integers, got {text!r}") from None
-    if not values or any(v <= 0 for v in values):
-        raise argparse.ArgumentTypeError(
-            f"must be comma-separated positive integers, got {text!r}")
-    return values
-
-
 def _add_output(p: argparse.ArgumentParser) -> None:
     p.add_argument("--output", metavar="DIR", default=None,
                    help="put data/, figures/ and docs/adr/ under DIR (default: the repository)")
@@ -162,13 +157,14 @@ def _add_sweep(p: argparse.ArgumentParser) -> None:
     from pqlab import config
 
     p.add_argument("--queues", type=name_list("queue", lambda: list(QUEUES)), default=None,
-                   help=f"comma-separated queues (default: all): {', '.join(QUEUES)}")
+                   help=f"comma-separated queues (default: the in-process ones): "
+                        f"{', '.join(QUEUES)}")
     p.add_argument("--scenarios", type=name_list("scenario", lambda: list(SCENARIOS)),
                    default=None,
                    help=f"comma-separated scenarios (default: all): {', '.join(SCENARIOS)}")
-    p.add_argument("--tasks", type=positive_int_list, default=list(config.SWEEP_TASK_COUNTS),
+    p.add_argument("--tasks", type=int_list, default=list(config.SWEEP_TASK_COUNTS),
                    help="comma-separated task counts (default %(default)s)")
-    p.add_argument("--workers", type=positive_int_list, default=list(config.SWEEP_WORKER_COUNTS),
+    p.add_argument("--workers", type=int_list, default=list(config.SWEEP_WORKER_COUNTS),
                    help="comma-separated producer = consumer counts (default %(default)s)")
     p.add_argument("--repeat", type=positive_int, default=config.SWEEP_REPETITIONS,
                    help="repetitions per cell (default %(default)s)")

@@ -90,7 +90,20 @@ def _names(name: str, value: Any, known: Sequence[str], kind: str) -> list[str]:
     return list(dict.fromkeys(value))
 
 
+def in_process_queues() -> list[str]:
+    """Registered queues that live in the measuring process (not behind a server or manager).
+
+    What ``"all"`` means, as in the POC report: a process-backed queue costs a
+    round trip per operation and may need a server, so it is measured where
+    processes are the point (scenario ``processes``) or when named explicitly.
+    """
+    return [name for name, spec in QUEUES.items() if not spec.process_safe]
+
+
 def queue_names(name: str, value: Any) -> list[str]:
+    """``"all"`` (the in-process queues) or a list of registered queue names."""
+    if value == "all":
+        return in_process_queues()
     return _names(name, value, list(QUEUES), "queue")
 
 
@@ -135,14 +148,15 @@ def check(name: str, value: Any) -> Any:
 def validate(*, for_scenarios: Sequence[str] | None = None, **values: Any) -> SimpleNamespace:
     """Check every ``NAME=value``; return the checked values as attributes.
 
-    ``QUEUES``/``SCENARIOS`` of ``"all"`` become the registered names. With
+    ``QUEUES`` of ``"all"`` becomes the in-process queues (``in_process_queues``),
+    ``SCENARIOS`` of ``"all"`` every registered scenario. With
     ``for_scenarios``, ``QUEUES`` keeps only queues that can run one of them
     (``"all"``) or must all be able to (an explicit list).
     """
     checked = {name: check(name, value) for name, value in values.items()}
     scenarios = checked.get("SCENARIOS", for_scenarios)
     if "QUEUES" in checked and scenarios:
-        fitting = {q for q, _ in supported_pairs(None, list(scenarios))}
+        fitting = {q for q, _ in supported_pairs(list(QUEUES), list(scenarios))}
         if values["QUEUES"] == "all":
             checked["QUEUES"] = [q for q in checked["QUEUES"] if q in fitting]
         unfit = [q for q in checked["QUEUES"] if q not in fitting]

@@ -68,7 +68,11 @@ class Unit:
 
 @dataclass(frozen=True)
 class Grid:
-    """What to measure. ``None`` for queues or scenarios means every registered one.
+    """What to measure: queues × scenarios × task counts × worker counts × repetitions.
+
+    ``queues=None`` means every in-process queue (``params.in_process_queues``;
+    process-backed queues are measured when named), ``scenarios=None`` every
+    registered scenario.
 
     Worker counts set producers = consumers; scenarios without workers run once
     per task count. Repetition ``r`` uses workload seed ``seed + r`` (the same
@@ -96,12 +100,12 @@ class Grid:
         params.positive_int("repetitions", self.repetitions)
         params.non_negative_int("seed", self.seed)
         if not self.pairs():
-            raise ValueError(f"empty grid: no queue of {self.queues or 'all'} can run "
-                             f"{self.scenarios or 'any scenario'}")
+            raise ValueError(f"empty grid: no queue of {self.queues or 'the in-process ones'} "
+                             f"can run {self.scenarios or 'any scenario'}")
 
     def pairs(self) -> list[tuple[str, str]]:
         """(queue, scenario) pairs that can run, in registry order."""
-        queues = list(self.queues) if self.queues is not None else None
+        queues = list(self.queues) if self.queues is not None else params.in_process_queues()
         scenarios = list(self.scenarios) if self.scenarios is not None else None
         return supported_pairs(queues, scenarios)
 
