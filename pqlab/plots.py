@@ -15,12 +15,15 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter, NullFormatter
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from pqlab import analysis, store
 from pqlab.queues import QUEUES
 
 STYLE = {"style": "whitegrid", "context": "notebook", "palette": "colorblind"}
+# Colorblind palette indices in the order queues get them: orange and vermillion
+# (1 and 3) look alike side by side, so they are kept apart.
+QUEUE_COLOR_ORDER = (0, 1, 2, 4, 3, 5, 6, 8, 9, 7)
 PNG_DPI = 120  # about 100 KB per figure, sharp enough on screen
 PANEL_INCHES = (5.2, 3.6)
 
@@ -33,10 +36,10 @@ def use_style() -> None:
 def queue_colors(names=None) -> dict[str, tuple]:
     """A fixed color per queue, in registry order, so a queue looks the same everywhere."""
     names = list(QUEUES) + [n for n in (names or []) if n not in QUEUES]
-    palette = sns.color_palette(STYLE["palette"], max(10, len(names)))
-    if len(names) > 10:
-        palette = sns.color_palette("tab20", len(names))
-    return dict(zip(names, palette, strict=False))
+    if len(names) > len(QUEUE_COLOR_ORDER):
+        return dict(zip(names, sns.color_palette("husl", len(names)), strict=True))
+    palette = sns.color_palette(STYLE["palette"], 10)
+    return {name: palette[i] for name, i in zip(names, QUEUE_COLOR_ORDER, strict=False)}
 
 
 def _figure(panels: int = 1, cols: int | None = None, sharey: bool = False):
@@ -72,21 +75,40 @@ def _tasks_axis(ax, values) -> None:
 
 
 def _log(ax, axis: str = "y") -> None:
-    """Log axis labelled with plain numbers (1, 10, 100, 1,000), no minor labels."""
+    """Log axis labelled with plain numbers (1, 10, 100, 1,000), no minor labels.
+
+    Call it after drawing: the tick steps depend on the data's range.
+    """
     target = ax.yaxis if axis == "y" else ax.xaxis
     (ax.set_yscale if axis == "y" else ax.set_xscale)("log")
+    low, high = ax.get_ylim() if axis == "y" else ax.get_xlim()
+    decades = np.log10(high / low) if low > 0 and high > low else 0.0
+    # Over a short range, 1-2-5 steps so more than one tick is labelled.
+    target.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0) if decades < 2.5
+                                        else (1.0,)))
     target.set_major_formatter(FuncFormatter(_plain))
     target.set_minor_formatter(NullFormatter())
 
 
+def _tidy_legends(fig: Figure) -> None:
+    """Small legends; panels that repeat one legend keep a single one, outside on the right."""
+    axes = [ax for ax in fig.axes if ax.get_legend() is not None]
+    labels = [[t.get_text() for t in ax.get_legend().get_texts()] for ax in axes]
+    if len(axes) > 1 and all(lab == labels[0] for lab in labels):
+        for ax in axes[:-1]:
+            ax.get_legend().remove()
+        sns.move_legend(axes[-1], "upper left", bbox_to_anchor=(1.02, 1.0))
+        axes = axes[-1:]
+    for ax in axes:
+        legend = ax.get_legend()
+        for text in legend.get_texts():
+            text.set_fontsize("x-small")
+        legend.get_title().set_fontsize("small")
+
+
 def export(fig: Figure, data: pd.DataFrame, name: str, out_dir: Path | None) -> Figure:
     """Write ``name``.svg/.png/.csv to ``out_dir`` (atomically); return the figure."""
-    for ax in fig.axes:  # one legend size everywhere, small enough not to hide lines
-        legend = ax.get_legend()
-        if legend is not None:
-            for text in legend.get_texts():
-                text.set_fontsize("x-small")
-            legend.get_title().set_fontsize("small")
+    _tidy_legends(fig)
     if out_dir is None:
         return fig
     out_dir = Path(out_dir)
@@ -134,7 +156,7 @@ def latency_ecdf(samples: pd.DataFrame, scenario: str = "single", *,
         _log(ax, "x")
         ax.set(xlabel=f"{op} latency (µs, log scale)", ylabel="fraction of operations",
                title=op)
-    fig.suptitle(f"{title}, {int(data['tasks'].max()):,} tasks (ECDF)")
+    fig.suptitle(f"{title}\n{int(data['tasks'].max()):,} tasks (ECDF)")
     return export(fig, data, name, out_dir)
 
 
@@ -161,7 +183,7 @@ def tail_vs_tasks(summary: pd.DataFrame, scenario: str = "single", *,
         _tasks_axis(ax, data["tasks"])
         _log(ax, "y")
         ax.set(xlabel="tasks (log scale)", ylabel="latency (µs, log scale)", title=op)
-    fig.suptitle(f"{title} (median of repetitions)")
+    fig.suptitle(f"{title}\n(median of repetitions)")
     return export(fig, data, name, out_dir)
 
 
@@ -170,7 +192,7 @@ def throughput_vs_workers(summary: pd.DataFrame, scenario: str, *,
     """Throughput (ops/s) against workers: median line, min–max band over repetitions."""
     df = summary[summary["scenario"] == scenario]
     name = f"throughput-vs-workers-{scenario}"
-    title = f"Throughput against producers = consumers, {scenario}"
+    title = f"Throughput against workers, {scenario}"
     if df.empty:
         return export(_no_data(title, "no runs"), df, name, out_dir)
     data = _used(analysis.cell_stats(df, "throughput_ops_s"))
@@ -191,7 +213,7 @@ def throughput_vs_workers(summary: pd.DataFrame, scenario: str, *,
         ax.set(xlabel="producers = consumers (log scale)", ylabel="throughput (ops/s)",
                title=f"{tasks:,} tasks")
         ax.legend()
-    fig.suptitle(f"{title} (median, band: min-max of repetitions)")
+    fig.suptitle(f"{title}\n(median; band: min-max of repetitions)")
     return export(fig, data, name, out_dir)
 
 
@@ -216,7 +238,7 @@ def tail_vs_workers(summary: pd.DataFrame, scenario: str, *,
         _log(ax, "y")
         ax.set(xlabel="producers = consumers (log scale)", ylabel="p99 latency (µs, log scale)",
                title=f"{op} (a blocking get includes its wait)" if op == "dequeue" else op)
-    fig.suptitle(f"{title} (median of repetitions)")
+    fig.suptitle(f"{title}\n(median of repetitions)")
     return export(fig, data, name, out_dir)
 
 
@@ -238,7 +260,7 @@ def wait_by_priority(summary: pd.DataFrame, scenario: str, *,
         _log(ax, "y")
         ax.set(xlabel="producers = consumers (log scale)",
                ylabel="p99 wait in queue (µs, log scale)", title=queue)
-    fig.suptitle(f"{title}, {int(data['tasks'].max()):,} tasks (median of repetitions)")
+    fig.suptitle(f"{title}\n{int(data['tasks'].max()):,} tasks (median of repetitions)")
     return export(fig, data, name, out_dir)
 
 
@@ -276,7 +298,7 @@ def ratios_across_machines(ratios: pd.DataFrame, *, out_dir: Path | None = None)
         ax.set(xlabel="", ylabel=f"throughput / {base} (ratio)", title=scenario)
         ax.tick_params(axis="x", labelrotation=20)
         ax.legend(title="machine")
-    fig.suptitle(f"{title} on the same machine (median over cells and repetitions)")
+    fig.suptitle(f"{title} on the same machine\n(median over cells and repetitions)")
     return export(fig, ratios, name, out_dir)
 
 
@@ -293,7 +315,7 @@ def decision_overview(table: pd.DataFrame, *, out_dir: Path | None = None) -> Fi
               analysis.MAX_LATENCY_US, "criterion: < 10 µs"))
     for ax, (col, label, line, line_label) in zip(axes, specs, strict=True):
         sns.barplot(table, x="context", y=col, hue="queue", palette=colors, ax=ax,
-                    errorbar=None)
+                    errorbar=None, hue_order=[q for q in colors if q in set(table["queue"])])
         ax.axhline(line, color="grey", linestyle="--", linewidth=1, label=line_label)
         _log(ax, "y")
         ax.set(xlabel="", ylabel=label)

@@ -13,6 +13,7 @@ there are skipped: that is how ``--resume`` finishes an interrupted sweep.
 
 from __future__ import annotations
 
+import gc
 import os
 import pickle
 import subprocess
@@ -166,9 +167,17 @@ def measure_here(spec: UnitSpec) -> tuple[dict[str, Any], dict[str, np.ndarray]]
 
     A notebook kernel runs an event loop in the main thread, and the async
     scenarios need ``asyncio.run``, which refuses to start inside a running loop.
+    The objects alive before the unit (pandas, matplotlib: ~36 ms per full
+    collection here) are frozen out of the collector meanwhile, so collections
+    during the unit cost what they cost in a fresh process.
     """
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="pqlab-unit") as pool:
-        return pool.submit(measure, spec).result()
+    gc.collect()
+    gc.freeze()
+    try:
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="pqlab-unit") as pool:
+            return pool.submit(measure, spec).result()
+    finally:
+        gc.unfreeze()
 
 
 def _frames(run_id: str, row: dict[str, Any], samples: dict[str, np.ndarray],
