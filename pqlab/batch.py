@@ -161,10 +161,12 @@ def project_kernel() -> Iterator[str]:
         spec_dir = Path(tmp) / "kernels" / config.KERNEL_NAME
         spec_dir.mkdir(parents=True)
         (spec_dir / "kernel.json").write_text(json.dumps({
-            # ERROR: the kernel's start-up warnings (plain TCP on localhost) are noise
-            # here; errors in cells reach the batch through papermill anyway.
+            # The kernel's own log is noise here: a warning at start (plain TCP on
+            # localhost) and "KeyboardInterrupt caught" at shutdown (jupyter_client
+            # sends SIGINT before every shutdown). Errors in cells reach the batch
+            # through papermill.
             "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}",
-                     "--IPKernelApp.log_level=ERROR"],
+                     "--IPKernelApp.log_level=CRITICAL"],
             "display_name": config.KERNEL_DISPLAY_NAME, "language": "python",
             "env": {"PYTHONPATH": config.package_pythonpath()}}))
         os.environ["JUPYTER_PATH"] = os.pathsep.join(p for p in (tmp, saved) if p)
