@@ -85,7 +85,7 @@ PROFILES = ("quick", "default", "full")
 PROFILE_HELP = {
     "quick": "CI and smoke checks: tiny grids, under 3 minutes",
     "default": "what `make run` uses: under 10 minutes on a 2-core machine",
-    "full": "the real study: task counts up to 1,000,000, 1-32 workers (about 30 minutes)",
+    "full": "the real study: task counts up to 1,000,000, 1-32 workers (20-30 minutes)",
 }
 # Per-cell execution timeout (s) of each profile: generous, it only catches a hang.
 TIMEOUT_S = {"quick": 300, "default": 900, "full": 3600}
