@@ -13,12 +13,14 @@ there are skipped: that is how ``--resume`` finishes an interrupted sweep.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
 import pickle
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -32,7 +34,7 @@ from pqlab import config, frames, params
 from pqlab._worker import SAMPLES_PER_RUN, UnitSpec, measure
 from pqlab.runner import supported_pairs
 from pqlab.scenarios import DEFAULT_DEADLINE_S, SCENARIOS
-from pqlab.store import Run
+from pqlab.store import TMP_MARK, Run
 
 UNIT_TIMEOUT_S = 1800.0  # a fresh process taking longer is hung (1M tasks with threads: ~2 min)
 
@@ -140,11 +142,27 @@ def _child_env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": config.package_pythonpath()}
 
 
-def measure_fresh(spec: UnitSpec, timeout_s: float = UNIT_TIMEOUT_S
+@contextlib.contextmanager
+def _result_path(scratch: Path | None) -> Iterator[Path]:
+    """Where a worker leaves its result: in ``scratch`` under a temporary name (a killed
+    sweep's leftover is removed when the run is resumed), else in a temporary directory."""
+    if scratch is None:
+        with tempfile.TemporaryDirectory(prefix="pqlab-unit-") as tmp:
+            yield Path(tmp) / "unit.pickle"
+        return
+    scratch.mkdir(parents=True, exist_ok=True)
+    path = scratch / f".unit.pickle{TMP_MARK}{os.getpid()}"
+    try:
+        yield path
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def measure_fresh(spec: UnitSpec, timeout_s: float = UNIT_TIMEOUT_S,
+                  scratch: Path | None = None
                   ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """Measure one unit in a new ``python -m pqlab._worker`` process."""
-    with tempfile.TemporaryDirectory(prefix="pqlab-unit-") as tmp:
-        out = Path(tmp) / "unit.pickle"
+    with _result_path(scratch) as out:
         cmd = [sys.executable, "-m", "pqlab._worker", spec.to_json(), str(out)]
         try:
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s,
@@ -213,7 +231,8 @@ def run_sweep(grid: Grid, run: Run | None = None, *, fresh_process: bool = True,
                             unit.consumers, unit.repetition, grid.seed + unit.repetition,
                             max_samples, deadline_s)
             if fresh_process:
-                row, task_rows = measure_fresh(spec, unit_timeout_s)
+                row, task_rows = measure_fresh(spec, unit_timeout_s,
+                                               run.cells_dir if run is not None else None)
             else:  # in one process a warm-up per cell is enough
                 row, task_rows = measure_here(replace(spec, warmup=unit.cell not in warmed))
                 warmed.add(unit.cell)
