@@ -243,6 +243,27 @@ def tail_vs_workers(summary: pd.DataFrame, scenario: str, *,
     return export(fig, data, name, out_dir)
 
 
+def loop_lag_vs_workers(summary: pd.DataFrame, scenario: str, *,
+                        out_dir: Path | None = None) -> Figure:
+    """How late the event loop's 1 ms timer fired (p99, µs) against workers."""
+    name, title = f"loop-lag-vs-workers-{scenario}", f"Event-loop lag against workers, {scenario}"
+    df = summary[summary["scenario"] == scenario]
+    if df.empty or "loop_lag_p99_us" not in df.columns:
+        return export(_no_data(title, "no runs with loop-lag probes"), df, name, out_dir)
+    data = df.groupby(["queue", "tasks", "producers"], observed=True)["loop_lag_p99_us"] \
+        .median().reset_index()
+    data = _used(data)
+    fig, [ax] = _figure(1)
+    sns.lineplot(data, x="producers", y="loop_lag_p99_us", hue="queue", style="tasks",
+                 markers=True, palette=queue_colors(_present(data, "queue")), ax=ax)
+    _workers_axis(ax, data["producers"])
+    _log(ax, "y")
+    ax.set(xlabel="producers = consumers (log scale)",
+           ylabel="p99 lag of a 1 ms timer (µs, log scale)")
+    fig.suptitle(f"{title}\n(median of repetitions; every request on the loop waits this long)")
+    return export(fig, data, name, out_dir)
+
+
 def wait_by_priority(summary: pd.DataFrame, scenario: str, *,
                      out_dir: Path | None = None) -> Figure:
     """Time waited in the queue (p99, µs) per priority against workers, one panel per queue."""
