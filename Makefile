@@ -25,7 +25,7 @@ run: setup ## the main job: the notebooks in a batch, default profile (data/, fi
 quick: setup ## the quick profile (CI, smoke check) into out/quick/
 	$(BIN)/python -m pqlab batch --profile quick --output out/quick
 
-full: setup ## the full study (20-30 min): task counts to 1,000,000, 1-32 workers
+full: setup ## the full study (30-40 min): task counts to 1,000,000, 1-32 workers
 	$(BIN)/python -m pqlab batch --profile full
 
 adr: setup ## rewrite docs/adr/0001-request-queue.md from the latest run in data/
