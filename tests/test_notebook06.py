@@ -95,3 +95,15 @@ def test_its_run_holds_both_scenarios_with_nothing_lost_and_its_figures():
                                          "throughput_ops_s")
     assert sorted(behind["median"].round(3)) == sorted(expected["median"].round(3))
     assert set(behind["series"]) >= {"redis (processes)", "multiprocessing (processes)"}
+
+
+def test_the_adr_says_what_crossing_processes_costs_from_the_run():
+    require_redis_server()
+    out, result, _ = tiny_batch()
+    text = (out / "docs" / "adr" / config.ADR_FILENAME).read_text()
+    line = next(x for x in text.splitlines() if x.startswith("- Across processes"))
+    summary = store.Run.open(out / "data", result.run.run_id).summary()
+    cell = summary[summary["scenario"] == "processes"]
+    for queue, part in cell.groupby("queue", observed=True):
+        assert f"`{queue}` {part['throughput_ops_s'].median():,.0f} ops/s" in line
+    assert f"0 violations, lost or duplicated tasks or errors in {len(cell)} runs" in line
