@@ -29,6 +29,7 @@ from pqlab.scenarios import SCENARIOS
 DEFAULT_REFERENCE_TASKS = config.REFERENCE_TASKS
 DEFAULT_REFERENCE_WORKERS = config.REFERENCE_WORKERS
 CORRECTNESS_SCENARIO = "ordering"
+PROCESS_SCENARIO = "processes"  # beyond one process: a consequence line, not a context
 
 
 @dataclass(frozen=True)
@@ -124,6 +125,47 @@ def decide(summary: pd.DataFrame, reference_tasks: int = DEFAULT_REFERENCE_TASKS
     return decisions
 
 
+def across_processes(summary: pd.DataFrame, reference_tasks: int = DEFAULT_REFERENCE_TASKS,
+                     reference_workers: int = DEFAULT_REFERENCE_WORKERS) -> pd.DataFrame:
+    """Scenario ``processes`` (notebook 06) at its reference cell, one row per queue: median
+    throughput there, and violations + lost + duplicated + errors summed over all its runs."""
+    df = summary[summary["scenario"] == PROCESS_SCENARIO]
+    if df.empty:
+        return pd.DataFrame()
+    tasks, workers = analysis.reference_cell(summary, PROCESS_SCENARIO, reference_tasks,
+                                             reference_workers)
+    cell = df[(df["tasks"] == tasks) & (df["producers"] == workers)]
+    problems = df.groupby("queue", observed=True)[
+        ["violations", "lost", "duplicated", "errors"]].sum().sum(axis=1)
+    table = pd.DataFrame({
+        "throughput_median": cell.groupby("queue", observed=True)["throughput_ops_s"].median(),
+        "problems": problems, "runs": df.groupby("queue", observed=True).size(),
+    }).dropna(subset=["throughput_median"]).reset_index()
+    table.insert(1, "tasks", tasks)
+    table.insert(2, "workers", workers)
+    table["queue"] = table["queue"].astype(str)
+    return table.sort_values("throughput_median", ascending=False, ignore_index=True)
+
+
+def _processes_line(table: pd.DataFrame) -> list[str]:
+    """The consequence for work that crosses processes, if the run measured it."""
+    if table.empty:
+        return []
+    first = table.iloc[0]
+    rates = ", ".join(f"`{r['queue']}` {r['throughput_median']:,.0f} ops/s"
+                      for _, r in table.iterrows())
+    best = first["throughput_median"]
+    criterion = (f"{analysis.MIN_THROUGHPUT_OPS_S / best:.0f}x below the throughput "
+                 "criterion at best" if best <= analysis.MIN_THROUGHPUT_OPS_S
+                 else "above the throughput criterion")
+    problems, runs = int(table["problems"].sum()), int(table["runs"].sum())
+    return [f"- Across processes (scenario `{PROCESS_SCENARIO}`, notebook 06; "
+            f"{first['tasks']:,} tasks, {first['workers']} producer and {first['workers']} "
+            f"consumer processes): {rates} (median), {criterion}; {problems} violations, "
+            f"lost or duplicated tasks or errors in {runs} runs. Every operation there is a "
+            "round trip to another process."]
+
+
 def decision_table(decisions: list[Decision]) -> pd.DataFrame:
     """Every context's candidates in one frame (the ADR's measured table)."""
     tables = [d.table for d in decisions if not d.table.empty]
@@ -211,7 +253,8 @@ def loop_cost_finding(decisions: list[Decision]) -> list[str]:
             f"in `single` (`{fast_single}` to `{slow_single}`): {verdict}."]
 
 
-def _consequences(decisions: list[Decision], machine: dict) -> list[str]:
+def _consequences(decisions: list[Decision], machine: dict,
+                  processes: pd.DataFrame | None = None) -> list[str]:
     lines = []
     for d in decisions:
         if d.choice is not None:
@@ -237,6 +280,7 @@ def _consequences(decisions: list[Decision], machine: dict) -> list[str]:
     else:
         lines.append("- No candidate lost, duplicated or misordered a task in any run checked.")
     lines += loop_cost_finding(decisions)
+    lines += _processes_line(processes if processes is not None else pd.DataFrame())
     lines.append(f"- The numbers hold for {machine.get('machine')}; on other hardware rerun "
                  "`make run` and compare machines with notebook 05 (ratios to a baseline "
                  "queue, since absolute times differ).")
@@ -244,8 +288,8 @@ def _consequences(decisions: list[Decision], machine: dict) -> list[str]:
 
 
 def render(run: store.Run, decisions: list[Decision], figure_links: list[tuple[str, str]],
-           reference: tuple[int, int]) -> str:
-    """The ADR's Markdown text."""
+           reference: tuple[int, int], processes: pd.DataFrame | None = None) -> str:
+    """The ADR's Markdown text; ``processes``: ``across_processes`` of the run, if any."""
     machine, manifest = run.machine(), run.manifest()
     table = decision_table(decisions)
     queues = sorted(set(table["queue"]) if not table.empty else set(),
@@ -311,7 +355,7 @@ def render(run: store.Run, decisions: list[Decision], figure_links: list[tuple[s
         "",
         "## Consequences",
         "",
-        *_consequences(decisions, machine),
+        *_consequences(decisions, machine, processes),
         "",
     ]
     return "\n".join(out)
@@ -342,5 +386,6 @@ def write_adr(run_id: str | None = None, paths: config.Paths | None = None, *,
     figures_dir = paths.figures_dir(run_id)
     plots.decision_overview(decision_table(decisions), out_dir=figures_dir)
     text = render(run, decisions, figure_links(figures_dir, paths.adr_dir),
-                  (reference_tasks, reference_workers))
+                  (reference_tasks, reference_workers),
+                  across_processes(summary, reference_tasks, reference_workers))
     return store.write_text(paths.adr_file, text)

@@ -163,3 +163,50 @@ def ratios_to_baseline(summary: pd.DataFrame, baseline: str = "",
     if not parts:
         raise ValueError(f"the baseline queue {baseline!r} ran in no scenario of these runs")
     return frames.categorize(pd.concat(parts, ignore_index=True))
+
+
+# Notebook 06: process-safe queues across processes, in-process queues beside them for scale.
+PROCESS_SCENARIO = "processes"
+SCALE_SCENARIO = "threads"
+
+
+def _across_processes(summary: pd.DataFrame) -> pd.DataFrame:
+    return summary[summary["scenario"].isin([PROCESS_SCENARIO, SCALE_SCENARIO])]
+
+
+def series_label(queue: str, scenario: str) -> str:
+    """How a figure names a queue in a scenario: ``redis (processes)``."""
+    return f"{queue} ({scenario})"
+
+
+def across_processes(summary: pd.DataFrame, value: str) -> pd.DataFrame:
+    """``cell_stats`` of ``value`` in scenarios ``processes`` and ``threads``, labelled.
+
+    ``series`` names each line of a figure (``series_label``); ``producers`` is
+    the number of producer processes (threads) and equally of consumers.
+    """
+    df = _across_processes(summary)
+    if df.empty:
+        return pd.DataFrame(columns=[*frames.CELL, "series", "median", "low", "high",
+                                     "repetitions"])
+    out = cell_stats(df, value)
+    out["series"] = [series_label(q, s) for q, s in zip(out["queue"], out["scenario"],
+                                                        strict=True)]
+    return out
+
+
+def scaling_table(summary: pd.DataFrame) -> pd.DataFrame:
+    """Per queue, scenario (``processes``, ``threads``), task and worker count: median
+    throughput and p99 latencies over repetitions, and the violations, lost, duplicated
+    tasks and errors summed over them (all 0 for a queue that keeps order and loses
+    nothing)."""
+    counts = ["violations", "lost", "duplicated", "errors"]
+    df = _across_processes(summary)
+    keys = ["queue", "scenario", "tasks", "producers"]
+    out = df.groupby(keys, observed=True).agg(
+        runs=("repetition", "count"),
+        throughput_ops_s=("throughput_ops_s", "median"),
+        enqueue_p99_us=("enqueue_p99_us", "median"),
+        dequeue_p99_us=("dequeue_p99_us", "median"),
+        **{c: (c, "sum") for c in counts}).reset_index()
+    return out.rename(columns={"producers": "workers"})

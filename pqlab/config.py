@@ -117,6 +117,14 @@ def _same(params: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {p: dict(params) for p in PROFILES}
 
 
+def _no_redis() -> str | None:
+    """Why notebook 06 cannot run here (no Redis can be used), or None."""
+    from pqlab.redisserver import unavailable_reason
+
+    reason = unavailable_reason()
+    return f"no Redis server can be started or reached ({reason})" if reason else None
+
+
 # Execution order: the measuring notebooks first, then the comparison across
 # machines, then 00, which reads the finished run and writes the decision
 # record (it is numbered 00 because it is what a reader opens first).
@@ -145,6 +153,11 @@ NOTEBOOKS: list[NotebookSpec] = [
         "full": {"TASK_COUNTS": [10_000, 100_000], "WORKER_COUNTS": [4, 16],
                  "REPETITIONS": 3},
     }),
+    NotebookSpec("06-processes-redis.ipynb", {
+        "quick": {"TASK_COUNTS": [500], "WORKER_COUNTS": [1, 2], "REPETITIONS": 1},
+        "default": {"TASK_COUNTS": [2_000], "WORKER_COUNTS": [1, 2, 4], "REPETITIONS": 1},
+        "full": {"TASK_COUNTS": [2_000], "WORKER_COUNTS": [1, 2, 4, 8], "REPETITIONS": 2},
+    }, skip_reason=_no_redis),
     NotebookSpec("05-across-machines.ipynb", _same({})),
     NotebookSpec("00-decision.ipynb", _same({})),
 ]

@@ -15,7 +15,7 @@ from types import SimpleNamespace
 
 import pandas as pd
 
-from pqlab import config, store
+from pqlab import config, frames, store
 from pqlab.sweep import Grid, SweepResult, run_sweep
 
 VERSION_PACKAGES = ("pqlab", "numpy", "pandas", "pyarrow", "matplotlib", "seaborn", "papermill")
@@ -49,13 +49,35 @@ def read_run(p: SimpleNamespace) -> tuple[config.Paths, store.Run]:
     return paths, store.Run.open(paths.data, p.RUN_ID or store.latest_run(paths.data))
 
 
-def sweep(p: SimpleNamespace, run: store.Run, scenarios: list[str]) -> SweepResult:
-    """Sweep the notebook's grid (its validated parameters) into ``run``."""
-    grid = Grid(queues=tuple(p.QUEUES), scenarios=tuple(scenarios),
+def sweep(p: SimpleNamespace, run: store.Run, scenarios: list[str],
+          queues: list[str] | None = None) -> SweepResult:
+    """Sweep the notebook's grid (its validated parameters) into ``run``.
+
+    ``queues`` replaces ``p.QUEUES`` (a notebook that sweeps two sets of queues).
+    """
+    grid = Grid(queues=tuple(p.QUEUES if queues is None else queues),
+                scenarios=tuple(scenarios),
                 task_counts=tuple(p.TASK_COUNTS),
                 worker_counts=tuple(getattr(p, "WORKER_COUNTS", config.SWEEP_WORKER_COUNTS)),
                 repetitions=p.REPETITIONS, seed=p.SEED)
     return run_sweep(grid, run, fresh_process=p.FRESH_PROCESS, progress=p.PROGRESS)
+
+
+def sweep_processes(p: SimpleNamespace, run: store.Run) -> SweepResult:
+    """Notebook 06's grid: ``p.QUEUES`` in scenario ``processes`` with k producer and k
+    consumer processes for each k of ``p.WORKER_COUNTS``, then, for scale,
+    ``p.THREAD_QUEUES`` in scenario ``threads`` with the same task and worker counts.
+
+    Redis units share one server for the whole sweep (``sweep.run_sweep``).
+    Returns both parts as one result.
+    """
+    parts = [sweep(p, run, ["processes"])]
+    if p.THREAD_QUEUES:
+        parts.append(sweep(p, run, ["threads"], queues=p.THREAD_QUEUES))
+    return SweepResult(frames.concat([r.summary for r in parts]),
+                       frames.concat([r.samples for r in parts], typed=frames.typed_samples),
+                       run, sum(r.measured for r in parts), sum(r.skipped for r in parts),
+                       [u for r in parts for u in r.units])
 
 
 def headline(summary: pd.DataFrame) -> pd.DataFrame:

@@ -111,6 +111,25 @@ def scenario_names(name: str, value: Any) -> list[str]:
     return _names(name, value, list(SCENARIOS), "scenario")
 
 
+def thread_queues(name: str, value: Any) -> list[str]:
+    """Queues that can run scenario ``threads``, for comparison: a list (``[]``: none),
+    or ``"all"``: the in-process ones that can."""
+    able = [q for q, _ in supported_pairs(list(QUEUES), ["threads"])]
+    if value == "all":
+        return [q for q in in_process_queues() if q in able]
+    if not isinstance(value, (list, tuple)):
+        raise ParameterError(f'{name} must be "all" or a list of queue names ([] for none), '
+                             f"got {value!r}")
+    if not value:
+        return []
+    names = _names(name, value, list(QUEUES), "queue")
+    unfit = [q for q in names if q not in able]
+    if unfit:
+        raise ParameterError(f"{name}: {', '.join(map(repr, unfit))} cannot run scenario "
+                             f"threads; queues that can: {', '.join(able)}")
+    return names
+
+
 def queue_or_empty(name: str, value: Any) -> str:
     """A queue name, or "" for "the first registered queue that fits"."""
     value = text(name, value)
@@ -125,6 +144,7 @@ CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "RUN_IDS": run_ids,
     "OUTPUT_DIR": text,
     "QUEUES": queue_names,
+    "THREAD_QUEUES": thread_queues,
     "SCENARIOS": scenario_names,
     "BASELINE_QUEUE": queue_or_empty,
     "TASK_COUNTS": positive_ints,

@@ -344,3 +344,74 @@ def decision_overview(table: pd.DataFrame, *, out_dir: Path | None = None) -> Fi
         ax.legend()
     fig.suptitle(title)
     return export(fig, table, name, out_dir)
+
+
+PROCESSES_XLABEL = "producers = consumers (log scale)"
+PROCESSES_KEY = "solid: processes; dashed: threads in one process, for scale"
+
+
+def _process_lines(ax, data: pd.DataFrame, y: str, band: tuple[str, str] | None,
+                   colors: dict) -> None:
+    """One line per queue and scenario: solid across processes, dashed for the in-process
+    queues beside them (scenario ``threads``)."""
+    for (queue, scenario), part in data.groupby(["queue", "scenario"], observed=True):
+        part = part.sort_values("producers")
+        color = colors[str(queue)]
+        dashed = str(scenario) != analysis.PROCESS_SCENARIO
+        ax.plot(part["producers"], part[y], marker="s" if dashed else "o",
+                linestyle="--" if dashed else "-", color=color,
+                label=analysis.series_label(str(queue), str(scenario)))
+        if band is not None:
+            ax.fill_between(part["producers"], part[band[0]], part[band[1]], color=color,
+                            alpha=0.2, linewidth=0)
+
+
+def throughput_vs_processes(summary: pd.DataFrame, *, out_dir: Path | None = None) -> Figure:
+    """Throughput (ops/s, log) against processes for process-safe queues (scenario
+    ``processes``), beside in-process queues with as many threads (``threads``, dashed):
+    median line, min–max band over repetitions, one panel per task count."""
+    name, title = "throughput-vs-processes", "Throughput against processes"
+    data = _used(analysis.across_processes(summary, "throughput_ops_s"))
+    if data.empty:
+        return export(_no_data(title, "no runs"), data, name, out_dir)
+    task_counts = sorted(data["tasks"].unique())
+    fig, axes = _figure(len(task_counts), cols=min(2, len(task_counts)))
+    fig.set_figwidth(fig.get_figwidth() + 3.0)  # room for the legend on the right
+    colors = queue_colors(_present(data, "queue"))
+    for ax, tasks in zip(axes, task_counts, strict=True):
+        part = data[data["tasks"] == tasks]
+        _process_lines(ax, part, "median", ("low", "high"), colors)
+        _workers_axis(ax, part["producers"])
+        _log(ax, "y")
+        ax.set(xlabel=PROCESSES_XLABEL, ylabel="throughput (ops/s, log scale)",
+               title=f"{tasks:,} tasks")
+        ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0))
+    fig.suptitle(f"{title}\n{PROCESSES_KEY}\n(median; band: min-max of repetitions)")
+    return export(fig, data, name, out_dir)
+
+
+def tail_vs_processes(summary: pd.DataFrame, *, out_dir: Path | None = None) -> Figure:
+    """P99 of enqueue and dequeue latency (µs, log) against processes (largest task
+    count), process-safe queues solid, in-process queues with threads dashed."""
+    name, title = "tail-vs-processes", "P99 latency against processes"
+    df = summary[summary["scenario"].isin([analysis.PROCESS_SCENARIO,
+                                           analysis.SCALE_SCENARIO])]
+    if df.empty:
+        return export(_no_data(title, "no runs"), df, name, out_dir)
+    df = df[df["tasks"] == df["tasks"].max()]
+    long = analysis.metric_long(df, {"enqueue_p99_us": "enqueue", "dequeue_p99_us": "dequeue"})
+    data = _used(long.groupby(["queue", "scenario", "tasks", "producers", "metric"],
+                              observed=True)["value"].median().reset_index(name="p99_us"))
+    fig, axes = _figure(2, sharey=True)
+    colors = queue_colors(_present(data, "queue"))
+    for ax, op in zip(axes, ("enqueue", "dequeue"), strict=True):
+        part = data[data["metric"] == op]
+        _process_lines(ax, part, "p99_us", None, colors)
+        _workers_axis(ax, part["producers"])
+        _log(ax, "y")
+        ax.set(xlabel=PROCESSES_XLABEL, ylabel="p99 latency (µs, log scale)",
+               title=f"{op} (a blocking get includes its wait)" if op == "dequeue" else op)
+        ax.legend()
+    fig.suptitle(f"{title}, {int(data['tasks'].max()):,} tasks\n{PROCESSES_KEY}\n"
+                 "(median of repetitions)")
+    return export(fig, data, name, out_dir)

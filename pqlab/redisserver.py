@@ -14,6 +14,7 @@ queued tasks.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import shutil
 import signal
@@ -21,6 +22,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import redis
@@ -189,6 +191,53 @@ def use_redis(url: str | None = None) -> str:
     check_reachable(url)
     os.environ[ENV_URL] = url
     return url
+
+
+@contextlib.contextmanager
+def serving(url: str | None = None) -> Iterator[str]:
+    """One Redis for this process and the processes it starts, for the ``with`` block.
+
+    ``url``, else ``$PQLAB_REDIS_URL``, else this process's running private
+    server is used as is (checked, not stopped). Otherwise a private
+    ``redis-server`` starts here and is stopped, with its data, when the block
+    ends. Either way the URL is exported as ``PQLAB_REDIS_URL`` during the
+    block (and restored after), so fresh worker processes, which would
+    otherwise each start a server of their own, all find this one.
+    Raises ``RedisUnavailable`` (one line) when there is none.
+    """
+    given = url or os.environ.get(ENV_URL) or (_SHARED.url if _SHARED is not None
+                                                and _SHARED.running else None)
+    server = None
+    if given:
+        check_reachable(given)
+    else:
+        server = RedisServer().start()
+        given = server.url
+    saved = os.environ.get(ENV_URL)
+    os.environ[ENV_URL] = given
+    try:
+        yield given
+    finally:
+        if saved is None:
+            os.environ.pop(ENV_URL, None)
+        else:
+            os.environ[ENV_URL] = saved
+        if server is not None:
+            server.stop()
+
+
+def unavailable_reason(url: str | None = None) -> str | None:
+    """Why no Redis can be used here (one line), or None when one can.
+
+    Tries what ``serving`` would do: the configured URL must answer, else a
+    private ``redis-server`` must start (it is stopped again at once, ~0.1 s).
+    """
+    try:
+        with serving(url):
+            pass
+    except RedisUnavailable as exc:
+        return str(exc)
+    return None
 
 
 def add_redis_url_argument(parser) -> None:

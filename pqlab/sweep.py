@@ -36,6 +36,7 @@ from pqlab.runner import supported_pairs
 from pqlab.scenarios import DEFAULT_DEADLINE_S, SCENARIOS
 from pqlab.store import TMP_MARK, Run
 
+REDIS_QUEUE = "redis"  # the queue that needs a server for the whole sweep
 UNIT_TIMEOUT_S = 1800.0  # a fresh process taking longer is hung (1M tasks with threads: ~2 min)
 
 
@@ -205,13 +206,27 @@ def _frames(run_id: str, row: dict[str, Any], samples: dict[str, np.ndarray],
     return summary, frames.samples_rows(keys, samples)
 
 
+def _start_servers(stack: contextlib.ExitStack, units: list[Unit]) -> None:
+    """Start what the units need for the whole sweep: one Redis that every unit's process
+    shares (``redisserver.serving``), instead of a private server per fresh process."""
+    if not any(u.queue == REDIS_QUEUE for u in units):
+        return
+    from pqlab.redisserver import RedisUnavailable, serving
+
+    try:
+        stack.enter_context(serving())
+    except RedisUnavailable as exc:
+        raise SweepError(f"queue {REDIS_QUEUE}: {exc}") from None
+
+
 def run_sweep(grid: Grid, run: Run | None = None, *, fresh_process: bool = True,
               progress: bool = True, max_samples: int = SAMPLES_PER_RUN,
               deadline_s: float = DEFAULT_DEADLINE_S,
               unit_timeout_s: float = UNIT_TIMEOUT_S) -> SweepResult:
     """Measure every unit of ``grid`` not yet in ``run``; return the grid's frames.
 
-    Raises ``SweepError`` if a fresh process fails (units done so far are kept).
+    Raises ``SweepError`` if a fresh process fails (units done so far are kept) or
+    the Redis that ``redis`` units need cannot be started or reached.
     """
     units = grid.units()
     done = run.done_units() if run is not None else set()
@@ -222,6 +237,8 @@ def run_sweep(grid: Grid, run: Run | None = None, *, fresh_process: bool = True,
     summaries: list[pd.DataFrame] = []
     samples: list[pd.DataFrame] = []
     warmed: set[tuple] = set()
+    servers = contextlib.ExitStack()
+    _start_servers(servers, todo)
     bar = tqdm(total=len(units), initial=len(units) - len(todo), unit="run", desc="sweep",
                disable=not progress, mininterval=1.0, file=sys.stderr, dynamic_ncols=True)
     try:
@@ -245,6 +262,7 @@ def run_sweep(grid: Grid, run: Run | None = None, *, fresh_process: bool = True,
             bar.update()
     finally:
         bar.close()
+        servers.close()
         if run is not None:
             run.consolidate()
     if run is not None:

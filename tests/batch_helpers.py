@@ -20,6 +20,9 @@ TINY = {
                    "FRESH_PROCESS": False, "PROGRESS": False},
     "04-priority-correctness": {"TASK_COUNTS": [300], "FRESH_PROCESS": False,
                                 "PROGRESS": False},
+    "06-processes-redis": {"TASK_COUNTS": [200], "WORKER_COUNTS": [1],
+                           "THREAD_QUEUES": ["queue.PriorityQueue"], "FRESH_PROCESS": False,
+                           "PROGRESS": False},
 }
 
 

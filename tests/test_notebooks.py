@@ -56,7 +56,9 @@ def test_layout_follows_the_style(path):
 
 def test_each_notebook_runs_under_papermill_with_tiny_parameters():
     out, result, _ = tiny_batch()
-    assert [p.name for p in result.executed] == [s.filename for s in config.NOTEBOOKS]
+    skipped = dict(result.skipped)  # 06 without redis-server (never on CI: .ci/run installs it)
+    assert [p.name for p in result.executed] == [s.filename for s in config.NOTEBOOKS
+                                                 if s.name not in skipped]
     for path in result.executed:
         nb = _read(path)
         assert nb.metadata["papermill"]["exception"] is None, path.name
@@ -67,6 +69,7 @@ def test_each_notebook_runs_under_papermill_with_tiny_parameters():
 @pytest.mark.parametrize("notebook, bad, name", [
     ("01-single-baseline", {"TASK_COUNTS": [-5]}, "TASK_COUNTS"),
     ("02-threads", {"QUEUES": ["no-such-queue"]}, "QUEUES"),
+    ("06-processes-redis", {"QUEUES": ["queue.PriorityQueue"]}, "QUEUES"),
 ])
 def test_an_invalid_parameter_stops_in_the_validation_cell(tmp_path, notebook, bad, name):
     spec = config.notebook(notebook)
