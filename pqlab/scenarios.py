@@ -43,6 +43,7 @@ class Workers:
     consumers: int = 5
     deadline_s: float = DEFAULT_DEADLINE_S
     producer_yield: bool = True  # producers yield after each put (see _producer)
+    params: Any = None  # scenario-specific parameters (``load.LoadParams`` for ``load``)
 
 
 @dataclass
@@ -439,6 +440,9 @@ class Scenario:
     untimed: Callable[[QueueSpec, list[Task], Workers], UntimedPass]
     workload: Callable[[int, int | None], list[Task]] = make_workload
     uses_workers: bool = True
+    # Open loop (``load``): arrivals follow a schedule, so the timed pass takes
+    # its planned duration and is the whole measurement (no untimed or memory pass).
+    open_loop: bool = False
 
 
 def _timed(pass_fn: PassFn, concurrent: bool, label: str):
