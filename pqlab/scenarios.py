@@ -440,6 +440,7 @@ class Scenario:
     untimed: Callable[[QueueSpec, list[Task], Workers], UntimedPass]
     workload: Callable[[int, int | None], list[Task]] = make_workload
     uses_workers: bool = True
+    in_poc: bool = True  # part of the POC report (long or server-bound scenarios opt out)
     # Open loop (``load``): arrivals follow a schedule, so the timed pass takes
     # its planned duration and is the whole measurement (no untimed or memory pass).
     open_loop: bool = False

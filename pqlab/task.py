@@ -70,12 +70,13 @@ def _normalise_weights(weights: Sequence[float] | None) -> list[float]:
     return weights
 
 
-def make_task(priority: int, rng: random.Random, index: int) -> Task:
+def make_task(priority: int, rng: random.Random, index: int,
+              timestamp: float | None = None) -> Task:
     """Create one task with the next sequence number and a small payload."""
     return Task(
         priority=priority,
         seq=next_seq(),
-        timestamp=time.time(),
+        timestamp=time.time() if timestamp is None else timestamp,
         task_id=f"task-{index}",
         model_id=rng.choice(MODEL_POOL),
         payload={"input_size": rng.randint(1, 1024)},
@@ -99,17 +100,20 @@ def make_workload(
 def make_ordering_workload(n: int, seed: int | None = None) -> list[Task]:
     """Create ``n`` tasks built to expose ordering bugs.
 
-    Long runs of one priority are created back to back (they share wall-clock
-    ticks, so only ``seq`` keeps them FIFO), and bursts of CRITICAL arrive right
-    behind runs of LOW, so a queue that orders by arrival or by timestamp
-    serves them late.
+    Runs of one priority arrive as one batch stamped with one wall-clock
+    reading (they tie on timestamp, so only ``seq`` keeps them FIFO), and
+    bursts of CRITICAL arrive right behind runs of LOW, so a queue that orders
+    by arrival or by timestamp serves them late or compares payloads.
     """
     _check_count(n)
     rng = random.Random(seed)
-    priorities: list[int] = []
-    while len(priorities) < n:
-        run_length = rng.randint(8, 64)
-        priorities += [int(Priority.LOW)] * run_length
-        priorities += [int(Priority.CRITICAL)] * rng.randint(1, 16)
-        priorities += [rng.choice(PRIORITY_LEVELS)] * rng.randint(8, 64)
-    return [make_task(p, rng, i) for i, p in enumerate(priorities[:n])]
+    runs: list[tuple[int, int]] = []
+    while sum(length for _, length in runs) < n:
+        runs += [(int(Priority.LOW), rng.randint(8, 64)),
+                 (int(Priority.CRITICAL), rng.randint(1, 16)),
+                 (rng.choice(PRIORITY_LEVELS), rng.randint(8, 64))]
+    tasks: list[Task] = []
+    for priority, length in runs:
+        stamp = time.time()
+        tasks += [make_task(priority, rng, len(tasks) + i, stamp) for i in range(length)]
+    return tasks[:n]

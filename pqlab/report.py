@@ -1,0 +1,386 @@
+"""Console reports: the POC's layout (``poc``), the ``run`` table, the queue list.
+
+Every number and every recommendation here comes from ``RunResult``s measured
+in the same invocation, judged with the verdict bands of DESIGN.md. Formatting
+functions return lines; the commands print them.
+"""
+
+from __future__ import annotations
+
+import csv
+import importlib.metadata
+import io
+import json
+import math
+import sys
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from pqlab.metrics import RunResult
+from pqlab.queues import QUEUES
+from pqlab.runner import run, supported_pairs
+from pqlab.scenarios import SCENARIOS
+from pqlab.task import Priority
+
+RULE = "=" * 78
+THIN = "-" * 78
+Out = Callable[[str], None]
+
+# Verdict bands (DESIGN.md, from the POC's interpretation guide).
+THROUGHPUT_BANDS = ((200_000, "✅ Excellent"), (100_000, "✅ Good"), (50_000, "✅ Acceptable"),
+                    (-math.inf, "⚠️ Moderate"))
+LATENCY_BANDS = ((5, "✅ Excellent"), (10, "✅ Good"), (50, "✅ Acceptable"),
+                 (math.inf, "⚠️ Moderate"))
+TARGET_THROUGHPUT_OPS_S = 100_000
+TARGET_LATENCY_US = 10.0
+
+
+def throughput_verdict(ops_s: float) -> str:
+    return next(label for floor, label in THROUGHPUT_BANDS if ops_s > floor)
+
+
+def latency_verdict(us: float) -> str:
+    return next(label for ceiling, label in LATENCY_BANDS if us < ceiling)
+
+
+def violations_verdict(violations: int) -> str:
+    if violations == 0:
+        return "✅ PASS"
+    return "⚠️ CAUTION" if violations <= 10 else "❌ FAIL"
+
+
+def label(r: RunResult) -> str:
+    return f"{r.queue} [{r.scenario}]"
+
+
+def _num(x: float, fmt: str = ",.0f") -> str:
+    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else format(x, fmt)
+
+
+# -- per-run blocks -----------------------------------------------------------------------
+
+
+def result_lines(r: RunResult) -> list[str]:
+    """The POC's block for one finished run."""
+    mark = "✅" if r.ok else "❌"
+    e, d = r.enqueue_us, r.dequeue_us
+    lines = [
+        f"{mark} Complete: {label(r)}:",
+        f"  Avg enqueue: {e['mean']:.2f}μs (p99: {e['p99']:.2f}μs, p99.9: {e['p99_9']:.2f}μs, "
+        f"max: {e['max']:.1f}μs)",
+        f"  Avg dequeue: {d['mean']:.2f}μs (p99: {d['p99']:.2f}μs, p99.9: {d['p99_9']:.2f}μs, "
+        f"max: {d['max']:.1f}μs)",
+        f"  Throughput: {_num(r.throughput_ops_s)} ops/sec (untimed pass, put+get per task)",
+        f"  Memory: {_num(r.bytes_per_task, '.1f')} bytes per queued task (tracemalloc); "
+        f"process RSS {r.rss_bytes / 2**20:.1f} MB (psutil)",
+    ]
+    if r.producers > 1 or r.consumers > 1 or r.scenario != "single":
+        lines.append(f"  Workers: {r.producers} producers, {r.consumers} consumers; overlap: "
+                     f"{r.overlap:.0%} of gets finished while producers were still putting")
+    lines += [
+        f"  Priority violations: {r.violations}/{r.tasks}"
+        + "".join(f" ({k.removeprefix('violations_')}: {v})" for k, v in r.extra.items()
+                  if k.startswith("violations_")),
+        f"  Lost: {r.lost}  Duplicated: {r.duplicated}",
+        f"  Errors: {r.errors}",
+    ]
+    lines += [f"    ! {m}" for m in r.error_messages]
+    return lines
+
+
+# -- comparison -----------------------------------------------------------------------------
+
+
+def comparison_lines(results: list[RunResult]) -> list[str]:
+    lines = ["", RULE, "COMPARISON: Priority Queue Implementations", RULE, "",
+             "📊 Throughput Ranking (ops/sec):", THIN]
+    ranked = sorted(results, key=lambda r: -r.throughput_ops_s if r.throughput_ops_s
+                    == r.throughput_ops_s else 0)
+    for i, r in enumerate(ranked, 1):
+        lines.append(f"{i:2d}. {label(r):<46} {_num(r.throughput_ops_s):>12} ops/sec  "
+                     f"{throughput_verdict(r.throughput_ops_s)}")
+    lines += ["", "⚡ Latency Comparison (μs):", THIN,
+              f"{'Queue [scenario]':<46}{'Enqueue':>8}{'Dequeue':>9}{'P99 Enq':>9}{'P99 Deq':>9}",
+              THIN]
+    for r in sorted(results, key=lambda r: r.enqueue_us["mean"]):
+        lines.append(f"{label(r):<46}{r.enqueue_us['mean']:8.2f}{r.dequeue_us['mean']:9.2f}"
+                     f"{r.enqueue_us['p99']:9.2f}{r.dequeue_us['p99']:9.2f}")
+    lines += ["", "🎯 Priority Order Correctness:", THIN]
+    for r in results:
+        correct = 100.0 * (1 - r.violations / r.tasks)
+        lines.append(f"{violations_verdict(r.violations):<12} {label(r):<46} {correct:6.2f}% "
+                     f"({r.violations} violations, {r.lost} lost, {r.duplicated} duplicated)")
+    return lines
+
+
+# -- recommendations ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Role:
+    title: str
+    scenario: str
+    why: str
+    sync_only: bool = False  # the caller is plain synchronous code
+
+
+ROLES = (
+    Role("Single-Node Async API Server", "async",
+         "coroutine-safe; put/get from FastAPI/gRPC async handlers"),
+    Role("Multi-threaded Workers", "threads", "thread-safe, for thread-pool workers"),
+    Role("Performance-Critical Single-Threaded", "single", "no locking; one thread only",
+         sync_only=True),
+    Role("Async Handlers Feeding Worker Threads", "mixed",
+         "one queue with an async face and a thread face"),
+    Role("Multi-Process / Distributed", "processes", "process-safe; workers in other processes"),
+)
+
+
+def best_for(results: list[RunResult], scenario: str, sync_only: bool = False
+             ) -> RunResult | None:
+    """The fastest correct run of ``scenario`` (0 violations, lost, duplicated, errors)."""
+    fit = [r for r in results if r.scenario == scenario and r.ok
+           and not (sync_only and r.queue in QUEUES and not QUEUES[r.queue].has_sync_face)]
+    return max(fit, key=lambda r: r.throughput_ops_s, default=None)
+
+
+def recommendation_lines(results: list[RunResult]) -> list[str]:
+    lines = ["", RULE, "RECOMMENDATIONS (from this run's measurements)", RULE]
+    n = 0
+    for role in ROLES:
+        best = best_for(results, role.scenario, role.sync_only)
+        if best is None:
+            continue
+        n += 1
+        lines += ["", f"{n}. {role.title} (scenario `{role.scenario}`):",
+                  f"   ✅ Use: {best.queue}",
+                  f"   Throughput: {_num(best.throughput_ops_s)} ops/sec "
+                  f"{throughput_verdict(best.throughput_ops_s)}",
+                  f"   Avg latency: {best.enqueue_us['mean']:.2f}μs enqueue, "
+                  f"{best.dequeue_us['mean']:.2f}μs dequeue "
+                  f"({latency_verdict(best.enqueue_us['mean'])} enqueue)",
+                  f"   💡 {role.why}"]
+    if n == 0:
+        lines.append("No queue ran correctly in any scenario: no recommendation.")
+    return lines
+
+
+@dataclass(frozen=True)
+class Criterion:
+    text: str
+    met: bool
+    measured: str
+
+
+def success_criteria(results: list[RunResult]) -> list[Criterion]:
+    """The POC's success criteria, judged on the recommended async-server queue."""
+    pick = best_for(results, "async")
+    concurrent = [r for r in results if SCENARIOS[r.scenario].uses_workers
+                  and r.scenario not in ("single", "ordering")]
+    claimed = [r for r in results if _claims(r)]
+    if pick is None:
+        return [Criterion("Clear recommendation for the async API server", False,
+                          "no async-safe queue ran correctly in `async`")]
+    # Queue overhead is judged where no get waits for work: the pick's `single` run.
+    # In `async` a get that finds the queue empty counts its wait, which is idle time.
+    own = next((r for r in results if r.queue == pick.queue and r.scenario == "single"), pick)
+    worst = max(own.enqueue_us["mean"], own.dequeue_us["mean"])
+    return [
+        Criterion(f"Throughput > {TARGET_THROUGHPUT_OPS_S:,} ops/sec", pick.throughput_ops_s >
+                  TARGET_THROUGHPUT_OPS_S, f"{pick.queue}: {_num(pick.throughput_ops_s)} ops/sec"),
+        Criterion(f"Avg latency < {TARGET_LATENCY_US:g}μs (enqueue and dequeue)",
+                  worst < TARGET_LATENCY_US,
+                  f"{pick.queue} [{own.scenario}]: {own.enqueue_us['mean']:.2f}μs enqueue, "
+                  f"{own.dequeue_us['mean']:.2f}μs dequeue (in `async`: "
+                  f"{pick.enqueue_us['mean']:.2f}μs / {pick.dequeue_us['mean']:.2f}μs, where a "
+                  "get that finds the queue empty counts its wait)"),
+        Criterion("100% priority order correctness (0 violations)",
+                  all(r.violations == 0 for r in claimed),
+                  f"{sum(r.violations for r in claimed)} violations over {len(claimed)} runs "
+                  "of queues in scenarios they claim"),
+        Criterion("Clear recommendation", True, f"{pick.queue} for the async API server"),
+        Criterion("Concurrency safety shown (overlapping workers, nothing lost or duplicated)",
+                  bool(concurrent) and all(r.overlap > 0 and r.lost == 0 and r.duplicated == 0
+                                           for r in concurrent if _claims(r)),
+                  ", ".join(f"{label(r)} overlap {r.overlap:.0%}" for r in concurrent)
+                  or "no concurrent runs"),
+    ]
+
+
+def _claims(r: RunResult) -> bool:
+    return r.scenario in SCENARIOS and r.queue in QUEUES and SCENARIOS[r.scenario].supports(
+        QUEUES[r.queue])
+
+
+def decision_lines(results: list[RunResult]) -> list[str]:
+    lines = ["", RULE, "ARCHITECTURE DECISION", RULE, ""]
+    pick = best_for(results, "async")
+    if pick is None:
+        return lines + ["No async-safe queue ran correctly: no decision from this run."]
+    tasks_s = pick.throughput_ops_s / 2
+    lines += ["For the request queue of the async API server (FastAPI):",
+              f"  ✅ Use {pick.queue}",
+              f"  ✅ Priority levels: {', '.join(p.name for p in Priority)}",
+              "  ✅ FIFO within a priority (a monotonic sequence number, not timestamps)",
+              "", "Expected performance (this machine, this run):",
+              f"  • {_num(tasks_s)} requests/sec through the queue (one put + one get each)",
+              f"  • Queue latency: {pick.enqueue_us['mean']:.2f}μs enqueue, "
+              f"p99 {pick.enqueue_us['p99']:.2f}μs",
+              f"  • {'Well within' if pick.enqueue_us['p99'] < 50_000 else 'Above'} "
+              "the <50ms queueing target", "", "Success criteria:"]
+    for c in success_criteria(results):
+        lines.append(f"  {'✅ met' if c.met else '❌ NOT met'}: {c.text} — {c.measured}")
+    return lines
+
+
+# -- the poc command ------------------------------------------------------------------------
+
+
+DEPENDENCIES = ("numpy", "pandas", "psutil", "matplotlib", "seaborn", "papermill")
+
+
+def dependency_lines() -> list[str]:
+    lines = ["Dependency Check:"]
+    for name in DEPENDENCIES:
+        try:
+            lines.append(f"  {name}: ✅ {importlib.metadata.version(name)}")
+        except importlib.metadata.PackageNotFoundError:
+            lines.append(f"  {name}: ❌ not installed")
+    return lines
+
+
+def poc_pairs() -> list[tuple[str, str]]:
+    return supported_pairs(scenarios=[s for s, sc in SCENARIOS.items() if sc.in_poc])
+
+
+def poc_command(args) -> int:
+    """Run every queue through every POC scenario it supports and print the POC report."""
+    out: Out = print
+    results = []
+    from pqlab.metrics import timer_overhead_ns
+
+    out(RULE)
+    out("pqlab: Priority Queue Implementation Comparison")
+    out(RULE)
+    out("")
+    for line in dependency_lines():
+        out(line)
+    out("")
+    out("Configuration:")
+    out(f"  Test tasks: {args.tasks:,}")
+    out(f"  Priority levels: {len(Priority)} ({', '.join(p.name for p in Priority)})")
+    out(f"  Workers (concurrent tests): {args.producers} producers, {args.consumers} consumers"
+        f"{'' if args.producer_yield else ', producers do not yield'}")
+    out(f"  Seed: {args.seed if args.seed is not None else 'random per run (shown below)'}")
+    out(f"  Timer overhead: {timer_overhead_ns():.0f} ns per perf_counter_ns pair "
+        "(inside every per-op latency; throughput is timed without it)")
+    out(f"  Queues: {', '.join(QUEUES)}")
+    out("")
+    out(RULE)
+    out("RUNNING BENCHMARKS")
+    out(RULE)
+    scenario = None
+    for n, (queue, scen) in enumerate(poc_pairs(), 1):
+        if scen != scenario:
+            scenario = scen
+            out(f"\n🔬 Test: {scen} — {SCENARIOS[scen].description}")
+        out(f"\n{RULE}\nTEST {n}: {queue} [{scen}]\n{RULE}")
+        out(f"Running {args.tasks:,} tasks (timed pass, untimed pass, memory pass)...")
+        r = run(queue, scen, tasks=args.tasks, producers=args.producers,
+                consumers=args.consumers, seed=args.seed, deadline_s=args.deadline,
+                producer_yield=args.producer_yield)
+        results.append(r)
+        for line in result_lines(r):
+            out(line)
+    for block in (comparison_lines, recommendation_lines, decision_lines):
+        for line in block(results):
+            out(line)
+    return 0
+
+
+# -- the run command ------------------------------------------------------------------------
+
+
+def table_lines(results: Iterable[RunResult]) -> list[str]:
+    head = (f"{'queue':<24}{'scenario':<10}{'tasks':>8}{'P/C':>6}{'ops/s':>11}{'enq µs':>8}"
+            f"{'p99':>8}{'deq µs':>8}{'p99':>9}{'ovl':>5}{'viol':>6}{'lost':>6}{'dup':>5}"
+            f"{'err':>4}")
+    lines = [head, "-" * len(head)]
+    for r in results:
+        lines.append(
+            f"{r.queue:<24}{r.scenario:<10}{r.tasks:>8}{f'{r.producers}/{r.consumers}':>6}"
+            f"{_num(r.throughput_ops_s):>11}{r.enqueue_us['mean']:8.2f}{r.enqueue_us['p99']:8.2f}"
+            f"{r.dequeue_us['mean']:8.2f}{r.dequeue_us['p99']:9.2f}{r.overlap:5.0%}"
+            f"{r.violations:6d}{r.lost:6d}{r.duplicated:5d}{r.errors:4d}")
+        lines += [f"    ! {m}" for m in r.error_messages]
+    return lines
+
+
+def csv_text(records: list[dict]) -> str:
+    fields: list[str] = []
+    for rec in records:
+        fields += [k for k in rec if k not in fields]
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=fields)
+    writer.writeheader()
+    for rec in records:
+        writer.writerow({k: json.dumps(v) if isinstance(v, list | dict) else v
+                         for k, v in rec.items()})
+    return buf.getvalue()
+
+
+def _check_selection(args, pairs: list[tuple[str, str]]) -> None:
+    """A named queue with no named scenario it can do (or the reverse) is a usage error."""
+    from pqlab.cli import UsageError
+    from pqlab.runner import resolve
+
+    for q in args.queues or []:
+        if not any(pq == q for pq, _ in pairs):
+            scenario = (args.scenarios or list(SCENARIOS))[0]
+            try:
+                resolve(q, scenario)
+            except ValueError as exc:
+                raise UsageError(f"pqlab run: {exc}") from None
+    for s in args.scenarios or []:
+        if not any(ps == s for _, ps in pairs):
+            try:
+                resolve((args.queues or list(QUEUES))[0], s)
+            except ValueError as exc:
+                raise UsageError(f"pqlab run: {exc}") from None
+    wanted = {(q, s) for q in args.queues or [] for s in args.scenarios or []}
+    for q, s in sorted(wanted - set(pairs)):
+        print(f"skipping {q} [{s}]: {SCENARIOS[s].requirement} needed", file=sys.stderr)
+
+
+def run_command(args) -> int:
+    """``python -m pqlab run``: the chosen pairs, repeated, in the chosen format."""
+    queues = args.queues or list(QUEUES)
+    scenarios = args.scenarios or list(SCENARIOS)
+    pairs = supported_pairs(queues, scenarios)
+    _check_selection(args, pairs)
+    results = []
+    total = len(pairs) * args.repeat
+    for i, (queue, scen) in enumerate((p for p in pairs for _ in range(args.repeat)), 1):
+        print(f"[{i}/{total}] {queue} [{scen}] {args.tasks:,} tasks", file=sys.stderr, flush=True)
+        results.append(run(queue, scen, tasks=args.tasks, producers=args.producers,
+                           consumers=args.consumers, seed=args.seed,
+                           repetition=(i - 1) % args.repeat, deadline_s=args.deadline,
+                           producer_yield=args.producer_yield))
+    if args.format == "json":
+        print(json.dumps([r.to_dict() for r in results], indent=1))
+    elif args.format == "csv":
+        print(csv_text([r.to_dict() for r in results]), end="")
+    else:
+        print("\n".join(table_lines(results)))
+    return 0 if all(r.errors == 0 for r in results) else 1
+
+
+def queues_lines() -> list[str]:
+    """The registry: capabilities and the scenarios each queue can run."""
+    lines = [f"{'queue':<26}{'api':<7}{'thread':<8}{'async':<7}{'process':<9}scenarios"]
+    for name, spec in QUEUES.items():
+        able = [s for s, sc in SCENARIOS.items() if sc.supports(spec)]
+        lines.append(f"{name:<26}{spec.api:<7}{'yes' if spec.thread_safe else 'no':<8}"
+                     f"{'yes' if spec.async_safe else 'no':<7}"
+                     f"{'yes' if spec.process_safe else 'no':<9}{', '.join(able)}")
+    return lines

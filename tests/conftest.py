@@ -1,0 +1,60 @@
+"""Shared fixtures: deliberately wrong queues, registered for a test and removed after."""
+
+from __future__ import annotations
+
+import heapq
+import queue
+import threading
+from collections import defaultdict, deque
+
+import pytest
+
+import pqlab
+
+
+class LifoWithinPriority:
+    """Wrong on purpose: priority order kept, but last in first out within a priority."""
+
+    def __init__(self) -> None:
+        self._stacks: dict[int, deque] = defaultdict(deque)
+        self._lock = threading.Lock()
+
+    def put(self, task) -> None:
+        with self._lock:
+            self._stacks[task.priority].append(task)
+
+    def get(self):
+        with self._lock:
+            for level in sorted(self._stacks):
+                if self._stacks[level]:
+                    return self._stacks[level].pop()
+        raise queue.Empty
+
+
+@pytest.fixture
+def lifo_queue():
+    name = "test.LifoWithinPriority"
+    pqlab.register_queue(name, LifoWithinPriority, thread_safe=True, async_safe=False)
+    yield name
+    pqlab.unregister_queue(name)
+
+
+class UnlockedHeap:
+    """Wrong on purpose: a heap shared by threads without its lock."""
+
+    def __init__(self) -> None:
+        self.heap: list = []
+
+    def put(self, task) -> None:
+        heapq.heappush(self.heap, task)
+
+    def get(self):
+        return heapq.heappop(self.heap)
+
+
+@pytest.fixture
+def unlocked_heap():
+    name = "test.UnlockedHeap"
+    pqlab.register_queue(name, UnlockedHeap, thread_safe=True, async_safe=False)
+    yield name
+    pqlab.unregister_queue(name)

@@ -1,0 +1,73 @@
+import json
+import subprocess
+import sys
+
+import pytest
+
+
+def pqlab_cli(*args):
+    return subprocess.run([sys.executable, "-m", "pqlab", *args], capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_run_json_records_carry_the_summary_fields():
+    p = pqlab_cli("run", "--queues", "heapq,queue.PriorityQueue", "--scenarios",
+                  "single,threads", "--tasks", "500", "--seed", "1", "--format", "json")
+    assert p.returncode == 0, p.stderr
+    records = json.loads(p.stdout)
+    assert [(r["queue"], r["scenario"]) for r in records] == [
+        ("heapq", "single"), ("queue.PriorityQueue", "single"), ("queue.PriorityQueue", "threads")]
+    for r in records:
+        assert r["violations"] == r["lost"] == r["duplicated"] == r["errors"] == 0
+        assert r["throughput_ops_s"] > 0 and r["enqueue_p99_us"] > 0
+    assert "[3/3]" in p.stderr  # progress
+
+
+def test_run_text_and_csv():
+    p = pqlab_cli("run", "--queues", "heapq", "--scenarios", "single", "--tasks", "200",
+                  "--repeat", "2")
+    assert p.returncode == 0 and p.stdout.count("heapq") == 2 and "ops/s" in p.stdout
+    p = pqlab_cli("run", "--queues", "heapq", "--scenarios", "single", "--tasks", "200",
+                  "--format", "csv")
+    header, row = p.stdout.splitlines()
+    assert header.startswith("queue,scenario,tasks") and row.startswith("heapq,single,200")
+
+
+@pytest.mark.parametrize("args, message", [
+    (["run", "--tasks", "0"], "argument --tasks: must be a positive integer, got '0'"),
+    (["run", "--tasks", "-5"], "argument --tasks: must be a positive integer, got '-5'"),
+    (["run", "--tasks", "ten"], "argument --tasks: must be a positive integer, got 'ten'"),
+    (["run", "--producers", "0"], "argument --producers: must be a positive integer"),
+    (["run", "--consumers", "-2"], "argument --consumers: must be a positive integer"),
+    (["run", "--queues", "heapq,nope"], "unknown queue 'nope'; allowed: heapq"),
+    (["run", "--scenarios", "nope"], "unknown scenario 'nope'; allowed: single"),
+    (["run", "--queues", "heapq", "--scenarios", "threads"],
+     "scenario 'threads' needs a thread-safe queue"),
+    (["run", "--format", "xml"], "argument --format: invalid choice: 'xml'"),
+    (["poc", "--tasks", "-1"], "argument --tasks: must be a positive integer"),
+    (["frobnicate"], "invalid choice: 'frobnicate'"),
+])
+def test_bad_input_is_one_line_and_exit_2(args, message):
+    p = pqlab_cli(*args)
+    assert p.returncode == 2
+    assert p.stdout == ""
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0] and "Traceback" not in p.stderr
+
+
+def test_poc_report_has_the_poc_layout():
+    p = pqlab_cli("poc", "--tasks", "400", "--seed", "2")
+    assert p.returncode == 0, p.stderr
+    out = p.stdout
+    for heading in ("Dependency Check:", "Configuration:", "RUNNING BENCHMARKS",
+                    "COMPARISON", "Throughput Ranking", "Latency Comparison",
+                    "Priority Order Correctness", "RECOMMENDATIONS", "ARCHITECTURE DECISION",
+                    "Success criteria:"):
+        assert heading in out
+    assert out.count("✅ Complete:") == 11
+    assert "Priority violations: 0/400" in out
+
+
+def test_queues_lists_the_registry():
+    p = pqlab_cli("queues")
+    assert p.returncode == 0 and "ThreadSafeHeapQueue" in p.stdout and "threads" in p.stdout

@@ -1,0 +1,70 @@
+import math
+
+import pytest
+
+from pqlab.metrics import RunResult
+from pqlab.report import (
+    best_for,
+    decision_lines,
+    latency_verdict,
+    recommendation_lines,
+    success_criteria,
+    throughput_verdict,
+    violations_verdict,
+)
+
+STATS = {"mean": 2.0, "p50": 1.0, "p90": 3.0, "p99": 4.0, "p99_9": 5.0, "max": 6.0}
+
+
+def result(queue, scenario, ops, violations=0, lost=0, overlap=0.9, enq=2.0):
+    return RunResult(queue, scenario, 1000, 5, 5, 1, 0, ops, 0.1, {**STATS, "mean": enq},
+                     dict(STATS), {}, violations, lost, 0, 0, [], overlap, 8.0, 2**26, 50.0)
+
+
+@pytest.mark.parametrize("ops, verdict", [(250_000, "Excellent"), (150_000, "Good"),
+                                          (60_000, "Acceptable"), (10_000, "Moderate")])
+def test_throughput_bands(ops, verdict):
+    assert verdict in throughput_verdict(ops)
+
+
+@pytest.mark.parametrize("us, verdict", [(1, "Excellent"), (7, "Good"), (20, "Acceptable"),
+                                         (80, "Moderate")])
+def test_latency_bands(us, verdict):
+    assert verdict in latency_verdict(us)
+
+
+def test_violation_bands():
+    assert "PASS" in violations_verdict(0)
+    assert "CAUTION" in violations_verdict(10)
+    assert "FAIL" in violations_verdict(11)
+
+
+def test_recommendation_is_the_fastest_correct_queue():
+    results = [result("asyncio.PriorityQueue", "async", 300_000),
+               result("broken", "async", 900_000, violations=3),
+               result("queue.PriorityQueue", "threads", 120_000),
+               result("heapq", "single", 500_000),
+               result("asyncio.PriorityQueue", "single", 600_000)]
+    assert best_for(results, "async").queue == "asyncio.PriorityQueue"
+    text = "\n".join(recommendation_lines(results))
+    assert "Use: queue.PriorityQueue" in text
+    # the single-threaded pick must be usable from sync code
+    assert "Use: heapq" in text
+    assert "Use asyncio.PriorityQueue" in "\n".join(decision_lines(results))
+    assert "150,000 requests/sec" in "\n".join(decision_lines(results))
+
+
+def test_success_criteria_follow_the_numbers():
+    met = {c.text: c.met for c in success_criteria(
+        [result("asyncio.PriorityQueue", "async", 80_000, enq=20.0)])}
+    assert met["Throughput > 100,000 ops/sec"] is False
+    assert met["Avg latency < 10μs (enqueue and dequeue)"] is False
+    met = {c.text: c.met for c in success_criteria(
+        [result("asyncio.PriorityQueue", "async", 300_000)])}
+    assert all(met.values())
+    assert not math.isnan(result("x", "async", 1).throughput_ops_s)
+
+
+def test_no_correct_async_queue_means_no_recommendation():
+    [criterion] = success_criteria([result("asyncio.PriorityQueue", "async", 1, lost=2)])
+    assert criterion.met is False
