@@ -378,7 +378,7 @@ def _depth(rec: Records) -> dict[str, np.ndarray]:
 register_scenario(Scenario(
     "load", "open loop: tasks arrive at a rate, C workers serve them (waits vs theory)",
     "a thread-safe queue with a sync face or an async-safe queue with an async face",
-    _supports, _timed, _no_untimed, open_loop=True))
+    _supports, _timed, _no_untimed, in_poc=False, open_loop=True))
 
 
 # -- derived numbers -------------------------------------------------------------
@@ -398,7 +398,7 @@ def _rate(stamps_ns: np.ndarray) -> float:
     if len(stamps_ns) < 2:
         return math.nan
     span = (stamps_ns.max() - stamps_ns.min()) / 1e9
-    return (len(stamps_ns) - 1) / span if span > 0 else math.nan
+    return float((len(stamps_ns) - 1) / span) if span > 0 else math.nan
 
 
 def load_extra(rec: Records, params: LoadParams, workers: int) -> dict[str, Any]:
@@ -432,7 +432,7 @@ def load_extra(rec: Records, params: LoadParams, workers: int) -> dict[str, Any]
         "service_mean_target_ms": params.service.mean_s * 1e3,
         "service_mean_ms": service_mean_s * 1e3,
         "rho": params.utilization(workers),
-        "rho_measured": offered_rate * service_mean_s / workers,
+        "rho_measured": float(offered_rate * service_mean_s / workers),
     }
     late = _stats_ms(rec.put_start[rec.put_end > 0] - intended[rec.put_end > 0])
     extra.update({f"producer_late_{k}_ms": late[k] for k in ("p50", "p99", "max")})
@@ -566,6 +566,7 @@ def wait_spectrum(result, percentiles: Sequence[float] = (50, 75, 90, 95, 99, 99
         "intended_ns"][idx]
     ms = (end[base] - start) / 1e6
     prio = rec.priority[idx]
-    rows = [{"priority": level.name, "percentile": q, "ms": float(np.percentile(ms[prio == level], q))}
+    rows = [{"priority": level.name, "percentile": q,
+             "ms": float(np.percentile(ms[prio == level], q))}
             for level in Priority if (prio == level).any() for q in percentiles]
     return pd.DataFrame(rows)
