@@ -17,13 +17,14 @@ What the four stamps of ``Records`` mean here:
 
 ``Records.series`` adds, per task (workload order), ``intended_ns`` (intended
 arrival) and ``service_end_ns`` (service done, 0 if never served), and over
-time ``depth_at_ns``/``depth`` (tasks in the queue, not yet taken, after each
-put or take). ``Records.extra`` holds the summary row's load scalars (see
-``load_extra``).
+time ``depth_at_ns``/``depth`` (tasks whose put has started and that no worker
+has taken yet, after each put or take). ``Records.extra`` holds the summary
+row's load scalars (see ``load_extra``).
 
 The scenario runs on threads (a thread-safe queue with a sync face) or on
 asyncio (an async-safe queue with an async face), as ``threads``/``async`` do.
-Processes are not covered yet.
+Processes are not covered yet. ``sweep_utilization``, ``waits_frame``,
+``theory_frame`` and ``wait_spectrum`` give notebooks tidy frames.
 """
 
 from __future__ import annotations
@@ -103,7 +104,7 @@ class ServiceTime:
             mean_s = float(mean) * scale
         except ValueError:
             mean_s = math.nan
-        if not sep or kind not in SERVICE_KINDS or not mean_s > 0:
+        if not sep or kind not in SERVICE_KINDS or not 0 < mean_s < math.inf:
             raise ValueError(f"bad service time {text!r}; expected KIND:MEAN with KIND one of "
                              f"{', '.join(SERVICE_KINDS)} and MEAN > 0 in s or ms "
                              "(e.g. exp:0.016 or exp:16ms)")
@@ -235,8 +236,7 @@ def _producer(run: _Run, face, p: int, barrier: threading.Barrier, sched: _Sched
     barrier.wait()
     base, start = sched.base_ns, pc()
     for task in run.tasks[p :: run.producers]:
-        delay_ns = base + task.payload.arrival_ns - pc()
-        if delay_ns > 0:
+        while (delay_ns := base + task.payload.arrival_ns - pc()) > 0:  # never early
             sleep(delay_ns / 1e9)
         if stop.is_set():
             break
@@ -288,8 +288,7 @@ async def _aproducer(run: _Run, q, p: int, sched: _Schedule) -> None:
     put, append, sleep = q.put, run.put_logs[p].append, asyncio.sleep
     base, start = sched.base_ns, pc()
     for task in run.tasks[p :: run.producers]:
-        delay_ns = base + task.payload.arrival_ns - pc()
-        if delay_ns > 0:
+        while (delay_ns := base + task.payload.arrival_ns - pc()) > 0:  # the loop may wake early
             await sleep(delay_ns / 1e9)
         t0 = pc()
         await put(task)
@@ -360,15 +359,15 @@ def _series(run: _Run, sched: _Schedule, rec: Records) -> dict[str, np.ndarray]:
     position = {t.seq: i for i, t in enumerate(run.tasks)}
     service_end = np.zeros(run.n, np.int64)
     for gets, dones in zip(run.get_logs, sched.done_logs, strict=True):
-        for (seq, _, _), done in zip(gets, dones, strict=False):
+        for (seq, _, _), done in zip(gets, dones, strict=True):
             service_end[position[seq]] = done
     return {"intended_ns": intended, "service_end_ns": service_end, **_depth(rec)}
 
 
 def _depth(rec: Records) -> dict[str, np.ndarray]:
-    """Tasks in the queue (put, not yet taken) after each put and each first take."""
+    """Tasks in the queue (put started, not yet taken) after each put and each first take."""
     _, _, taken = first_gets(rec)
-    put = rec.put_end[rec.put_end > 0]
+    put = rec.put_start[rec.put_end > 0]  # a get can return before its put does
     at = np.concatenate([put, taken])
     step = np.concatenate([np.ones(len(put), np.int64), -np.ones(len(taken), np.int64)])
     order = np.argsort(at, kind="stable")
