@@ -12,6 +12,7 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
+from pqlab.load import ARRIVALS, LoadParams, ServiceTime
 from pqlab.queues import QUEUES
 from pqlab.scenarios import DEFAULT_DEADLINE_S, SCENARIOS
 
@@ -82,10 +83,8 @@ def add_workload_arguments(p: argparse.ArgumentParser, tasks: int = 10_000) -> N
                    help="producers do not yield after each put (less overlap)")
 
 
-def service_time(text: str):
+def service_time(text: str) -> ServiceTime:
     """argparse type: a service-time distribution such as ``exp:16ms`` (see ``ServiceTime``)."""
-    from pqlab.load import ServiceTime
-
     try:
         return ServiceTime.parse(text)
     except ValueError as exc:
@@ -94,8 +93,6 @@ def service_time(text: str):
 
 def weight_list(text: str) -> tuple[float, ...]:
     """argparse type: the priority mix ``a,b,c,d`` (CRITICAL, HIGH, NORMAL, LOW)."""
-    from pqlab.load import LoadParams
-
     try:
         return LoadParams(weights=tuple(float(w) for w in text.split(","))).weights
     except ValueError:
@@ -106,8 +103,6 @@ def weight_list(text: str) -> tuple[float, ...]:
 
 def add_load_arguments(p: argparse.ArgumentParser) -> None:
     """The options of the open-loop ``load`` scenario."""
-    from pqlab.load import ARRIVALS, LoadParams, ServiceTime
-
     g = p.add_argument_group("load scenario (open loop; waits against queueing theory)")
     g.add_argument("--rate", type=positive_float, default=LoadParams.rate_per_s,
                    help=f"target arrivals per second (default {LoadParams.rate_per_s:g})")

@@ -569,3 +569,23 @@ def wait_spectrum(result, percentiles: Sequence[float] = (50, 75, 90, 95, 99, 99
              "ms": float(np.percentile(ms[prio == level], q))}
             for level in Priority if (prio == level).any() for q in percentiles]
     return pd.DataFrame(rows)
+
+
+def crossing_rho(frame: Any, *, priority: str = "CRITICAL", column: str = "queue_wait_p99_ms",
+                 target_ms: float = 50.0) -> float:
+    """The ρ at which ``column`` of ``priority`` first reaches ``target_ms`` in a sweep frame.
+
+    Values are the median over runs at each ρ; between two swept points the
+    crossing is interpolated linearly. NaN if the target is never reached;
+    the first swept ρ if it is reached there already.
+    """
+    curve = frame[frame["priority"] == priority].groupby("rho", observed=True)[column].median()
+    rhos, values = curve.index.to_numpy(float), curve.to_numpy(float)
+    above = np.flatnonzero(values >= target_ms)
+    if len(above) == 0:
+        return math.nan
+    i = above[0]
+    if i == 0:
+        return float(rhos[0])
+    share = (target_ms - values[i - 1]) / (values[i] - values[i - 1])
+    return float(rhos[i - 1] + share * (rhos[i] - rhos[i - 1]))

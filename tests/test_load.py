@@ -10,6 +10,7 @@ from pqlab.cli import main
 from pqlab.load import (
     LoadParams,
     ServiceTime,
+    crossing_rho,
     load_extra,
     make_load_workload,
     sweep_utilization,
@@ -204,6 +205,17 @@ def test_frames_for_notebooks():
     assert spectrum.groupby("priority")["ms"].is_monotonic_increasing.all()
     with pytest.raises(ValueError, match="measure 'nope' unknown"):
         wait_spectrum(r, measure="nope")
+
+
+def test_crossing_rho_interpolates_between_swept_points():
+    import pandas as pd
+
+    frame = pd.DataFrame({"rho": [0.2, 0.2, 0.5, 0.8, 0.5], "priority": ["CRITICAL"] * 4 + ["LOW"],
+                          "queue_wait_p99_ms": [10.0, 30.0, 40.0, 100.0, 999.0]})
+    assert crossing_rho(frame, target_ms=50) == pytest.approx(0.5 + 0.3 * 10 / 60)
+    assert crossing_rho(frame, target_ms=15) == pytest.approx(0.2)  # median 20 at the first ρ
+    assert math.isnan(crossing_rho(frame, target_ms=500))
+    assert crossing_rho(frame, priority="LOW", target_ms=50) == pytest.approx(0.5)
 
 
 # -- the command line -----------------------------------------------------------------------
