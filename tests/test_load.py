@@ -272,3 +272,10 @@ def test_cli_bad_load_values_are_one_line_exit_2(capsys, args, message):
     captured = capsys.readouterr()
     lines = captured.err.strip().splitlines()
     assert captured.out == "" and len(lines) == 1 and message in lines[0]
+
+
+def test_run_without_scenarios_leaves_the_open_loop_load_out(capsys):
+    assert main(["run", "--queues", "queue.PriorityQueue", "--tasks", "50", "--format",
+                 "json"]) == 0
+    scenarios = [row["scenario"] for row in json.loads(capsys.readouterr().out)]
+    assert scenarios and "load" not in scenarios
