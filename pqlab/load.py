@@ -460,7 +460,7 @@ def load_extra(rec: Records, params: LoadParams, workers: int) -> dict[str, Any]
         "rho_measured": float(offered_rate * service_mean_s / workers),
     }
     late = _stats_ms(rec.put_start[rec.put_end > 0] - intended[rec.put_end > 0])
-    extra.update({f"producer_late_{k}_ms": late[k] for k in ("p50", "p99", "max")})
+    extra.update({f"producer_late_{k}_ms": late[k] for k in ("mean", "p50", "p99", "max")})
     measured = {
         "queue_wait": started - intended[idx], "queue_wait_uncorrected": started - arrived,
         "sojourn": done - intended[idx], "sojourn_uncorrected": done - arrived,

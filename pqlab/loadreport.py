@@ -49,9 +49,9 @@ def _header(r: RunResult) -> list[str]:
         f"mix {e['load_weights']}",
         f"  service {e['load_service']} (measured mean {e['service_mean_ms']:.2f} ms) · "
         f"ρ = {e['rho']:.3f} target, {e['rho_measured']:.3f} measured",
-        f"  producers late (actual put − intended arrival): p50 "
-        f"{_ms(e['producer_late_p50_ms'])} ms, p99 {_ms(e['producer_late_p99_ms'])} ms, max "
-        f"{_ms(e['producer_late_max_ms'])} ms",
+        f"  producers late (actual put − intended arrival): mean "
+        f"{_ms(e['producer_late_mean_ms'])} ms, p50 {_ms(e['producer_late_p50_ms'])} ms, p99 "
+        f"{_ms(e['producer_late_p99_ms'])} ms, max {_ms(e['producer_late_max_ms'])} ms",
     ]
 
 
