@@ -149,6 +149,16 @@ class LoadParams:
                              f"got {self.weights!r}")
         object.__setattr__(self, "weights", weights)
 
+    @classmethod
+    def at_utilization(cls, rho: float, workers: int, service: ServiceTime | None = None,
+                       arrivals: str = "poisson",
+                       weights: Sequence[float] = (1.0, 1.0, 1.0, 1.0)) -> LoadParams:
+        """The parameters whose target rate makes ρ = λ·E[S]/C equal ``rho``."""
+        service = service or ServiceTime()
+        if not (rho > 0 and math.isfinite(rho)):
+            raise ValueError(f"utilization must be a positive number, got {rho!r}")
+        return cls(rho * workers / service.mean_s, arrivals, service, tuple(weights))
+
     def tasks_for(self, duration_s: float) -> int:
         """Task count for arrivals lasting ``duration_s`` seconds at the target rate."""
         if not (duration_s > 0 and math.isfinite(duration_s)):
@@ -547,7 +557,7 @@ def sweep_utilization(queue: str, rhos: Sequence[float], *, workers: int = 4,
     service = service or ServiceTime("exp", 0.016)
     frames = []
     for i, rho in enumerate(rhos):
-        params = LoadParams(rho * workers / service.mean_s, arrivals, service, tuple(weights))
+        params = LoadParams.at_utilization(rho, workers, service, arrivals, weights)
         result = run(queue, "load", tasks=params.tasks_for(duration_s), producers=producers,
                      consumers=workers, seed=seed + i, load=params)
         if progress is not None:
@@ -564,8 +574,8 @@ def theory_frame(rhos: Sequence[float], *, workers: int = 4,
 
     rows = []
     for rho in rhos:
-        params = LoadParams(rho * workers / service_mean_s, "poisson",
-                            ServiceTime("exp", service_mean_s), tuple(weights))
+        params = LoadParams.at_utilization(rho, workers, ServiceTime("exp", service_mean_s),
+                                           "poisson", weights)
         for level, wait_s in zip(Priority, params.theory_waits_s(workers), strict=True):
             rows.append({"rho": rho, "priority": level.name, "theory_wait_mean_ms": wait_s * 1e3})
     return pd.DataFrame(rows)
@@ -595,6 +605,16 @@ def wait_spectrum(result, percentiles: Sequence[float] = (50, 75, 90, 95, 99, 99
              "ms": float(np.percentile(ms[prio == level], q))}
             for level in Priority if (prio == level).any() for q in percentiles]
     return pd.DataFrame(rows)
+
+
+def depth_frame(result) -> Any:
+    """Queue depth over one load run: seconds since the first intended arrival, depth."""
+    import pandas as pd
+
+    rec = result.records[-1]
+    start = rec.series["intended_ns"].min()
+    return pd.DataFrame({"t_s": (rec.series["depth_at_ns"] - start) / 1e9,
+                         "depth": rec.series["depth"]})
 
 
 def crossing_rho(frame: Any, *, priority: str = "CRITICAL", column: str = "queue_wait_p99_ms",

@@ -11,6 +11,7 @@ from pqlab.load import (
     LoadParams,
     ServiceTime,
     crossing_rho,
+    depth_frame,
     load_extra,
     make_load_workload,
     sweep_utilization,
@@ -60,6 +61,7 @@ def test_bad_load_params_raise(kwargs, message):
 def test_params_helpers():
     params = LoadParams(200, service=ServiceTime("exp", 0.016), weights=(1, 1, 2, 4))
     assert params.utilization(4) == pytest.approx(0.8)
+    assert LoadParams.at_utilization(0.8, 4, params.service).rate_per_s == pytest.approx(200)
     assert params.tasks_for(2.5) == 500
     assert params.class_rates() == pytest.approx([25, 25, 50, 100])
     assert params.theory_waits_s(4) == pytest.approx(
@@ -200,6 +202,8 @@ def test_frames_for_notebooks():
     assert lines["theory_wait_mean_ms"].iloc[8:].isna().all()
     r = pqlab.run("asyncio.PriorityQueue", "load", tasks=100, consumers=2, seed=1, load=FAST)
     assert len(waits_frame(r)) == 4
+    depth = depth_frame(r)
+    assert len(depth) == 200 and depth["t_s"].is_monotonic_increasing and depth["depth"].min() >= 0
     spectrum = wait_spectrum(r, percentiles=(50, 99, 100), measure="sojourn_uncorrected")
     assert set(spectrum.columns) == {"priority", "percentile", "ms"}
     assert spectrum.groupby("priority")["ms"].is_monotonic_increasing.all()
