@@ -6,6 +6,7 @@ Public API::
     result = run("heapq", "single", tasks=10_000)
 """
 
+from pqlab import mpqueue, processes, redisqueue  # noqa: F401 - register queues, scenario
 from pqlab.metrics import RunResult
 from pqlab.queues import QUEUES, QueueSpec, register_queue, unregister_queue
 from pqlab.runner import run

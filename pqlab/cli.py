@@ -9,11 +9,13 @@ line and exits 2.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 
 from pqlab.load import ARRIVALS, LoadParams, ServiceTime
 from pqlab.queues import QUEUES
+from pqlab.redisserver import ENV_URL, RedisUnavailable, add_redis_url_argument, prepare_queues
 from pqlab.scenarios import DEFAULT_DEADLINE_S, SCENARIOS
 
 USAGE_EXIT = 2
@@ -50,6 +52,14 @@ def positive_float(text: str) -> float:
     return value
 
 
+def int_list(text: str) -> list[int]:
+    """argparse type: comma-separated positive integers."""
+    parts = [part for part in text.split(",") if part.strip()]
+    if not parts:
+        raise argparse.ArgumentTypeError(f"must be comma-separated positive integers, got {text!r}")
+    return [positive_int(part) for part in parts]
+
+
 def name_list(option: str, allowed: Callable[[], Sequence[str]]) -> Callable[[str], list[str]]:
     """argparse type: comma-separated names, each one of ``allowed()``."""
 
@@ -71,9 +81,9 @@ def add_workload_arguments(p: argparse.ArgumentParser, tasks: int = 10_000) -> N
     p.add_argument("--tasks", type=positive_int, default=tasks,
                    help=f"tasks per run (default {tasks:,})")
     p.add_argument("--producers", type=positive_int, default=5,
-                   help="producer threads/coroutines (default 5)")
+                   help="producer threads, coroutines or processes (default 5)")
     p.add_argument("--consumers", type=positive_int, default=5,
-                   help="consumer threads/coroutines (default 5)")
+                   help="consumer threads, coroutines or processes (default 5)")
     p.add_argument("--seed", type=int, default=None, help="workload seed (default: random, "
                    "reported with each result)")
     p.add_argument("--deadline", type=positive_float, default=DEFAULT_DEADLINE_S,
@@ -131,10 +141,19 @@ def _add_run(p: argparse.ArgumentParser) -> None:
     p.add_argument("--repeat", type=positive_int, default=1, help="repetitions per pair")
     p.add_argument("--format", choices=("text", "json", "csv"), default="text",
                    help="output format (default text)")
+    add_redis_url_argument(p)
     add_load_arguments(p)
 
 
+def _note(line: str) -> None:
+    print(f"pqlab: note: {line}", file=sys.stderr)
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
+    try:
+        args.queues = prepare_queues(args.queues, args.redis_url, _note)
+    except RedisUnavailable as exc:
+        raise UsageError(str(exc)) from None
     from pqlab.report import run_command
 
     return run_command(args)
@@ -180,6 +199,35 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return 0 if all(r.met for r in results) else 1
 
 
+def _add_redis_bench(p: argparse.ArgumentParser) -> None:
+    from pqlab import redisbench as rb
+
+    p.add_argument("--calls", type=positive_int, default=rb.DEFAULT_CALLS,
+                   help=f"script calls per measurement (default {rb.DEFAULT_CALLS:,})")
+    p.add_argument("--repeat", type=positive_int, default=rb.DEFAULT_REPEATS,
+                   help=f"interleaved repetitions (default {rb.DEFAULT_REPEATS})")
+    p.add_argument("--tasks", type=positive_int, default=2_000,
+                   help="tasks for the process and batch-size tables (default 2,000)")
+    p.add_argument("--processes", type=int_list, default=rb.DEFAULT_PROCESSES,
+                   help="producer (= consumer) process counts (default "
+                        f"{','.join(map(str, rb.DEFAULT_PROCESSES))})")
+    p.add_argument("--counts", type=int_list, default=rb.DEFAULT_COUNTS,
+                   help=f"claim batch sizes (default {','.join(map(str, rb.DEFAULT_COUNTS))})")
+    add_redis_url_argument(p)
+
+
+def _cmd_redis_bench(args: argparse.Namespace) -> int:
+    from pqlab.redisbench import run_redis_bench
+
+    url = args.redis_url or os.environ.get(ENV_URL)
+    try:
+        met = run_redis_bench(url, calls=args.calls, repeats=args.repeat, tasks=args.tasks,
+                              processes=args.processes, counts=args.counts)
+    except RedisUnavailable as exc:
+        raise UsageError(str(exc)) from None
+    return 0 if met else 1
+
+
 Command = tuple[str, Callable[[argparse.ArgumentParser], None],
                 Callable[[argparse.Namespace], int]]
 
@@ -188,6 +236,8 @@ COMMANDS: dict[str, Command] = {
     "run": ("run queues through scenarios; text, JSON or CSV", _add_run, _cmd_run),
     "bench": ("speed claims as ratios measured side by side in one run", _add_bench,
               _cmd_bench),
+    "redis-bench": ("the Redis queue against redis-benchmark, processes and claim batches",
+                    _add_redis_bench, _cmd_redis_bench),
     "queues": ("list the registered queues, their capabilities and scenarios", _add_queues,
                _cmd_queues),
 }

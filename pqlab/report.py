@@ -252,7 +252,9 @@ def dependency_lines() -> list[str]:
 
 
 def poc_pairs() -> list[tuple[str, str]]:
-    return supported_pairs(scenarios=[s for s, sc in SCENARIOS.items() if sc.in_poc])
+    """In-process queues in the POC's scenarios; process-safe queues have `processes`."""
+    return supported_pairs(queues=[q for q, spec in QUEUES.items() if not spec.process_safe],
+                           scenarios=[s for s, sc in SCENARIOS.items() if sc.in_poc])
 
 
 def poc_command(args) -> int:
@@ -276,13 +278,15 @@ def poc_command(args) -> int:
     out(f"  Seed: {args.seed if args.seed is not None else 'random per run (shown below)'}")
     out(f"  Timer overhead: {timer_overhead_ns():.0f} ns per perf_counter_ns pair "
         "(inside every per-op latency; throughput is timed without it)")
-    out(f"  Queues: {', '.join(QUEUES)}")
+    pairs = poc_pairs()
+    out(f"  Queues: {', '.join(dict.fromkeys(q for q, _ in pairs))} (process-safe queues: "
+        "`run --scenarios processes`)")
     out("")
     out(RULE)
     out("RUNNING BENCHMARKS")
     out(RULE)
     scenario = None
-    for n, (queue, scen) in enumerate(poc_pairs(), 1):
+    for n, (queue, scen) in enumerate(pairs, 1):
         if scen != scenario:
             scenario = scen
             out(f"\n🔬 Test: {scen} — {SCENARIOS[scen].description}")

@@ -9,6 +9,8 @@ import random
 import tracemalloc
 from dataclasses import replace
 
+import psutil
+
 from pqlab import metrics
 from pqlab.load import LoadParams, make_load_workload
 from pqlab.metrics import Memory, RunResult
@@ -74,6 +76,25 @@ def measure_queue_memory(spec: QueueSpec, tasks: list[Task]) -> Memory:
     return metrics.measure_memory(lambda: asyncio.run(_fill_async(spec, tasks)), len(tasks))
 
 
+def measure_stored_memory(spec: QueueSpec, tasks: list[Task]) -> tuple[Memory, str]:
+    """Memory of a process-safe queue, and how it was measured.
+
+    Such a queue keeps its tasks in another process (a manager, a server), where
+    tracemalloc cannot see them. A queue with ``stored_bytes()`` reports what that
+    process holds for it; for any other, bytes per task is NaN, labelled so.
+    """
+    q = spec.factory()
+    face = sync_face(spec, q)
+    stored = getattr(face, "stored_bytes", None)
+    rss = psutil.Process().memory_info().rss
+    if stored is None:
+        return Memory(math.nan, rss), "not measured: the tasks live in another process"
+    before = stored()
+    for task in tasks:
+        face.put(task)
+    return Memory((stored() - before) / len(tasks), rss), f"{type(face).__name__}.stored_bytes()"
+
+
 def run(
     queue: str,
     scenario: str = "single",
@@ -123,10 +144,15 @@ def run(
     else:
         untimed = sc.untimed(spec, workload, w)
     gc.collect()
-    mem = measure_queue_memory(spec, workload) if memory else Memory(math.nan, 0)
     verdicts = [verify(r) for r in records]
     main = records[-1]
     extra = {k: v for r in records for k, v in r.extra.items()}
+    if not memory:
+        mem = Memory(math.nan, 0)
+    elif spec.process_safe:
+        mem, extra["bytes_per_task_source"] = measure_stored_memory(spec, workload)
+    else:
+        mem = measure_queue_memory(spec, workload)
     if len(records) > 1:
         extra.update({f"violations_{r.label}": v.violations
                       for r, v in zip(records, verdicts, strict=True)})

@@ -30,7 +30,25 @@ from pqlab.task import PRIORITY_LEVELS, Task, make_ordering_workload, make_workl
 
 pc = time.perf_counter_ns
 EMPTY_ERRORS = (queue.Empty, IndexError)
-STOP = object()  # payload of a stop sentinel
+
+
+class _Stop:
+    """The payload of a stop sentinel: one object, kept identical across processes.
+
+    It pickles by reference to ``pqlab.scenarios.STOP``, so a sentinel that went
+    through a manager process or a child process is still ``is STOP``.
+    """
+
+    __slots__ = ()
+
+    def __reduce__(self) -> str:
+        return "STOP"
+
+    def __repr__(self) -> str:
+        return "STOP"
+
+
+STOP = _Stop()  # payload of a stop sentinel
 POLL_S = 0.05  # watchdog poll period: 20 wake-ups a second cost nothing measurable
 DEFAULT_DEADLINE_S = 10.0  # no progress for this long ends a run with an error
 

@@ -1,0 +1,278 @@
+"""Scenario ``processes``: P producer and C consumer processes on one process-safe queue.
+
+Workers are started with the "spawn" method: fresh interpreters, not forks of
+a parent that may hold locks, threads or a half-used connection. Each loads
+pqlab (about 0.3 s), says it is ready, and all start together when the parent
+sets one event, so start-up is never measured.
+
+Stamps are ``time.perf_counter_ns``, which on Linux is
+``clock_gettime(CLOCK_MONOTONIC)`` (``time.get_clock_info("perf_counter")``
+says so): one clock for the whole system, so a put stamped in one process
+and a get stamped in another compare directly (tests/test_processes.py
+checks that children's stamps fall between two of the parent's). On macOS
+and Windows the clock behind it is system-wide too.
+
+Each worker sends its stamps back through a pipe once it is done; the parent
+builds the same ``Records`` as the thread scenarios, so ``verify`` checks
+violations, lost and duplicated tasks unchanged. Consumers stop when exactly
+N tasks were taken: a shared counter, under its lock, tells the consumer that
+took the N-th task, and that one puts a stop sentinel for each other consumer.
+A worker that raises or dies, or a run with no progress for ``deadline_s``,
+ends the run with an error in the records: the parent kills every worker
+still running (a consumer blocked in a ``get`` that will never return is not
+waited for).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import time
+from collections.abc import Iterable
+from multiprocessing.connection import wait
+
+from pqlab.queues import QueueSpec, sync_face
+from pqlab.scenarios import (
+    EMPTY_ERRORS,
+    POLL_S,
+    STOP,
+    Records,
+    Scenario,
+    UntimedPass,
+    Workers,
+    _Run,
+    register_scenario,
+)
+from pqlab.task import PRIORITY_LEVELS, Task, next_seq
+
+pc = time.perf_counter_ns
+CONTEXT = multiprocessing.get_context("spawn")
+# Spawning a worker and importing pqlab takes ~0.3 s on an idle machine and several
+# seconds on a loaded one; start-up is not measured, so it gets its own, longer deadline.
+STARTUP_DEADLINE_S = 60.0
+KILL_WAIT_S = 5.0  # a killed worker is gone within milliseconds; this only bounds a stuck join
+
+
+class _Shared:
+    """What workers share: the start signal, the taken counter, per-worker progress."""
+
+    def __init__(self, workers: int) -> None:
+        self.ready = CONTEXT.Semaphore(0)  # released once by each worker when it is set up
+        self.go = CONTEXT.Event()  # set by the parent when every worker is ready
+        self.stop = CONTEXT.Event()  # set by the parent when the run is abandoned
+        self.taken = CONTEXT.Value("q", 0)  # tasks taken, under its lock
+        # Operations done, one slot per worker, each written only by its worker:
+        # an aligned 8-byte store needs no lock for the parent's reads.
+        self.progress = CONTEXT.RawArray("q", workers)
+
+
+def _warm_up(face) -> None:
+    """One round trip before the start, so connecting is not part of the first stamp."""
+    qsize = getattr(face, "qsize", None)
+    if qsize is not None:
+        qsize()
+
+
+def _produce(face, tasks: list[Task], shared: _Shared, slot: int, timed: bool) -> list:
+    put, progress, log = face.put, shared.progress, []
+    append = log.append
+    for i, task in enumerate(tasks, 1):
+        t0 = pc() if timed else 0
+        put(task)
+        if timed:
+            append((t0, pc()))
+        progress[slot] = i
+    return log
+
+
+def _consume(face, n: int, sentinels: list[Task], shared: _Shared, slot: int,
+             timed: bool) -> list:
+    get, progress, taken, stop, log = face.get, shared.progress, shared.taken, shared.stop, []
+    append, lock, done = log.append, shared.taken.get_lock(), 0
+    while True:
+        t0 = pc() if timed else 0
+        try:
+            task = get()
+        except EMPTY_ERRORS:
+            if stop.is_set():
+                break
+            time.sleep(0)
+            continue
+        t1 = pc() if timed else 0
+        if task.payload is STOP:
+            break
+        append((task.seq, t0, t1))
+        done += 1
+        progress[slot] = done
+        with lock:
+            taken.value += 1
+            last = taken.value == n
+        if last:
+            for sentinel in sentinels:
+                face.put(sentinel)
+            break
+    return log
+
+
+def _worker(role: str, index: int, face, work: list[Task], n: int, sentinels: list[Task],
+            shared: _Shared, slot: int, timed: bool, conn) -> None:
+    """A child process: set up, wait for the start, run, send (log, span) or an error."""
+    try:
+        _warm_up(face)
+        shared.ready.release()
+        shared.go.wait()
+        start = pc()
+        if role == "producer":
+            log = _produce(face, work, shared, slot, timed)
+        else:
+            log = _consume(face, n, sentinels, shared, slot, timed)
+        conn.send(("ok", log, (start, pc())))
+    except BaseException as exc:  # noqa: BLE001 - reported to the parent
+        conn.send(("error", f"{role} {index}: {type(exc).__name__}: {exc}", None))
+    finally:
+        conn.close()
+
+
+class _Worker:
+    """The parent's handle on one worker process and the pipe its results come back on."""
+
+    def __init__(self, role: str, index: int, args: tuple) -> None:
+        self.role, self.index = role, index
+        self.reader, writer = CONTEXT.Pipe(duplex=False)
+        self.process = CONTEXT.Process(target=_worker, name=f"pqlab-{role}-{index}",
+                                       args=(role, index, *args, writer), daemon=True)
+        self.writer = writer
+
+    def start(self) -> None:
+        self.process.start()
+        self.writer.close()  # the child holds its own end now; EOF means it is gone
+
+    def receive(self) -> tuple[str, object, object]:
+        """What the worker sent: ("ok", log, span) or ("error", message, None)."""
+        try:
+            message = self.reader.recv()
+        except EOFError:
+            self.process.join(KILL_WAIT_S)
+            message = ("error", f"{self.role} {self.index}: died before reporting "
+                                f"(exit code {self.process.exitcode})", None)
+        self.reader.close()
+        self.reader = None
+        return message
+
+    def end(self, kill: bool) -> None:
+        if not kill:
+            self.process.join(KILL_WAIT_S)
+        if self.process.is_alive():
+            self.process.kill()
+        self.process.join(KILL_WAIT_S)
+        if self.reader is not None:
+            self.reader.close()
+
+
+class _Processes:
+    """The parent's side of one pass: start the workers, watch them, gather their logs."""
+
+    def __init__(self, spec: QueueSpec, tasks: list[Task], w: Workers, timed: bool) -> None:
+        self.run = _Run(tasks, w.producers, w.consumers)
+        self.n, self.deadline_s = len(tasks), w.deadline_s
+        self.shared = _Shared(w.producers + w.consumers)
+        self.queue = spec.factory()  # the parent keeps the queue alive until workers are done
+        face = sync_face(spec, self.queue)
+        level = max(PRIORITY_LEVELS)  # newest LOW: a correct queue serves them after every task
+        sentinels = [Task(level, next_seq(), 0.0, "stop", "", STOP)
+                     for _ in range(w.consumers - 1)]
+        roles = [("producer", p, tasks[p :: w.producers]) for p in range(w.producers)]
+        roles += [("consumer", c, []) for c in range(w.consumers)]
+        self.workers = [_Worker(role, index, (face, work, len(tasks), sentinels, self.shared,
+                                              slot, timed))
+                        for slot, (role, index, work) in enumerate(roles)]
+
+    def execute(self) -> _Run:
+        try:
+            for worker in self.workers:
+                worker.start()
+            if self._await_ready():
+                self.shared.go.set()
+                self._gather()
+        finally:
+            self.shared.stop.set()
+            for worker in self.workers:
+                worker.end(kill=bool(self.run.errors))
+        return self.run
+
+    def _await_ready(self) -> bool:
+        """Wait until every worker is set up; False (with an error) if one failed or all stalled."""
+        ready, since = 0, time.monotonic()
+        while ready < len(self.workers):
+            if self.shared.ready.acquire(timeout=POLL_S):
+                ready, since = ready + 1, time.monotonic()
+                continue
+            self._collect(timeout=0)
+            if self.run.errors:
+                return False
+            if time.monotonic() - since > STARTUP_DEADLINE_S:
+                self.run.errors.append(f"only {ready} of {len(self.workers)} worker processes "
+                                       f"were ready after {STARTUP_DEADLINE_S:g} s")
+                return False
+        return True
+
+    def _gather(self) -> None:
+        last, since = -1, time.monotonic()
+        while any(w.reader is not None for w in self.workers) and not self.run.errors:
+            self._collect(timeout=POLL_S)
+            done = sum(self.shared.progress)
+            if done != last:
+                last, since = done, time.monotonic()
+            elif time.monotonic() - since > self.deadline_s:
+                self.run.errors.append(
+                    f"no progress for {self.deadline_s:g} s: {self.shared.taken.value} of "
+                    f"{self.n} tasks taken (a queue that loses tasks or never wakes a "
+                    "blocked get)")
+
+    def _collect(self, timeout: float) -> None:
+        """Take in what finished workers sent; a worker gone without a word is an error."""
+        readers = {w.reader: w for w in self.workers if w.reader is not None}
+        for reader in wait(list(readers), timeout):
+            worker = readers[reader]
+            status, body, span = worker.receive()
+            if status == "error":
+                self.run.errors.append(body)
+                continue
+            logs = self.run.put_logs if worker.role == "producer" else self.run.get_logs
+            logs[worker.index] = body
+            self.run.spans.append(span)
+
+
+def _processes_pass(spec: QueueSpec, tasks: list[Task], w: Workers, timed: bool) -> _Run:
+    return _Processes(spec, tasks, w, timed).execute()
+
+
+def _timed(spec: QueueSpec, tasks: list[Task], w: Workers) -> list[Records]:
+    return [_processes_pass(spec, tasks, w, True).records(True, "processes")]
+
+
+def _untimed(spec: QueueSpec, tasks: list[Task], w: Workers) -> UntimedPass:
+    run = _processes_pass(spec, tasks, w, False)
+    return UntimedPass(run.wall_ns(), run.gets(), list(run.errors))
+
+
+def _can_processes(spec: QueueSpec) -> bool:
+    return spec.process_safe and spec.has_sync_face
+
+
+register_scenario(Scenario(
+    "processes", "P producer and C consumer processes (spawned) on one queue",
+    "a process-safe queue with a sync face", _can_processes, _timed, _untimed, in_poc=False))
+
+
+def sweep_process_counts(queues: Iterable[str], counts: Iterable[int], *, tasks: int = 2_000,
+                         seed: int | None = 1, repetitions: int = 1, **options) -> list:
+    """``run(queue, "processes")`` with k producer and k consumer processes for each k.
+
+    Returns the ``RunResult`` of every (queue, k, repetition), in that order;
+    ``options`` go to ``pqlab.run`` (``deadline_s``, ``memory``…).
+    """
+    from pqlab.runner import run
+
+    return [run(q, "processes", tasks=tasks, producers=k, consumers=k, seed=seed,
+                repetition=r, **options)
+            for q in queues for k in counts for r in range(repetitions)]
