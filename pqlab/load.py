@@ -202,6 +202,11 @@ class Request(NamedTuple):
     service_s: float
 
 
+# Workers read the service time by position: a queue that stores tasks as JSON
+# (redis) hands the Request back as a list.
+SERVICE_S = Request._fields.index("service_s")
+
+
 def make_load_workload(n: int, seed: int | None, params: LoadParams) -> list[Task]:
     """``n`` tasks with the priority mix of ``params``, each carrying its ``Request``.
 
@@ -276,7 +281,7 @@ def _consumer(run: _Run, face, c: int, barrier: threading.Barrier, sched: _Sched
         t1 = pc()
         if task.payload is STOP:
             break
-        sleep(task.payload.service_s)
+        sleep(task.payload[SERVICE_S])
         done(pc())
         append((task.seq, t0, t1))
         if next(taken) == n:
@@ -335,7 +340,7 @@ async def _aconsumer(run: _Run, q, c: int, sched: _Schedule) -> None:
         t1 = pc()
         if task.payload is STOP:
             break
-        await sleep(task.payload.service_s)
+        await sleep(task.payload[SERVICE_S])
         done(pc())
         append((task.seq, t0, t1))
         if next(taken) == n:

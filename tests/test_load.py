@@ -3,6 +3,7 @@ import math
 
 import numpy as np
 import pytest
+from redis_helpers import private_server
 
 import pqlab
 from pqlab import theory
@@ -166,6 +167,18 @@ def test_load_run_fills_records_series_and_summary(queue, driver):
         assert row[f"theory_wait_mean_ms_{n}"] > 0
     assert row["rho"] == pytest.approx(500 * 0.004 / 3)
     assert r.throughput_ops_s > 0 and math.isnan(r.bytes_per_task)
+
+
+def test_load_runs_on_process_safe_queues_from_threads(monkeypatch):
+    # redis stores tasks as JSON: the Request payload comes back as a list.
+    server = private_server()
+    try:
+        monkeypatch.setenv("PQLAB_REDIS_URL", server.url)
+        for queue in ("multiprocessing", "redis"):
+            r = pqlab.run(queue, "load", tasks=60, producers=1, consumers=2, seed=4, load=FAST)
+            assert r.ok and r.records[0].label == "threads", (queue, r.error_messages)
+    finally:
+        server.stop()
 
 
 def test_measured_waits_follow_the_ideal_queue_loosely():
