@@ -25,7 +25,8 @@ The scenario runs on threads (a thread-safe queue with a sync face) or on
 asyncio (an async-safe queue with an async face), as ``threads``/``async`` do;
 on asyncio the workers are coroutines and the producers are threads that hand
 each task to the loop, as a network connection would.
-Processes are not covered yet. ``sweep_utilization``, ``waits_frame``,
+Process-safe queues (multiprocessing, redis) run here on threads in one
+process; workers in other processes are not covered yet. ``sweep_utilization``, ``waits_frame``,
 ``theory_frame`` and ``wait_spectrum`` give notebooks tidy frames.
 """
 
