@@ -16,7 +16,9 @@ What the four stamps of ``Records`` mean here:
 - ``get_end``: the worker has the task: start of service.
 
 ``Records.series`` adds, per task (workload order), ``intended_ns`` (intended
-arrival) and ``service_end_ns`` (service done, 0 if never served), and over
+arrival), ``service_end_ns`` (service done, 0 if never served) and
+``service_planned_ns`` (the drawn service time; a worker's sleep overshoots
+it), and over
 time ``depth_at_ns``/``depth`` (tasks whose put has started and that no worker
 has taken yet, after each put or take). ``Records.extra`` holds the summary
 row's load scalars (see ``load_extra``).
@@ -403,7 +405,9 @@ def _series(run: _Run, sched: _Schedule, rec: Records) -> dict[str, np.ndarray]:
     for gets, dones in zip(run.get_logs, sched.done_logs, strict=True):
         for (seq, _, _), done in zip(gets, dones, strict=True):
             service_end[position[seq]] = done
-    return {"intended_ns": intended, "service_end_ns": service_end, **_depth(rec)}
+    planned = np.fromiter((round(t.payload.service_s * 1e9) for t in run.tasks), np.int64, run.n)
+    return {"intended_ns": intended, "service_end_ns": service_end,
+            "service_planned_ns": planned, **_depth(rec)}
 
 
 def _depth(rec: Records) -> dict[str, np.ndarray]:
@@ -477,6 +481,9 @@ def load_extra(rec: Records, params: LoadParams, workers: int) -> dict[str, Any]
     }
     late = _stats_ms(rec.put_start[rec.put_end > 0] - intended[rec.put_end > 0])
     extra.update({f"producer_late_{k}_ms": late[k] for k in ("mean", "p50", "p99", "max")})
+    if "service_planned_ns" in rec.series:
+        over = _stats_ms(done - started - rec.series["service_planned_ns"][idx])
+        extra.update({f"service_over_{k}_ms": over[k] for k in ("mean", "p50", "p99", "max")})
     measured = {
         "queue_wait": started - intended[idx], "queue_wait_uncorrected": started - arrived,
         "sojourn": done - intended[idx], "sojourn_uncorrected": done - arrived,

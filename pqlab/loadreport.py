@@ -49,10 +49,14 @@ def _header(r: RunResult) -> list[str]:
         f"mix {e['load_weights']}",
         f"  service {e['load_service']} (measured mean {e['service_mean_ms']:.2f} ms) · "
         f"ρ = {e['rho']:.3f} target, {e['rho_measured']:.3f} measured",
-        f"  producers late (actual put − intended arrival): mean "
-        f"{_ms(e['producer_late_mean_ms'])} ms, p50 {_ms(e['producer_late_p50_ms'])} ms, p99 "
-        f"{_ms(e['producer_late_p99_ms'])} ms, max {_ms(e['producer_late_max_ms'])} ms",
-    ]
+        _lateness("producers late (actual put − intended arrival)", e, "producer_late"),
+    ] + ([_lateness("service overshoot (measured − drawn service time)", e, "service_over")]
+         if "service_over_mean_ms" in e else [])
+
+
+def _lateness(title: str, e: dict, key: str) -> str:
+    return (f"  {title}: mean {_ms(e[f'{key}_mean_ms'])} ms, p50 {_ms(e[f'{key}_p50_ms'])} ms, "
+            f"p99 {_ms(e[f'{key}_p99_ms'])} ms, max {_ms(e[f'{key}_max_ms'])} ms")
 
 
 def _wait_table(e: dict) -> list[str]:

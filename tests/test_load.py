@@ -166,6 +166,7 @@ def test_load_run_fills_records_series_and_summary(queue, driver):
         assert row[f"sojourn_p99_9_ms_{n}"] >= row[f"queue_wait_p99_9_ms_{n}"]
         assert row[f"theory_wait_mean_ms_{n}"] > 0
     assert row["rho"] == pytest.approx(500 * 0.004 / 3)
+    assert row["service_over_p50_ms"] > -0.01 and row["producer_late_p50_ms"] >= 0
     assert r.throughput_ops_s > 0 and math.isnan(r.bytes_per_task)
 
 
