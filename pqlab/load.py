@@ -17,19 +17,19 @@ What the four stamps of ``Records`` mean here:
 
 ``Records.series`` adds, per task (workload order), ``intended_ns`` (intended
 arrival), ``service_end_ns`` (service done, 0 if never served) and
-``service_planned_ns`` (the drawn service time; a worker's sleep overshoots
-it), and over
-time ``depth_at_ns``/``depth`` (tasks whose put has started and that no worker
-has taken yet, after each put or take). ``Records.extra`` holds the summary
-row's load scalars (see ``load_extra``).
+``service_planned_ns`` (the drawn service time, which a worker's sleep
+overshoots), and over time ``depth_at_ns``/``depth`` (tasks whose put has
+started and that no worker has taken yet, after each put or take).
+``Records.extra`` holds the summary row's load scalars (see ``load_extra``).
 
 The scenario runs on threads (a thread-safe queue with a sync face) or on
 asyncio (an async-safe queue with an async face), as ``threads``/``async`` do;
 on asyncio the workers are coroutines and the producers are threads that hand
-each task to the loop, as a network connection would.
-Process-safe queues (multiprocessing, redis) run here on threads in one
-process; workers in other processes are not covered yet. ``sweep_utilization``, ``waits_frame``,
-``theory_frame`` and ``wait_spectrum`` give notebooks tidy frames.
+each task to the loop, as a network connection would. Process-safe queues
+(multiprocessing, redis) run on threads in one process; workers in other
+processes are not covered yet. ``sweep_utilization``, ``waits_frame``,
+``theory_frame``, ``wait_spectrum``, ``depth_frame`` and ``crossing_rho``
+give notebooks tidy frames.
 """
 
 from __future__ import annotations
