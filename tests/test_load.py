@@ -1,3 +1,4 @@
+import gc
 import json
 import math
 
@@ -150,6 +151,7 @@ FAST = LoadParams(500, "poisson", ServiceTime("exp", 0.004))  # ρ = 0.67 on 3 w
 def test_load_run_fills_records_series_and_summary(queue, driver):
     r = pqlab.run(queue, "load", tasks=200, producers=2, consumers=3, seed=5, load=FAST)
     assert r.ok, r.error_messages
+    assert gc.isenabled()  # off during the pass only
     [rec] = r.records
     assert rec.label == driver and rec.concurrent
     intended, done = rec.series["intended_ns"], rec.series["service_end_ns"]
