@@ -5,20 +5,33 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run test lint bench lab clean
+.PHONY: help setup run quick full adr poc test lint bench lab clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-8s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-setup: $(STAMP) ## create .venv and install pqlab with its dev tools
+setup: $(STAMP) ## create .venv, install pqlab with its dev tools and the `pqlab` Jupyter kernel
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/python -m ipykernel install --sys-prefix --name pqlab --display-name "Python (pqlab)"
 	touch $(STAMP)
 
-run: setup ## the main job: the POC report on every queue and scenario (10,000 tasks)
+run: setup ## the main job: the notebooks in a batch, default profile (data/, figures/, docs/adr/)
+	$(BIN)/python -m pqlab batch --profile default
+
+quick: setup ## the quick profile (CI, smoke check) into out/quick/
+	$(BIN)/python -m pqlab batch --profile quick --output out/quick
+
+full: setup ## the full study (20-30 min): task counts to 1,000,000, 1-32 workers
+	$(BIN)/python -m pqlab batch --profile full
+
+adr: setup ## rewrite docs/adr/0001-request-queue.md from the latest run in data/
+	$(BIN)/python -m pqlab adr
+
+poc: setup ## the POC's console report on every queue and scenario (10,000 tasks)
 	$(BIN)/python -m pqlab poc
 
 test: setup ## run the test suite

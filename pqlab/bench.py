@@ -1,9 +1,13 @@
-"""``python -m pqlab bench``: speed claims shown as ratios measured side by side in one run.
+"""``python -m pqlab bench``: claims shown as ratios measured side by side in one run.
 
-Each comparison times a subject and its peer on the same workload, in
+Each comparison measures a subject and its peer on the same workload, in
 interleaved repetitions (subject, peer, subject, peer, …) so that drift of
-the machine hits both alike; the ratio is peer time / subject time (above 1:
-the subject is faster), reported as the median with its min–max spread.
+the machine hits both alike. Both sides return a cost where lower is better
+(elapsed time, bytes per queued task, event-loop lag); the ratio is peer
+cost / subject cost (above 1: the subject is better), reported as the
+median with its min–max spread. A target of 1 reads "no more than the peer's".
+Time comes from the scenarios' untimed passes and loop lag from their timed
+pass, so bench measures what ``run`` reports.
 """
 
 from __future__ import annotations
@@ -13,10 +17,13 @@ import heapq
 import statistics
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+import numpy as np
 
 from pqlab.queues import QUEUES
-from pqlab.scenarios import SCENARIOS, Workers
+from pqlab.runner import measure_queue_memory
+from pqlab.scenarios import SCENARIOS, UntimedPass, Workers, _single_async_pass, _untimed
 from pqlab.task import Task, make_workload
 
 DEFAULT_REPEATS = 7  # odd, so the median is one measured value; about 1 s at 10,000 tasks
@@ -24,19 +31,22 @@ DEFAULT_REPEATS = 7  # odd, so the median is one measured value; about 1 s at 10
 
 @dataclass(frozen=True)
 class Comparison:
-    """A subject against its peer; each callable runs once and returns elapsed ns."""
+    """A subject against its peer; each callable runs once and returns its cost in ``unit``."""
 
     group: str
     label: str
-    subject: Callable[[list[Task]], int]
-    peer: Callable[[list[Task]], int]
-    target: float  # minimal acceptable median ratio
+    subject: Callable[[list[Task]], float]
+    peer: Callable[[list[Task]], float]
+    target: float  # minimal acceptable median ratio (peer cost / subject cost)
+    unit: str = "ns"  # of the costs: "ns" elapsed, "B/task" bytes per queued task, "µs" lag
 
 
 @dataclass(frozen=True)
 class Ratio:
     comparison: Comparison
     ratios: list[float]
+    subject_costs: list[float] = field(default_factory=list)
+    peer_costs: list[float] = field(default_factory=list)
 
     @property
     def median(self) -> float:
@@ -59,42 +69,157 @@ def bare_heapq_ns(tasks: list[Task]) -> int:
     return time.perf_counter_ns() - start
 
 
+def _checked(queue: str, scenario: str, result: UntimedPass) -> int:
+    if result.errors:
+        raise RuntimeError(f"{queue} in {scenario}: {result.errors[0]}")
+    return result.wall_ns
+
+
 def untimed_ns(queue: str, scenario: str, workers: Workers | None = None):
     """A runner for the scenario's untimed pass (the one pqlab's throughput comes from)."""
 
     def once(tasks: list[Task]) -> int:
         result = SCENARIOS[scenario].untimed(QUEUES[queue], tasks, workers or Workers())
-        if result.errors:
-            raise RuntimeError(f"{queue} in {scenario}: {result.errors[0]}")
-        return result.wall_ns
+        return _checked(queue, scenario, result)
 
     return once
+
+
+def async_face_single_ns(queue: str):
+    """``single``'s untimed pass through the async face (``single`` drives a bridge's sync face)."""
+    untimed = _untimed(_single_async_pass)
+
+    def once(tasks: list[Task]) -> int:
+        return _checked(queue, "single (async face)",
+                        untimed(QUEUES[queue], tasks, Workers(1, 1)))
+
+    return once
+
+
+def _timed_records(queue: str, scenario: str, tasks: list[Task], workers: Workers):
+    records = SCENARIOS[scenario].timed(QUEUES[queue], tasks, workers)
+    errors = [e for r in records for e in r.errors]
+    if errors:
+        raise RuntimeError(f"{queue} in {scenario}: {errors[0]}")
+    return records
+
+
+# One `mixed` pass of 10,000 tasks lasts 30-100 ms: 30-100 lag samples, whose p99
+# is about their maximum, and fewer for the faster queue. Pooling passes up to a
+# fixed count of samples compares like with like (here the p99 ratio of one-pass
+# runs spread 0.2-3.7x between repetitions).
+LAG_SAMPLES = 300
+LAG_MAX_PASSES = 12
+
+
+def loop_lag_us(queue: str, scenario: str, percentile: float,
+                workers: Workers | None = None):
+    """A runner for a percentile of the event-loop lag (µs) in the scenario's timed passes.
+
+    Pools ``series["loop_lag_ns"]`` of as many timed passes as it takes to have
+    ``LAG_SAMPLES`` samples (at most ``LAG_MAX_PASSES``).
+    """
+
+    def once(tasks: list[Task]) -> float:
+        lags: list[np.ndarray] = []
+        for _ in range(LAG_MAX_PASSES):
+            records = _timed_records(queue, scenario, tasks, workers or Workers())
+            lags.append(records[-1].series["loop_lag_ns"])
+            if sum(map(len, lags)) >= LAG_SAMPLES:
+                break
+        return float(np.percentile(np.concatenate(lags), percentile)) / 1e3
+
+    return once
+
+
+def bytes_per_task(queue: str):
+    """A runner for the bytes a queue allocates per queued task (tracemalloc, as ``run``)."""
+
+    def once(tasks: list[Task]) -> float:
+        return measure_queue_memory(QUEUES[queue], tasks).bytes_per_task
+
+    return once
+
+
+def _versus(group: str, subject: str, peer: str, how: str, cost, target: float,
+            unit: str = "ns") -> Comparison:
+    return Comparison(group, f"{subject} vs {peer} {how}", cost(subject), cost(peer), target,
+                      unit)
+
+
+W55 = Workers(5, 5)
+# Producers that never yield: then the time is the queue's, not the yield's
+# (each yield hands the GIL to another thread: a context switch per put).
+W55_NO_YIELD = Workers(5, 5, producer_yield=False)
+
+
+def _in(scenario: str, workers: Workers | None = None):
+    return lambda queue: untimed_ns(queue, scenario, workers)
 
 
 COMPARISONS: list[Comparison] = [
     Comparison("adapter", "heapq through pqlab `single` vs a bare heappush/heappop loop",
                untimed_ns("heapq", "single"), bare_heapq_ns, 0.8),
+    _versus("bucket", "BucketQueue", "heapq", "in `single`", _in("single"), 1.0),
+    _versus("bucket", "ThreadSafeBucketQueue", "queue.PriorityQueue", "in `single`",
+            _in("single"), 5.0),
+    _versus("bucket", "ThreadSafeBucketQueue", "queue.PriorityQueue", "in `threads` 5/5",
+            _in("threads", W55), 3.0),
+    _versus("bucket", "ThreadSafeBucketQueue", "queue.PriorityQueue",
+            "in `threads` --no-yield", _in("threads", W55_NO_YIELD), 3.0),
+    _versus("async", "AsyncBucketQueue", "asyncio.PriorityQueue", "in `single`",
+            _in("single"), 4.0),
+    _versus("async", "AsyncBucketQueue", "asyncio.PriorityQueue", "in `async` 5/5",
+            _in("async", W55), 1.0),
+    _versus("bridge", "BridgeBucketQueue", "janus.PriorityQueue", "sync face alone",
+            _in("single"), 2.0),
+    _versus("bridge", "BridgeBucketQueue", "janus.PriorityQueue", "async face alone",
+            async_face_single_ns, 2.0),
+    _versus("bridge", "BridgeBucketQueue", "janus.PriorityQueue", "in `mixed` 5/5",
+            _in("mixed", W55), 1.5),
+    _versus("bridge", "BridgeBucketQueue", "janus.PriorityQueue", "loop lag p99, `mixed`",
+            lambda q: loop_lag_us(q, "mixed", 99, W55), 1.0, "µs"),
+    _versus("bridge", "BridgeBucketQueue", "janus.PriorityQueue", "loop lag p50, `mixed`",
+            lambda q: loop_lag_us(q, "mixed", 50, W55), 1.0, "µs"),
+    _versus("memory", "BucketQueue", "heapq", "bytes per queued task", bytes_per_task, 1.0,
+            "B/task"),
+    _versus("memory", "ThreadSafeBucketQueue", "queue.PriorityQueue", "bytes per queued task",
+            bytes_per_task, 1.0, "B/task"),
+    _versus("memory", "AsyncBucketQueue", "asyncio.PriorityQueue", "bytes per queued task",
+            bytes_per_task, 1.0, "B/task"),
+    _versus("memory", "BridgeBucketQueue", "janus.PriorityQueue", "bytes per queued task",
+            bytes_per_task, 1.0, "B/task"),
 ]
 
 
 def measure(comparison: Comparison, tasks: list[Task], repeats: int) -> Ratio:
-    """Interleave subject and peer ``repeats`` times; ratios of peer time to subject time."""
+    """Interleave subject and peer ``repeats`` times; ratios of peer cost to subject cost."""
     comparison.subject(tasks)  # warm-up: first-call costs hit neither side
     comparison.peer(tasks)
-    ratios = []
+    subject_costs, peer_costs = [], []
     for _ in range(repeats):
         gc.collect()
-        subject_ns = comparison.subject(tasks)
+        subject_costs.append(comparison.subject(tasks))
         gc.collect()
-        peer_ns = comparison.peer(tasks)
-        ratios.append(peer_ns / subject_ns)
-    return Ratio(comparison, ratios)
+        peer_costs.append(comparison.peer(tasks))
+    ratios = [p / s for s, p in zip(subject_costs, peer_costs, strict=True)]
+    return Ratio(comparison, ratios, subject_costs, peer_costs)
+
+
+def format_cost(value: float, unit: str) -> str:
+    """One cost for the eye: ns as ms, bytes and µs as they are."""
+    if unit == "ns":
+        return f"{value / 1e6:.1f} ms"
+    return f"{value:.1f} {unit}"
 
 
 def format_ratio(r: Ratio) -> str:
     verdict = "met" if r.met else "NOT met"
+    unit = r.comparison.unit
+    costs = (f"  [{format_cost(statistics.median(r.subject_costs), unit)} vs "
+             f"{format_cost(statistics.median(r.peer_costs), unit)}]" if r.subject_costs else "")
     return (f"  {r.comparison.label:<68} {r.median:6.2f}x ({min(r.ratios):.2f}-"
-            f"{max(r.ratios):.2f})  target >= {r.comparison.target:g}x  {verdict}")
+            f"{max(r.ratios):.2f})  target >= {r.comparison.target:g}x  {verdict}{costs}")
 
 
 def run_bench(tasks: int, repeats: int, seed: int, groups: list[str] | None = None,
@@ -102,7 +227,8 @@ def run_bench(tasks: int, repeats: int, seed: int, groups: list[str] | None = No
     """Measure every comparison (or those of ``groups``), printing one line each."""
     workload = make_workload(tasks, seed)
     out(f"pqlab bench: {tasks:,} tasks, seed {seed}, {repeats} interleaved repetitions; "
-        "ratio = peer time / subject time, median (min-max)")
+        "ratio = peer cost / subject cost (time, bytes or lag: above 1 the subject is "
+        "better), median (min-max)")
     results, group = [], None
     for comparison in COMPARISONS:
         if groups and comparison.group not in groups:

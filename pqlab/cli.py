@@ -228,6 +228,134 @@ def _cmd_redis_bench(args: argparse.Namespace) -> int:
     return 0 if met else 1
 
 
+def _add_output(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--output", metavar="DIR", default=None,
+                   help="put data/, figures/ and docs/adr/ under DIR (default: the repository)")
+
+
+def _add_sweep(p: argparse.ArgumentParser) -> None:
+    from pqlab import config
+
+    p.add_argument("--queues", type=name_list("queue", lambda: list(QUEUES)), default=None,
+                   help=f"comma-separated queues (default: the in-process ones): "
+                        f"{', '.join(QUEUES)}")
+    p.add_argument("--scenarios", type=name_list("scenario", lambda: list(SCENARIOS)),
+                   default=None,
+                   help=f"comma-separated scenarios (default: all but the open-loop "
+                        f"load): {', '.join(SCENARIOS)}")
+    p.add_argument("--tasks", type=int_list, default=list(config.SWEEP_TASK_COUNTS),
+                   help="comma-separated task counts (default %(default)s)")
+    p.add_argument("--workers", type=int_list, default=list(config.SWEEP_WORKER_COUNTS),
+                   help="comma-separated producer = consumer counts (default %(default)s)")
+    p.add_argument("--repeat", type=positive_int, default=config.SWEEP_REPETITIONS,
+                   help="repetitions per cell (default %(default)s)")
+    p.add_argument("--seed", type=int, default=config.SWEEP_SEED,
+                   help="workload seed of repetition 0; repetition r uses seed + r "
+                        "(default %(default)s)")
+    p.add_argument("--in-process", action="store_true",
+                   help="run every repetition in this process (faster, less independent)")
+    p.add_argument("--run-id", default=None, help="name of the run (default: UTC time-host)")
+    p.add_argument("--resume", action="store_true", help="continue the run --run-id (default: "
+                   "the latest run), skipping the units already measured")
+    p.add_argument("--csv", action="store_true", help="also export summary.csv and samples.csv")
+    p.add_argument("--no-progress", dest="progress", action="store_false",
+                   help="no progress bar")
+    _add_output(p)
+
+
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from pqlab import config, store
+    from pqlab.sweep import Grid, SweepError, run_sweep
+
+    paths = config.paths(args.output)
+    try:
+        grid = Grid(args.queues, args.scenarios, tuple(args.tasks), tuple(args.workers),
+                    args.repeat, args.seed)
+        run_id = args.run_id or (store.latest_run(paths.data) if args.resume else None)
+        run = store.Run.create(paths.data, run_id, exist_ok=args.resume)
+    except ValueError as exc:
+        raise UsageError(f"pqlab sweep: {exc}") from None
+    try:
+        result = run_sweep(grid, run, fresh_process=not args.in_process, progress=args.progress)
+    except SweepError as exc:
+        print(f"pqlab sweep: {exc} (run {run.run_id}: rerun with --resume to finish it)",
+              file=sys.stderr)
+        return 1
+    print(f"run {run.run_id}: {result.measured} runs measured, {result.skipped} already done; "
+          f"data in {run.dir}")
+    if args.csv:
+        for path in run.export_csv():
+            print(f"  {path}")
+    return 0
+
+
+def _add_batch(p: argparse.ArgumentParser) -> None:
+    from pqlab import config
+
+    p.add_argument("--profile", choices=config.PROFILES, default=None,
+                   help="; ".join(f"{k}: {v}" for k, v in config.PROFILE_HELP.items())
+                   + " (default: default)")
+    p.add_argument("-f", "--params-file", metavar="YAML", default=None,
+                   help="a YAML plan: profile, timeout_s, notebooks: {name: {PARAM: value}}")
+    p.add_argument("--timeout", type=positive_int, default=None, metavar="SECONDS",
+                   help="per-cell execution timeout (default: the profile's)")
+    p.add_argument("--run-id", default=None, help="name of the run (default: UTC time-host)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run --run-id: measured units are not redone")
+    p.add_argument("--kernel", default=None, help="a Jupyter kernel name (default: one that "
+                   "runs this Python)")
+    p.add_argument("--csv", action="store_true", help="also export summary.csv and samples.csv")
+    _add_output(p)
+
+
+def _cmd_batch(args: argparse.Namespace) -> int:
+    from pqlab import batch, store
+
+    if args.resume and not args.run_id:
+        raise UsageError("pqlab batch: --resume needs --run-id")
+    try:
+        plan = batch.load_plan(args.profile, args.params_file)
+        if args.timeout:
+            plan.timeout_s = args.timeout
+        result = batch.run_batch(plan, args.output, run_id=args.run_id, resume=args.resume,
+                                 kernel=args.kernel, progress=sys.stderr.isatty())
+    except (batch.PlanError, store.StoreError) as exc:
+        raise UsageError(f"pqlab batch: {exc}") from None
+    except batch.BatchError as exc:
+        print(f"pqlab batch: stopped: {exc}", file=sys.stderr)
+        return 1
+    if args.csv:
+        for path in result.run.export_csv():
+            print(f"  csv:       {path}")
+    return 0
+
+
+def _add_adr(p: argparse.ArgumentParser) -> None:
+    from pqlab import config
+
+    p.add_argument("--run", default=None, help="the run to read (default: the latest)")
+    p.add_argument("--reference-tasks", type=positive_int, default=config.REFERENCE_TASKS,
+                   help="judge at the measured task count nearest this (default %(default)s)")
+    p.add_argument("--reference-workers", type=positive_int,
+                   default=config.REFERENCE_WORKERS,
+                   help="judge at the measured worker count nearest this (default %(default)s)")
+    _add_output(p)
+
+
+def _cmd_adr(args: argparse.Namespace) -> int:
+    from pqlab import config
+    from pqlab.adr import write_adr
+
+    try:
+        path = write_adr(args.run, config.paths(args.output),
+                         reference_tasks=args.reference_tasks,
+                         reference_workers=args.reference_workers)
+    except ValueError as exc:
+        raise UsageError(f"pqlab adr: {exc}") from None
+    print(path)
+    return 0
+
+
 Command = tuple[str, Callable[[argparse.ArgumentParser], None],
                 Callable[[argparse.Namespace], int]]
 
@@ -240,6 +368,11 @@ COMMANDS: dict[str, Command] = {
                     _add_redis_bench, _cmd_redis_bench),
     "queues": ("list the registered queues, their capabilities and scenarios", _add_queues,
                _cmd_queues),
+    "sweep": ("measure a grid (queues x scenarios x tasks x workers x repetitions) into "
+              "data/<run-id>/", _add_sweep, _cmd_sweep),
+    "batch": ("execute the notebooks with papermill: data, figures, executed notebooks, ADR",
+              _add_batch, _cmd_batch),
+    "adr": ("write docs/adr/0001-request-queue.md from a run", _add_adr, _cmd_adr),
 }
 
 

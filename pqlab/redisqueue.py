@@ -267,9 +267,14 @@ class RedisPriorityQueue:
     # -- one round trip ------------------------------------------------------------
 
     def _connection(self):
+        # One connection per thread, made outside the pool's count: the pool's
+        # make_connection() counts every connection it ever made against
+        # max_connections (100), so the 101st thread would fail. A thread's
+        # connection closes when the thread ends and its locals are freed.
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            conn = self._local.conn = self._pool.make_connection()
+            pool = self._pool
+            conn = self._local.conn = pool.connection_class(**pool.connection_kwargs)
         return conn
 
     def command(self, *args):

@@ -16,6 +16,7 @@ import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from pqlab import analysis
 from pqlab.load import overload_warning
 from pqlab.loadreport import load_lines, load_options
 from pqlab.metrics import RunResult
@@ -28,27 +29,27 @@ RULE = "=" * 78
 THIN = "-" * 78
 Out = Callable[[str], None]
 
-# Verdict bands (DESIGN.md, from the POC's interpretation guide).
-THROUGHPUT_BANDS = ((200_000, "✅ Excellent"), (100_000, "✅ Good"), (50_000, "✅ Acceptable"),
-                    (-math.inf, "⚠️ Moderate"))
-LATENCY_BANDS = ((5, "✅ Excellent"), (10, "✅ Good"), (50, "✅ Acceptable"),
-                 (math.inf, "⚠️ Moderate"))
-TARGET_THROUGHPUT_OPS_S = 100_000
-TARGET_LATENCY_US = 10.0
+# The verdict bands live in pqlab.analysis (DESIGN.md); the console adds a mark.
+MARKS = {"Excellent": "✅", "Good": "✅", "Acceptable": "✅", "Moderate": "⚠️", "PASS": "✅",
+         "CAUTION": "⚠️", "FAIL": "❌", "n/a": "?"}
+TARGET_THROUGHPUT_OPS_S = analysis.MIN_THROUGHPUT_OPS_S
+TARGET_LATENCY_US = analysis.MAX_LATENCY_US
+
+
+def _marked(verdict: str) -> str:
+    return f"{MARKS[verdict]} {verdict}"
 
 
 def throughput_verdict(ops_s: float) -> str:
-    return next(label for floor, label in THROUGHPUT_BANDS if ops_s > floor)
+    return _marked(analysis.throughput_verdict(ops_s))
 
 
 def latency_verdict(us: float) -> str:
-    return next(label for ceiling, label in LATENCY_BANDS if us < ceiling)
+    return _marked(analysis.latency_verdict(us))
 
 
 def violations_verdict(violations: int) -> str:
-    if violations == 0:
-        return "✅ PASS"
-    return "⚠️ CAUTION" if violations <= 10 else "❌ FAIL"
+    return _marked(analysis.violations_verdict(violations))
 
 
 def label(r: RunResult) -> str:

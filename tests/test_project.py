@@ -27,23 +27,5 @@ def test_environment_yml_matches_pyproject():
     assert env["channels"] == ["conda-forge"]
 
 
-def _make_targets() -> dict[str, str]:
-    text = (ROOT / "Makefile").read_text()
-    return dict(re.findall(r"^([a-z-]+):.*?## (.+)$", text, re.M))
-
-
-def test_readme_commands_are_make_targets():
-    targets = _make_targets()
-    readme = (ROOT / "README.md").read_text()
-    for target in re.findall(r"make ([a-z-]+)", readme):
-        assert target in targets, f"README mentions `make {target}`, not in the Makefile"
-    first_block = readme.split("```")[1]
-    assert "make run" in first_block and "make test" in first_block
-
-
-def test_makefile_targets_are_documented():
-    assert {"help", "setup", "run", "test", "lint", "lab"} <= set(_make_targets())
-
-
 def test_ci_runs_the_readme_test_command():
     assert "make test" in (ROOT / ".ci" / "run").read_text()

@@ -1,0 +1,346 @@
+"""The decision record ``docs/adr/0001-request-queue.md``, generated from a named run.
+
+For each context (an async API server, thread workers, single-threaded code)
+the candidates are the queues that ran its scenario. Each is judged at a
+reference cell (the task and worker counts closest to the ones asked for)
+against the success criteria of DESIGN.md: median throughput above 100,000
+ops/s, average latency below 10 µs, and no violation, lost or duplicated
+task and no error in any run of that scenario or of ``ordering``. Among the
+queues that pass, the highest median throughput is recommended. Nothing in
+the decision is typed in: change the data and the text changes.
+
+"Average latency" is the mean enqueue latency (what a request handler pays to
+submit work); where a scenario has no concurrent workers the mean dequeue
+latency is held to the same bound, since there a get never waits for work.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from pqlab import analysis, config, plots, store
+from pqlab.queues import QUEUES
+from pqlab.scenarios import SCENARIOS
+
+DEFAULT_REFERENCE_TASKS = config.REFERENCE_TASKS
+DEFAULT_REFERENCE_WORKERS = config.REFERENCE_WORKERS
+CORRECTNESS_SCENARIO = "ordering"
+
+
+@dataclass(frozen=True)
+class Context:
+    """Where the request queue would live, and the scenario that models it."""
+
+    name: str
+    scenario: str
+    description: str
+
+
+CONTEXTS = (
+    Context("async API server", "async",
+            "request handlers are coroutines on one event loop (FastAPI, gRPC async); "
+            "workers are coroutines too"),
+    Context("thread workers", "threads",
+            "handlers put requests from threads; a pool of worker threads takes them"),
+    Context("single-threaded code", "single",
+            "one thread puts and takes (a scheduler loop that owns the queue)"),
+    Context("async handlers feeding worker threads", "mixed",
+            "handlers are coroutines that put; a pool of worker threads takes (one queue "
+            "with an async face and a sync face)"),
+)
+
+
+@dataclass(frozen=True)
+class Decision:
+    context: Context
+    choice: str | None  # None: no candidate meets every criterion
+    table: pd.DataFrame  # this context's candidates, best first
+
+
+def _failures(row: pd.Series, judge_dequeue: bool) -> list[str]:
+    out = []
+    if not row["throughput_median"] > analysis.MIN_THROUGHPUT_OPS_S:
+        out.append(f"throughput {row['throughput_median']:,.0f} ops/s is not above "
+                   f"{analysis.MIN_THROUGHPUT_OPS_S:,}")
+    if not row["enqueue_mean_us"] < analysis.MAX_LATENCY_US:
+        out.append(f"mean enqueue {row['enqueue_mean_us']:.2f} µs is not below "
+                   f"{analysis.MAX_LATENCY_US:g}")
+    if judge_dequeue and not row["dequeue_mean_us"] < analysis.MAX_LATENCY_US:
+        out.append(f"mean dequeue {row['dequeue_mean_us']:.2f} µs is not below "
+                   f"{analysis.MAX_LATENCY_US:g}")
+    for col in ("violations", "lost", "duplicated", "errors"):
+        if row[col] > (analysis.MAX_VIOLATIONS if col == "violations" else 0):
+            out.append(f"{row[col]} {col}")
+    return out
+
+
+def candidates(summary: pd.DataFrame, context: Context, reference_tasks: int,
+               reference_workers: int) -> pd.DataFrame:
+    """One row per queue that ran the context's scenario, judged at the reference cell."""
+    df = summary[summary["scenario"] == context.scenario]
+    if df.empty:
+        return pd.DataFrame()
+    tasks, workers = analysis.reference_cell(summary, context.scenario, reference_tasks,
+                                             reference_workers)
+    cell = df[(df["tasks"] == tasks) & (df["producers"] == workers)]
+    checked = summary[summary["scenario"].isin([context.scenario, CORRECTNESS_SCENARIO])]
+    counts = checked.groupby("queue", observed=True)[
+        ["violations", "lost", "duplicated", "errors"]].sum()
+    runs_checked = checked.groupby("queue", observed=True).size()
+    g = cell.groupby("queue", observed=True)
+    table = pd.DataFrame({
+        "throughput_median": g["throughput_ops_s"].median(),
+        "throughput_low": g["throughput_ops_s"].min(),
+        "throughput_high": g["throughput_ops_s"].max(),
+        "enqueue_mean_us": g["enqueue_mean_us"].median(),
+        "dequeue_mean_us": g["dequeue_mean_us"].median(),
+        "enqueue_p99_us": g["enqueue_p99_us"].median(),
+        "repetitions": g.size(),
+    }).join(counts).join(runs_checked.rename("runs_checked")).reset_index()
+    table.insert(0, "context", context.name)
+    table.insert(2, "tasks", tasks)
+    table.insert(3, "workers", workers)
+    judge_dequeue = not SCENARIOS[context.scenario].uses_workers
+    table["failures"] = [_failures(row, judge_dequeue) for _, row in table.iterrows()]
+    table["meets"] = table["failures"].map(lambda f: not f)
+    table["queue"] = table["queue"].astype(str)
+    return table.sort_values(["meets", "throughput_median"], ascending=[False, False],
+                             ignore_index=True)
+
+
+def decide(summary: pd.DataFrame, reference_tasks: int = DEFAULT_REFERENCE_TASKS,
+           reference_workers: int = DEFAULT_REFERENCE_WORKERS) -> list[Decision]:
+    """Per context: the queue that meets every criterion with the highest throughput."""
+    decisions = []
+    for context in CONTEXTS:
+        table = candidates(summary, context, reference_tasks, reference_workers)
+        passing = table[table["meets"]] if not table.empty else table
+        choice = str(passing.iloc[0]["queue"]) if not passing.empty else None
+        decisions.append(Decision(context, choice, table))
+    return decisions
+
+
+def decision_table(decisions: list[Decision]) -> pd.DataFrame:
+    """Every context's candidates in one frame (the ADR's measured table)."""
+    tables = [d.table for d in decisions if not d.table.empty]
+    return pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
+
+
+# -- text ----------------------------------------------------------------------------
+
+
+def _row(cells: list[str]) -> str:
+    return "| " + " | ".join(cells) + " |"
+
+
+def _measured_table(table: pd.DataFrame) -> list[str]:
+    head = ["context", "queue", "tasks", "workers", "throughput ops/s, median (min-max)",
+            "mean enqueue µs", "mean dequeue µs", "p99 enqueue µs", "violations", "lost",
+            "duplicated", "errors", "meets criteria"]
+    lines = [_row(head), _row(["---"] * len(head))]
+    for _, r in table.iterrows():
+        lines.append(_row([
+            r["context"], f"`{r['queue']}`", f"{r['tasks']:,}", str(r["workers"]),
+            f"{r['throughput_median']:,.0f} ({r['throughput_low']:,.0f}-"
+            f"{r['throughput_high']:,.0f})",
+            f"{r['enqueue_mean_us']:.2f}", f"{r['dequeue_mean_us']:.2f}",
+            f"{r['enqueue_p99_us']:.2f}", str(r["violations"]), str(r["lost"]),
+            str(r["duplicated"]), str(r["errors"]), "yes" if r["meets"] else "no"]))
+    return lines
+
+
+def _verdict_line(d: Decision) -> str:
+    name = d.context.name
+    if d.table.empty:
+        return f"- **{name}**: not measured in this run (scenario `{d.context.scenario}`)."
+    if d.choice is None:
+        best = d.table.iloc[0]
+        return (f"- **{name}**: no measured queue meets every criterion. Closest: "
+                f"`{best['queue']}` ({'; '.join(best['failures'])}).")
+    r = d.table[d.table["queue"] == d.choice].iloc[0]
+    others = [str(q) for q in d.table[d.table["meets"]]["queue"] if q != d.choice]
+    also = f" Also meeting the criteria: {', '.join(f'`{q}`' for q in others)}." if others \
+        else ""
+    return (f"- **{name}**: use `{d.choice}`: {r['throughput_median']:,.0f} ops/s "
+            f"({analysis.throughput_verdict(r['throughput_median'])}), mean enqueue "
+            f"{r['enqueue_mean_us']:.2f} µs "
+            f"({analysis.latency_verdict(r['enqueue_mean_us'])}), 0 violations in "
+            f"{r['runs_checked']} runs.{also}")
+
+
+def _headline(primary: Decision) -> str:
+    """The one recommendation: the queue for the first context (the API server)."""
+    if primary.choice is not None:
+        return (f"**Use `{primary.choice}` as the request queue** of the scheduler "
+                f"({primary.context.name}). Per context:")
+    if primary.table.empty:
+        return (f"**No recommendation**: scenario `{primary.context.scenario}` "
+                f"({primary.context.name}) was not measured in this run. Per context:")
+    return (f"**No measured queue meets every criterion for the {primary.context.name}**; "
+            "the request queue needs another candidate or relaxed criteria. Per context:")
+
+
+def _spread(table: pd.DataFrame) -> tuple[float, str, str]:
+    """Fastest / slowest median throughput of a candidates table, and the two queues."""
+    ordered = table.sort_values("throughput_median", ascending=False)
+    fast, slow = ordered.iloc[0], ordered.iloc[-1]
+    return fast["throughput_median"] / slow["throughput_median"], fast["queue"], slow["queue"]
+
+
+def loop_cost_finding(decisions: list[Decision]) -> list[str]:
+    """How much the queue matters on an event loop: spread in `async` against `single`."""
+    tables = {d.context.scenario: d.table for d in decisions}
+    async_table, single_table = tables.get("async"), tables.get("single")
+    if async_table is None or len(async_table) < 2 or single_table is None:
+        return []
+    single_table = single_table[single_table["queue"].isin(async_table["queue"])]
+    if len(single_table) < 2:
+        return []
+    in_async, fast, slow = _spread(async_table)
+    in_single, fast_single, slow_single = _spread(single_table)
+    verdict = ("the event loop's own cost (a task switch per operation, producers returning "
+               "to the loop after each put) dominates, and the queue matters little there"
+               if in_async < (1 + in_single) / 2 else
+               "the queue's own cost still shows through the event loop's")
+    return [f"- On the event loop the async-safe queues span {in_async:.2f}x in throughput "
+            f"(`{fast}` to `{slow}` in `async`), against {in_single:.2f}x for the same queues "
+            f"in `single` (`{fast_single}` to `{slow_single}`): {verdict}."]
+
+
+def _consequences(decisions: list[Decision], machine: dict) -> list[str]:
+    lines = []
+    for d in decisions:
+        if d.choice is not None:
+            spec = QUEUES.get(d.choice)
+            r = d.table[d.table["queue"] == d.choice].iloc[0]
+            headroom = r["throughput_median"] / analysis.MIN_THROUGHPUT_OPS_S
+            safe = ("thread-safe" if spec and spec.thread_safe else "not thread-safe") + \
+                ", " + ("async-safe" if spec and spec.async_safe else "not async-safe")
+            lines.append(f"- {d.context.name}: `{d.choice}` ({safe}) runs at "
+                         f"{headroom:.1f}x the throughput criterion at "
+                         f"{r['tasks']:,} tasks and {r['workers']} worker(s).")
+        elif not d.table.empty:
+            lines.append(f"- {d.context.name}: no queue met every criterion on this machine; "
+                         "the request queue should not be handed between threads here "
+                         "unless the criteria are relaxed or a faster candidate is added.")
+    broken = [(d.context.name, str(r["queue"]))
+              for d in decisions if not d.table.empty
+              for _, r in d.table.iterrows()
+              if r["violations"] + r["lost"] + r["duplicated"] + r["errors"] > 0]
+    if broken:
+        lines.append("- Correctness problems were measured for: "
+                     + ", ".join(f"`{q}` ({c})" for c, q in broken) + ".")
+    else:
+        lines.append("- No candidate lost, duplicated or misordered a task in any run checked.")
+    lines += loop_cost_finding(decisions)
+    lines.append(f"- The numbers hold for {machine.get('machine')}; on other hardware rerun "
+                 "`make run` and compare machines with notebook 05 (ratios to a baseline "
+                 "queue, since absolute times differ).")
+    return lines
+
+
+def render(run: store.Run, decisions: list[Decision], figure_links: list[tuple[str, str]],
+           reference: tuple[int, int]) -> str:
+    """The ADR's Markdown text."""
+    machine, manifest = run.machine(), run.manifest()
+    table = decision_table(decisions)
+    queues = sorted(set(table["queue"]) if not table.empty else set(),
+                    key=lambda q: list(QUEUES).index(q) if q in QUEUES else len(QUEUES))
+    dirty = " (uncommitted changes)" if machine.get("git_dirty") else ""
+    out = [
+        "# ADR 0001: The request queue of the model-serving scheduler",
+        "",
+        f"Status: proposed. Generated by `python -m pqlab adr --run {run.run_id}` from run "
+        f"`{run.run_id}`; every number below is read from that run's `summary` frame.",
+        "",
+        "## Context",
+        "",
+        "The scheduler holds incoming inference requests in one priority queue: CRITICAL=1, "
+        "HIGH=2, NORMAL=3, LOW=4, first in first out within a priority. The queue must "
+        f"sustain more than {analysis.MIN_THROUGHPUT_OPS_S:,} operations per second, add "
+        f"less than {analysis.MAX_LATENCY_US:g} µs on average per operation, and never "
+        "serve a task out of order, lose it or serve it twice.",
+        "",
+        "Contexts judged:",
+        "",
+        *[f"- **{c.name}** (scenario `{c.scenario}`): {c.description}." for c in CONTEXTS],
+        "",
+        f"Measured on {machine.get('machine')}, "
+        f"{machine.get('os_distribution') or machine.get('os')}, kernel "
+        f"{machine.get('kernel')}, Python {machine.get('python_version')} "
+        f"({machine.get('python_implementation')}, GIL "
+        f"{'on' if machine.get('gil_enabled') else 'off'}), pqlab "
+        f"{machine.get('packages', {}).get('pqlab')}, commit "
+        f"`{(machine.get('git_commit') or 'unknown')[:12]}`{dirty}, started "
+        f"{manifest.get('created_utc')}.",
+        "",
+        "## Options compared",
+        "",
+        _row(["queue", "thread-safe", "async-safe", "API", "description"]),
+        _row(["---"] * 5),
+        *[_row([f"`{q}`", "yes" if QUEUES[q].thread_safe else "no",
+                "yes" if QUEUES[q].async_safe else "no", QUEUES[q].api,
+                QUEUES[q].description]) for q in queues if q in QUEUES],
+        "",
+        "## Measurements",
+        "",
+        f"Reference cell per context: the task count nearest {reference[0]:,} and the worker "
+        f"count nearest {reference[1]} among those measured (producers = consumers). "
+        "Throughput is the median over repetitions (min-max in brackets), from the untimed "
+        "pass; latencies are medians over repetitions of each run's mean or p99. "
+        "Violations, lost, duplicated and errors are summed over every run of the scenario "
+        f"and of `{CORRECTNESS_SCENARIO}`. A blocking get's dequeue latency includes its wait "
+        "for work, so it is judged only where no worker waits (single-threaded code).",
+        "",
+        *_measured_table(table),
+        "",
+        "## Figures",
+        "",
+        *[f"![{title}]({link})" if i == 0 else f"- [{title}]({link})"
+          for i, (title, link) in enumerate(figure_links)],
+        "",
+        "## Decision",
+        "",
+        _headline(decisions[0]),
+        "",
+        *[_verdict_line(d) for d in decisions],
+        "",
+        "## Consequences",
+        "",
+        *_consequences(decisions, machine),
+        "",
+    ]
+    return "\n".join(out)
+
+
+def figure_links(figures_dir: Path, adr_dir: Path) -> list[tuple[str, str]]:
+    """(title, relative link) of the run's SVG figures, the decision overview first."""
+    svgs = sorted(Path(figures_dir).glob("*.svg"),
+                  key=lambda p: (p.stem != "decision-overview", p.stem))
+    return [(p.stem.replace("-", " "), os.path.relpath(p, adr_dir).replace(os.sep, "/"))
+            for p in svgs]
+
+
+def write_adr(run_id: str | None = None, paths: config.Paths | None = None, *,
+              reference_tasks: int = DEFAULT_REFERENCE_TASKS,
+              reference_workers: int = DEFAULT_REFERENCE_WORKERS) -> Path:
+    """Write the ADR for ``run_id`` (default: the latest run); return its path.
+
+    Also draws the decision overview figure into ``figures/<run-id>/``.
+    """
+    paths = paths or config.paths()
+    run_id = run_id or store.latest_run(paths.data)
+    run = store.Run.open(paths.data, run_id)
+    summary = run.summary()
+    if summary.empty:
+        raise store.StoreError(f"run {run_id!r} has no measurements")
+    decisions = decide(summary, reference_tasks, reference_workers)
+    figures_dir = paths.figures_dir(run_id)
+    plots.decision_overview(decision_table(decisions), out_dir=figures_dir)
+    text = render(run, decisions, figure_links(figures_dir, paths.adr_dir),
+                  (reference_tasks, reference_workers))
+    return store.write_text(paths.adr_file, text)

@@ -1,0 +1,160 @@
+"""Paths and the batch plan, in one place: no path is spelled anywhere else.
+
+Outputs go under the repository by default (``data/``, ``figures/``,
+``docs/adr/``); ``paths(DIR)`` moves all of them under ``DIR`` (the batch's
+``--output``). Notebook sources always come from the repository.
+
+``NOTEBOOKS`` is the batch plan: the notebooks in execution order, each with
+its parameters per profile. Adding a notebook is one entry here.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS_DIR = ROOT / "notebooks"
+ADR_FILENAME = "0001-request-queue.md"
+KERNEL_NAME = "pqlab"  # the kernelspec `make setup` installs; the batch provides its own
+KERNEL_DISPLAY_NAME = "Python (pqlab)"
+
+
+def package_pythonpath() -> str:
+    """A ``PYTHONPATH`` that makes a child process (worker, kernel) import this pqlab first."""
+    parent = str(Path(__file__).resolve().parents[1])
+    return os.pathsep.join(p for p in (parent, os.environ.get("PYTHONPATH")) if p)
+
+
+@dataclass(frozen=True)
+class Paths:
+    """Where one lab's outputs live: ``root/data``, ``root/figures``, ``root/docs/adr``."""
+
+    root: Path
+
+    @property
+    def data(self) -> Path:
+        return self.root / "data"
+
+    @property
+    def figures(self) -> Path:
+        return self.root / "figures"
+
+    @property
+    def adr_dir(self) -> Path:
+        return self.root / "docs" / "adr"
+
+    @property
+    def adr_file(self) -> Path:
+        return self.adr_dir / ADR_FILENAME
+
+    def run_dir(self, run_id: str) -> Path:
+        return self.data / run_id
+
+    def figures_dir(self, run_id: str) -> Path:
+        return self.figures / run_id
+
+    def executed_dir(self, run_id: str) -> Path:
+        """Where the batch puts the executed copies of the notebooks."""
+        return self.run_dir(run_id) / "notebooks"
+
+
+def paths(output: str | Path | None = None) -> Paths:
+    """The output paths: under ``output`` if given (and not empty), else the repository."""
+    if output is None or str(output) == "":
+        return Paths(ROOT)
+    return Paths(Path(output).expanduser().resolve())
+
+
+# -- defaults shared by the sweep, the CLI and the decision record --------------------
+
+SWEEP_TASK_COUNTS = (10_000,)  # the POC's workload size
+SWEEP_WORKER_COUNTS = (4,)  # producers = consumers
+SWEEP_REPETITIONS = 3  # fewest that give a median and a spread
+SWEEP_SEED = 1
+REFERENCE_TASKS = 10_000  # the ADR judges at the measured task count nearest this
+REFERENCE_WORKERS = 4  # the grid's power of two nearest the POC's 5 workers
+
+
+# -- the batch plan ----------------------------------------------------------------
+
+PROFILES = ("quick", "default", "full")
+PROFILE_HELP = {
+    "quick": "CI and smoke checks: tiny grids, under 3 minutes",
+    "default": "what `make run` uses: under 10 minutes on a 2-core machine",
+    "full": "the real study: task counts up to 1,000,000, 1-32 workers (20-30 minutes)",
+}
+# Per-cell execution timeout (s) of each profile: generous, it only catches a hang.
+TIMEOUT_S = {"quick": 300, "default": 900, "full": 3600}
+
+
+@dataclass(frozen=True)
+class NotebookSpec:
+    """One notebook of the batch and its parameters per profile."""
+
+    filename: str
+    profiles: dict[str, dict[str, Any]]
+    # Returns a plain reason when the notebook cannot run on this machine
+    # (e.g. no server can start), or None; the batch then skips it and says why.
+    skip_reason: Callable[[], str | None] | None = field(default=None, compare=False)
+
+    @property
+    def name(self) -> str:
+        return Path(self.filename).stem
+
+    @property
+    def source(self) -> Path:
+        return NOTEBOOKS_DIR / self.filename
+
+    def parameters(self, profile: str) -> dict[str, Any]:
+        return dict(self.profiles.get(profile, {}))
+
+
+def _same(params: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {p: dict(params) for p in PROFILES}
+
+
+# Execution order: the measuring notebooks first, then the comparison across
+# machines, then 00, which reads the finished run and writes the decision
+# record (it is numbered 00 because it is what a reader opens first).
+# Later notebooks that measure (06 processes, 07 load) go before 05.
+NOTEBOOKS: list[NotebookSpec] = [
+    NotebookSpec("01-single-baseline.ipynb", {
+        "quick": {"TASK_COUNTS": [1_000, 10_000], "REPETITIONS": 1},
+        "default": {"TASK_COUNTS": [1_000, 10_000, 100_000], "REPETITIONS": 3},
+        "full": {"TASK_COUNTS": [1_000, 10_000, 100_000, 1_000_000], "REPETITIONS": 3},
+    }),
+    NotebookSpec("02-threads.ipynb", {
+        "quick": {"TASK_COUNTS": [5_000], "WORKER_COUNTS": [1, 4], "REPETITIONS": 2},
+        "default": {"TASK_COUNTS": [10_000], "WORKER_COUNTS": [1, 2, 4, 8, 16, 32],
+                    "REPETITIONS": 3},
+        "full": {"TASK_COUNTS": [10_000, 100_000], "WORKER_COUNTS": [1, 2, 4, 8, 16, 32],
+                 "REPETITIONS": 3},
+    }),
+    NotebookSpec("03-asyncio.ipynb", {
+        "quick": {"TASK_COUNTS": [5_000], "WORKER_COUNTS": [1, 4], "REPETITIONS": 2},
+        "default": {"TASK_COUNTS": [10_000], "WORKER_COUNTS": [1, 2, 4, 8, 16, 32],
+                    "REPETITIONS": 3},
+        "full": {"TASK_COUNTS": [10_000, 100_000], "WORKER_COUNTS": [1, 2, 4, 8, 16, 32],
+                 "REPETITIONS": 3},
+    }),
+    NotebookSpec("04-priority-correctness.ipynb", {
+        "quick": {"TASK_COUNTS": [2_000], "WORKER_COUNTS": [4], "REPETITIONS": 1},
+        "default": {"TASK_COUNTS": [10_000], "WORKER_COUNTS": [4, 16], "REPETITIONS": 3},
+        "full": {"TASK_COUNTS": [10_000, 100_000], "WORKER_COUNTS": [4, 16],
+                 "REPETITIONS": 5},
+    }),
+    NotebookSpec("05-across-machines.ipynb", _same({})),
+    NotebookSpec("00-decision.ipynb", _same({})),
+]
+
+
+def notebook(name: str) -> NotebookSpec:
+    """The plan entry called ``name`` (with or without ``.ipynb``); ``KeyError`` lists them."""
+    for spec in NOTEBOOKS:
+        if name in (spec.name, spec.filename):
+            return spec
+    raise KeyError(f"unknown notebook {name!r}; known: {', '.join(s.name for s in NOTEBOOKS)}")

@@ -1,0 +1,79 @@
+"""What the notebooks share: versions, opening the run, the grid, the closing record.
+
+Notebooks call these so that they hold no logic of their own: a measuring
+notebook opens (or creates) the run named by ``RUN_ID`` under ``OUTPUT_DIR``
+and sweeps its grid into it; a reading notebook opens ``RUN_ID`` or the
+latest run; every notebook ends with ``produced(...)``.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import platform
+from pathlib import Path
+from types import SimpleNamespace
+
+import pandas as pd
+
+from pqlab import config, store
+from pqlab.sweep import Grid, SweepResult, run_sweep
+
+VERSION_PACKAGES = ("pqlab", "numpy", "pandas", "pyarrow", "matplotlib", "seaborn", "papermill")
+
+
+def versions() -> dict[str, str]:
+    """Python and the versions of the packages a notebook's numbers depend on."""
+    out = {"python": f"{platform.python_implementation()} {platform.python_version()}"}
+    for name in VERSION_PACKAGES:
+        try:
+            out[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def print_versions() -> None:
+    for name, version in versions().items():
+        print(f"{name:>10}  {version}")
+
+
+def open_run(p: SimpleNamespace) -> tuple[config.Paths, store.Run]:
+    """The run a measuring notebook adds to: ``RUN_ID`` (created if new) or a new one."""
+    paths = config.paths(p.OUTPUT_DIR)
+    return paths, store.Run.create(paths.data, p.RUN_ID or None, exist_ok=True)
+
+
+def read_run(p: SimpleNamespace) -> tuple[config.Paths, store.Run]:
+    """The run a reading notebook reads: ``RUN_ID``, or the latest run in ``data/``."""
+    paths = config.paths(p.OUTPUT_DIR)
+    return paths, store.Run.open(paths.data, p.RUN_ID or store.latest_run(paths.data))
+
+
+def sweep(p: SimpleNamespace, run: store.Run, scenarios: list[str]) -> SweepResult:
+    """Sweep the notebook's grid (its validated parameters) into ``run``."""
+    grid = Grid(queues=tuple(p.QUEUES), scenarios=tuple(scenarios),
+                task_counts=tuple(p.TASK_COUNTS),
+                worker_counts=tuple(getattr(p, "WORKER_COUNTS", config.SWEEP_WORKER_COUNTS)),
+                repetitions=p.REPETITIONS, seed=p.SEED)
+    return run_sweep(grid, run, fresh_process=p.FRESH_PROCESS, progress=p.PROGRESS)
+
+
+def headline(summary: pd.DataFrame) -> pd.DataFrame:
+    """Per cell, medians over repetitions of the numbers a reader looks at first."""
+    cols = {"throughput_ops_s": "throughput ops/s", "enqueue_mean_us": "mean enqueue µs",
+            "enqueue_p99_us": "p99 enqueue µs", "dequeue_mean_us": "mean dequeue µs",
+            "dequeue_p99_us": "p99 dequeue µs", "violations": "violations"}
+    keys = ["queue", "scenario", "tasks", "producers"]
+    out = summary.groupby(keys, observed=True)[list(cols)].median().reset_index()
+    out["repetitions"] = summary.groupby(keys, observed=True).size().to_numpy()
+    return out.rename(columns=cols).round(2)
+
+
+def produced(paths: config.Paths, run: store.Run, *extra: Path) -> pd.DataFrame:
+    """The files this run holds so far (data, figures, ADR), with their sizes."""
+    files = [p for p in sorted(run.dir.glob("*")) if p.is_file()]
+    figures = paths.figures_dir(run.run_id)
+    files += sorted(figures.glob("*")) if figures.is_dir() else []
+    files += [Path(e) for e in extra if Path(e).is_file()]
+    return pd.DataFrame({"file": [str(f) for f in files],
+                         "kB": [round(f.stat().st_size / 1e3, 1) for f in files]})

@@ -1,0 +1,170 @@
+"""Validation of notebook parameters (and of sweep grids): one clear message per bad value.
+
+A notebook's parameters cell holds plain ``NAME = literal`` lines; the next
+cell calls ``validate(NAME=NAME, ...)``, which checks each value by its name,
+expands ``"all"`` from the registries and returns them as attributes. Any
+problem raises ``ParameterError`` naming the parameter, the bad value and
+what is allowed, so the notebook stops right there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from types import SimpleNamespace
+from typing import Any
+
+from pqlab.queues import QUEUES
+from pqlab.runner import supported_pairs
+from pqlab.scenarios import SCENARIOS
+from pqlab.store import RUN_ID_PATTERN
+
+
+class ParameterError(ValueError):
+    """A notebook parameter with a bad value; the message names it."""
+
+
+def positive_int(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ParameterError(f"{name} must be a positive integer, got {value!r}")
+    return value
+
+
+def non_negative_int(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ParameterError(f"{name} must be an integer >= 0, got {value!r}")
+    return value
+
+
+def positive_ints(name: str, value: Any) -> list[int]:
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = [value]
+    if not isinstance(value, (list, tuple)) or not value:
+        raise ParameterError(f"{name} must be a non-empty list of positive integers, "
+                             f"got {value!r}")
+    for item in value:
+        if isinstance(item, bool) or not isinstance(item, int) or item <= 0:
+            raise ParameterError(f"{name} must hold positive integers only, got {item!r} "
+                                 f"in {value!r}")
+    return sorted(set(value))
+
+
+def boolean(name: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ParameterError(f"{name} must be True or False, got {value!r}")
+    return value
+
+
+def text(name: str, value: Any) -> str:
+    if not isinstance(value, str):
+        raise ParameterError(f"{name} must be a string, got {value!r}")
+    return value
+
+
+def run_id(name: str, value: Any) -> str:
+    """A run id, or "" (a new run for measuring notebooks, the latest for reading ones)."""
+    value = text(name, value)
+    if value and not RUN_ID_PATTERN.match(value):
+        raise ParameterError(f"{name} must be a run id (letters, digits, '.', '_', '-') or "
+                             f"\"\", got {value!r}")
+    return value
+
+
+def run_ids(name: str, value: Any) -> list[str]:
+    if not isinstance(value, (list, tuple)):
+        raise ParameterError(f"{name} must be a list of run ids ([] = every run), got {value!r}")
+    return [run_id(name, v) for v in value]
+
+
+def _names(name: str, value: Any, known: Sequence[str], kind: str) -> list[str]:
+    if value == "all":
+        return list(known)
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, (list, tuple)) or not value:
+        raise ParameterError(f'{name} must be "all" or a non-empty list of {kind} names, '
+                             f"got {value!r}")
+    unknown = [v for v in value if v not in known]
+    if unknown:
+        raise ParameterError(f"{name}: unknown {kind} {', '.join(map(repr, unknown))}; "
+                             f"allowed: {', '.join(known)}")
+    return list(dict.fromkeys(value))
+
+
+def in_process_queues() -> list[str]:
+    """Registered queues that live in the measuring process (not behind a server or manager).
+
+    What ``"all"`` means, as in the POC report: a process-backed queue costs a
+    round trip per operation and may need a server, so it is measured where
+    processes are the point (scenario ``processes``) or when named explicitly.
+    """
+    return [name for name, spec in QUEUES.items() if not spec.process_safe]
+
+
+def queue_names(name: str, value: Any) -> list[str]:
+    """``"all"`` (the in-process queues) or a list of registered queue names."""
+    if value == "all":
+        return in_process_queues()
+    return _names(name, value, list(QUEUES), "queue")
+
+
+def scenario_names(name: str, value: Any) -> list[str]:
+    return _names(name, value, list(SCENARIOS), "scenario")
+
+
+def queue_or_empty(name: str, value: Any) -> str:
+    """A queue name, or "" for "the first registered queue that fits"."""
+    value = text(name, value)
+    if value and value not in QUEUES:
+        raise ParameterError(f"{name}: unknown queue {value!r}; allowed: \"\" or "
+                             f"{', '.join(QUEUES)}")
+    return value
+
+
+CHECKS: dict[str, Callable[[str, Any], Any]] = {
+    "RUN_ID": run_id,
+    "RUN_IDS": run_ids,
+    "OUTPUT_DIR": text,
+    "QUEUES": queue_names,
+    "SCENARIOS": scenario_names,
+    "BASELINE_QUEUE": queue_or_empty,
+    "TASK_COUNTS": positive_ints,
+    "WORKER_COUNTS": positive_ints,
+    "REPETITIONS": positive_int,
+    "REFERENCE_TASKS": positive_int,
+    "REFERENCE_WORKERS": positive_int,
+    "SEED": non_negative_int,
+    "FRESH_PROCESS": boolean,
+    "PROGRESS": boolean,
+}
+
+
+def check(name: str, value: Any) -> Any:
+    """Check one parameter by its name; ``ParameterError`` for an unknown name."""
+    if name not in CHECKS:
+        raise ParameterError(f"unknown parameter {name}; known: {', '.join(CHECKS)}")
+    return CHECKS[name](name, value)
+
+
+def validate(*, for_scenarios: Sequence[str] | None = None, **values: Any) -> SimpleNamespace:
+    """Check every ``NAME=value``; return the checked values as attributes.
+
+    ``QUEUES`` of ``"all"`` becomes the in-process queues (``in_process_queues``),
+    ``SCENARIOS`` of ``"all"`` every registered scenario. With
+    ``for_scenarios``, ``QUEUES`` keeps only queues that can run one of them
+    (``"all"``) or must all be able to (an explicit list).
+    """
+    checked = {name: check(name, value) for name, value in values.items()}
+    scenarios = checked.get("SCENARIOS", for_scenarios)
+    if "QUEUES" in checked and scenarios:
+        fitting = {q for q, _ in supported_pairs(list(QUEUES), list(scenarios))}
+        if values["QUEUES"] == "all":
+            checked["QUEUES"] = [q for q in checked["QUEUES"] if q in fitting]
+        unfit = [q for q in checked["QUEUES"] if q not in fitting]
+        if unfit:
+            able = [q for q in QUEUES if q in fitting]
+            raise ParameterError(
+                f"QUEUES: {', '.join(map(repr, unfit))} cannot run scenario "
+                f"{', '.join(scenarios)}; queues that can: {', '.join(able) or 'none'}")
+        if not checked["QUEUES"]:
+            raise ParameterError(f"QUEUES: no registered queue can run {', '.join(scenarios)}")
+    return SimpleNamespace(**checked)

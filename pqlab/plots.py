@@ -1,0 +1,346 @@
+"""The figures: one function each, one seaborn style, exported as SVG + PNG + CSV.
+
+Every function takes stored frames, derives the small frame it draws (via
+``pqlab.analysis``), and returns a ``matplotlib.figure.Figure`` (not managed by
+pyplot, so a notebook shows it once). With ``out_dir`` it also writes
+``<name>.svg``, ``<name>.png`` and ``<name>.csv`` (the frame behind the
+figure) there, usually ``figures/<run-id>/``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+from pqlab import analysis, store
+from pqlab.queues import QUEUES
+
+STYLE = {"style": "whitegrid", "context": "notebook", "palette": "colorblind"}
+# Colorblind palette indices in the order queues get them: orange and vermillion
+# (1 and 3) look alike side by side, so they are kept apart.
+QUEUE_COLOR_ORDER = (0, 1, 2, 4, 3, 5, 6, 8, 9, 7)
+PNG_DPI = 120  # about 100 KB per figure, sharp enough on screen
+PANEL_INCHES = (5.2, 3.6)
+
+
+def use_style() -> None:
+    """The one style every figure uses."""
+    sns.set_theme(**STYLE)
+
+
+def queue_colors(names=None) -> dict[str, tuple]:
+    """A fixed color per queue, in registry order, so a queue looks the same everywhere."""
+    names = list(QUEUES) + [n for n in (names or []) if n not in QUEUES]
+    # 10 colorblind-safe colors, then 10 darker ones: a queue's color depends
+    # only on its place in the registry, whatever else a figure shows.
+    palette = sns.color_palette(STYLE["palette"], 10) + sns.color_palette("dark", 10)
+    order = list(QUEUE_COLOR_ORDER) + [10 + i for i in QUEUE_COLOR_ORDER]
+    return {name: palette[order[i % len(order)]] for i, name in enumerate(names)}
+
+
+def _figure(panels: int = 1, cols: int | None = None, sharey: bool = False):
+    use_style()
+    cols = cols or panels
+    rows = -(-panels // cols)
+    fig = Figure(figsize=(PANEL_INCHES[0] * cols, PANEL_INCHES[1] * rows + 0.6),
+                 layout="constrained")
+    axes = fig.subplots(rows, cols, squeeze=False, sharey=sharey).ravel()
+    for ax in axes[panels:]:
+        ax.set_visible(False)
+    return fig, list(axes[:panels])
+
+
+def _plain(value: float, _pos: int | None = None) -> str:
+    return f"{value:,.0f}" if value >= 10 else f"{value:g}"
+
+
+def _workers_axis(ax, values) -> None:
+    """Log-2 x axis with a plain label at each worker count."""
+    values = sorted({int(v) for v in values})
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(values, [str(v) for v in values])
+    ax.xaxis.set_minor_formatter(NullFormatter())
+
+
+def _tasks_axis(ax, values) -> None:
+    """Log x axis with a label at each task count (1,000  10,000 …)."""
+    values = sorted({int(v) for v in values})
+    ax.set_xscale("log")
+    ax.set_xticks(values, [f"{v:,}" for v in values])
+    ax.xaxis.set_minor_formatter(NullFormatter())
+
+
+def _log(ax, axis: str = "y") -> None:
+    """Log axis labelled with plain numbers (1, 10, 100, 1,000), no minor labels.
+
+    Call it after drawing: the tick steps depend on the data's range.
+    """
+    target = ax.yaxis if axis == "y" else ax.xaxis
+    (ax.set_yscale if axis == "y" else ax.set_xscale)("log")
+    low, high = ax.get_ylim() if axis == "y" else ax.get_xlim()
+    decades = np.log10(high / low) if low > 0 and high > low else 0.0
+    # Over a short range, 1-2-5 steps so more than one tick is labelled.
+    target.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0) if decades < 2.5
+                                        else (1.0,)))
+    target.set_major_formatter(FuncFormatter(_plain))
+    target.set_minor_formatter(NullFormatter())
+
+
+def _tidy_legends(fig: Figure) -> None:
+    """Small legends; panels that repeat one legend keep a single one, outside on the right."""
+    axes = [ax for ax in fig.axes if ax.get_legend() is not None]
+    labels = [[t.get_text() for t in ax.get_legend().get_texts()] for ax in axes]
+    if len(axes) > 1 and all(lab == labels[0] for lab in labels):
+        for ax in axes[:-1]:
+            ax.get_legend().remove()
+        sns.move_legend(axes[-1], "upper left", bbox_to_anchor=(1.02, 1.0))
+        axes = axes[-1:]
+    for ax in axes:
+        legend = ax.get_legend()
+        for text in legend.get_texts():
+            text.set_fontsize("x-small")
+        legend.get_title().set_fontsize("small")
+
+
+def export(fig: Figure, data: pd.DataFrame, name: str, out_dir: Path | None) -> Figure:
+    """Write ``name``.svg/.png/.csv to ``out_dir`` (atomically); return the figure."""
+    _tidy_legends(fig)
+    if out_dir is None:
+        return fig
+    out_dir = Path(out_dir)
+    store.atomic_write(out_dir / f"{name}.svg", lambda tmp: fig.savefig(tmp, format="svg"))
+    store.atomic_write(out_dir / f"{name}.png",
+                       lambda tmp: fig.savefig(tmp, format="png", dpi=PNG_DPI))
+    store.write_csv(out_dir / f"{name}.csv", data)
+    return fig
+
+
+def _used(df: pd.DataFrame) -> pd.DataFrame:
+    """Drop unused categories, so legends and axes list only what is drawn."""
+    df = df.copy()
+    for col in df.select_dtypes("category").columns:
+        df[col] = df[col].cat.remove_unused_categories()
+    return df
+
+
+def _present(df: pd.DataFrame, col: str) -> list[str]:
+    return [str(v) for v in df[col].unique()] if col in df else []
+
+
+def _no_data(title: str, message: str) -> Figure:
+    fig, (ax,) = _figure()
+    ax.set_axis_off()
+    ax.text(0.5, 0.5, message, ha="center", va="center", wrap=True)
+    fig.suptitle(title)
+    return fig
+
+
+def latency_ecdf(samples: pd.DataFrame, scenario: str = "single", *,
+                 out_dir: Path | None = None) -> Figure:
+    """ECDF of enqueue and dequeue latency per queue (largest task count), log x axis."""
+    data = analysis.latency_quantiles(samples, scenario)
+    name, title = f"latency-ecdf-{scenario}", f"Latency per operation, scenario {scenario}"
+    if data.empty:
+        return export(_no_data(title, "no samples"), data, name, out_dir)
+    data = _used(data[data["tasks"] == data["tasks"].max()])
+    fig, axes = _figure(2, sharey=True)
+    colors = queue_colors(_present(data, "queue"))
+    for ax, op in zip(axes, ("enqueue", "dequeue"), strict=True):
+        part = data[data["operation"] == op]
+        sns.lineplot(part, x="latency_us", y="quantile", hue="queue", palette=colors,
+                     ax=ax, drawstyle="steps-post", estimator=None, errorbar=None)
+        _log(ax, "x")
+        ax.set(xlabel=f"{op} latency (µs, log scale)", ylabel="fraction of operations",
+               title=op)
+    fig.suptitle(f"{title}\n{int(data['tasks'].max()):,} tasks (ECDF)")
+    return export(fig, data, name, out_dir)
+
+
+def tail_vs_tasks(summary: pd.DataFrame, scenario: str = "single", *,
+                  out_dir: Path | None = None) -> Figure:
+    """P99 and P99.9 of enqueue and dequeue latency (µs) against task count, log-log."""
+    df = summary[summary["scenario"] == scenario]
+    name, title = f"tail-vs-tasks-{scenario}", f"Tail latency against task count, {scenario}"
+    metrics = {"enqueue_p99_us": "enqueue p99", "enqueue_p99_9_us": "enqueue p99.9",
+               "dequeue_p99_us": "dequeue p99", "dequeue_p99_9_us": "dequeue p99.9"}
+    if df.empty:
+        return export(_no_data(title, "no runs"), df, name, out_dir)
+    long = analysis.metric_long(df, metrics)
+    data = long.groupby(["queue", "tasks", "metric"], observed=True)["value"].median() \
+        .reset_index(name="latency_us")
+    data["operation"] = data["metric"].astype(str).str.split().str[0]
+    data["percentile"] = data["metric"].astype(str).str.split().str[1]
+    data = _used(data)
+    fig, axes = _figure(2, sharey=True)
+    colors = queue_colors(_present(data, "queue"))
+    for ax, op in zip(axes, ("enqueue", "dequeue"), strict=True):
+        sns.lineplot(data[data["operation"] == op], x="tasks", y="latency_us", hue="queue",
+                     style="percentile", markers=True, palette=colors, ax=ax)
+        _tasks_axis(ax, data["tasks"])
+        _log(ax, "y")
+        ax.set(xlabel="tasks (log scale)", ylabel="latency (µs, log scale)", title=op)
+    fig.suptitle(f"{title}\n(median of repetitions)")
+    return export(fig, data, name, out_dir)
+
+
+def throughput_vs_workers(summary: pd.DataFrame, scenario: str, *,
+                          out_dir: Path | None = None) -> Figure:
+    """Throughput (ops/s) against workers: median line, min–max band over repetitions."""
+    df = summary[summary["scenario"] == scenario]
+    name = f"throughput-vs-workers-{scenario}"
+    title = f"Throughput against workers, {scenario}"
+    if df.empty:
+        return export(_no_data(title, "no runs"), df, name, out_dir)
+    data = _used(analysis.cell_stats(df, "throughput_ops_s"))
+    task_counts = sorted(data["tasks"].unique())
+    fig, axes = _figure(len(task_counts), cols=min(2, len(task_counts)))
+    colors = queue_colors(_present(data, "queue"))
+    for ax, tasks in zip(axes, task_counts, strict=True):
+        part = data[data["tasks"] == tasks]
+        for queue, q in part.groupby("queue", observed=True):
+            ax.plot(q["producers"], q["median"], marker="o", color=colors[str(queue)],
+                    label=str(queue))
+            ax.fill_between(q["producers"], q["low"], q["high"], color=colors[str(queue)],
+                            alpha=0.2, linewidth=0)
+        ax.axhline(analysis.MIN_THROUGHPUT_OPS_S, color="grey", linestyle="--", linewidth=1,
+                   label="criterion (100,000 ops/s)")
+        _workers_axis(ax, part["producers"])
+        ax.yaxis.set_major_formatter(FuncFormatter(_plain))
+        ax.set(xlabel="producers = consumers (log scale)", ylabel="throughput (ops/s)",
+               title=f"{tasks:,} tasks")
+        ax.legend()
+    fig.suptitle(f"{title}\n(median; band: min-max of repetitions)")
+    return export(fig, data, name, out_dir)
+
+
+def tail_vs_workers(summary: pd.DataFrame, scenario: str, *,
+                    out_dir: Path | None = None) -> Figure:
+    """P99 of enqueue and dequeue latency (µs) against workers, log y."""
+    df = summary[summary["scenario"] == scenario]
+    name, title = f"tail-vs-workers-{scenario}", f"P99 latency against workers, {scenario}"
+    if df.empty:
+        return export(_no_data(title, "no runs"), df, name, out_dir)
+    long = analysis.metric_long(df, {"enqueue_p99_us": "enqueue", "dequeue_p99_us": "dequeue"})
+    data = long.groupby(["queue", "tasks", "producers", "metric"], observed=True)["value"] \
+        .median().reset_index(name="p99_us")
+    data = _used(data)
+    fig, axes = _figure(2)
+    colors = queue_colors(_present(data, "queue"))
+    for ax, op in zip(axes, ("enqueue", "dequeue"), strict=True):
+        part = data[data["metric"] == op]
+        sns.lineplot(part, x="producers", y="p99_us", hue="queue", style="tasks",
+                     markers=True, palette=colors, ax=ax)
+        _workers_axis(ax, part["producers"])
+        _log(ax, "y")
+        ax.set(xlabel="producers = consumers (log scale)", ylabel="p99 latency (µs, log scale)",
+               title=f"{op} (a blocking get includes its wait)" if op == "dequeue" else op)
+    fig.suptitle(f"{title}\n(median of repetitions)")
+    return export(fig, data, name, out_dir)
+
+
+def loop_lag_vs_workers(summary: pd.DataFrame, scenario: str, *,
+                        out_dir: Path | None = None) -> Figure:
+    """How late the event loop's 1 ms timer fired (p99, µs) against workers."""
+    name, title = f"loop-lag-vs-workers-{scenario}", f"Event-loop lag against workers, {scenario}"
+    df = summary[summary["scenario"] == scenario]
+    if df.empty or "loop_lag_p99_us" not in df.columns:
+        return export(_no_data(title, "no runs with loop-lag probes"), df, name, out_dir)
+    data = df.groupby(["queue", "tasks", "producers"], observed=True)["loop_lag_p99_us"] \
+        .median().reset_index()
+    data = _used(data)
+    fig, [ax] = _figure(1)
+    sns.lineplot(data, x="producers", y="loop_lag_p99_us", hue="queue", style="tasks",
+                 markers=True, palette=queue_colors(_present(data, "queue")), ax=ax)
+    _workers_axis(ax, data["producers"])
+    _log(ax, "y")
+    ax.set(xlabel="producers = consumers (log scale)",
+           ylabel="p99 lag of a 1 ms timer (µs, log scale)")
+    fig.suptitle(f"{title}\n(median of repetitions; every request on the loop waits this long)")
+    return export(fig, data, name, out_dir)
+
+
+def wait_by_priority(summary: pd.DataFrame, scenario: str, *,
+                     out_dir: Path | None = None) -> Figure:
+    """Time waited in the queue (p99, µs) per priority against workers, one panel per queue."""
+    name, title = f"wait-by-priority-{scenario}", f"Time waited per priority, {scenario}"
+    if summary[summary["scenario"] == scenario].empty:
+        return export(_no_data(title, "no runs"), pd.DataFrame(), name, out_dir)
+    data = analysis.wait_by_priority(summary, scenario)
+    data = _used(data[data["tasks"] == data["tasks"].max()])
+    queues = _present(data, "queue")
+    fig, axes = _figure(len(queues), cols=min(3, len(queues)), sharey=True)
+    for ax, queue in zip(axes, queues, strict=True):
+        part = data[(data["queue"] == queue) & (data["percentile"] == "p99")]
+        sns.lineplot(part, x="producers", y="wait_us", hue="priority", marker="o",
+                     palette="rocket", ax=ax)
+        _workers_axis(ax, part["producers"])
+        _log(ax, "y")
+        ax.set(xlabel="producers = consumers (log scale)",
+               ylabel="p99 wait in queue (µs, log scale)", title=queue)
+    fig.suptitle(f"{title}\n{int(data['tasks'].max()):,} tasks (median of repetitions)")
+    return export(fig, data, name, out_dir)
+
+
+def correctness(summary: pd.DataFrame, *, out_dir: Path | None = None) -> Figure:
+    """Violations + lost + duplicated + errors per queue and scenario (0 is a pass)."""
+    data = analysis.correctness_table(summary)
+    data["problems"] = data[["violations", "lost", "duplicated", "errors"]].sum(axis=1)
+    grid = data.pivot(index="queue", columns="scenario", values="problems")
+    use_style()
+    fig = Figure(figsize=(1.6 * max(3, grid.shape[1]) + 3, 0.5 * max(3, grid.shape[0]) + 1.5),
+                 layout="constrained")
+    ax = fig.subplots()
+    sns.heatmap(grid.astype(float), annot=True, fmt=".0f", cmap="Reds", vmin=0,
+                vmax=max(1.0, float(np.nanmax(grid.to_numpy(float)))), cbar=False,
+                linewidths=0.5, ax=ax)
+    ax.set(xlabel="scenario", ylabel="queue")
+    fig.suptitle("Correctness: violations + lost + duplicated + errors\n"
+                 "(count summed over runs; 0 passes, blank: not run)")
+    return export(fig, data, "correctness", out_dir)
+
+
+def ratios_across_machines(ratios: pd.DataFrame, *, out_dir: Path | None = None) -> Figure:
+    """Median throughput as a ratio to each machine's baseline queue, per scenario."""
+    name, title = "ratios-across-machines", "Throughput relative to a baseline queue"
+    if ratios.empty:
+        return export(_no_data(title, "no runs"), ratios, name, out_dir)
+    scenarios = _present(ratios, "scenario")
+    fig, axes = _figure(len(scenarios), cols=min(2, len(scenarios)))
+    for ax, scenario in zip(axes, scenarios, strict=True):
+        part = _used(ratios[ratios["scenario"] == scenario])
+        sns.barplot(part, x="queue", y="ratio", hue="machine", ax=ax, errorbar=None,
+                    estimator="median")
+        ax.axhline(1.0, color="grey", linewidth=1)
+        base = part["baseline"].iloc[0]
+        ax.set(xlabel="", ylabel=f"throughput / {base} (ratio)", title=scenario)
+        ax.tick_params(axis="x", labelrotation=20)
+        ax.legend(title="machine")
+    fig.suptitle(f"{title} on the same machine\n(median over cells and repetitions)")
+    return export(fig, ratios, name, out_dir)
+
+
+def decision_overview(table: pd.DataFrame, *, out_dir: Path | None = None) -> Figure:
+    """Throughput and mean enqueue latency of each candidate per context, with the criteria."""
+    name, title = "decision-overview", "Candidates per context at the reference cell"
+    if table.empty:
+        return export(_no_data(title, "no runs"), table, name, out_dir)
+    fig, axes = _figure(2)
+    colors = queue_colors(_present(table, "queue"))
+    specs = (("throughput_median", "throughput (ops/s, median)",
+              analysis.MIN_THROUGHPUT_OPS_S, "criterion: > 100,000"),
+             ("enqueue_mean_us", "mean enqueue latency (µs, median)",
+              analysis.MAX_LATENCY_US, "criterion: < 10 µs"))
+    for ax, (col, label, line, line_label) in zip(axes, specs, strict=True):
+        sns.barplot(table, x="context", y=col, hue="queue", palette=colors, ax=ax,
+                    errorbar=None, hue_order=[q for q in colors if q in set(table["queue"])])
+        ax.axhline(line, color="grey", linestyle="--", linewidth=1, label=line_label)
+        _log(ax, "y")
+        ax.set(xlabel="", ylabel=label)
+        ax.legend()
+    fig.suptitle(title)
+    return export(fig, table, name, out_dir)

@@ -1,0 +1,45 @@
+"""One tiny batch shared by test_batch.py and test_notebooks.py (run once per session)."""
+
+from __future__ import annotations
+
+import atexit
+import functools
+import shutil
+import tempfile
+from pathlib import Path
+
+from pqlab import batch, config
+
+# Tiny grids, in-process: every notebook runs end to end in a few seconds.
+TINY = {
+    "01-single-baseline": {"TASK_COUNTS": [300, 600], "FRESH_PROCESS": False,
+                           "PROGRESS": False},
+    "02-threads": {"TASK_COUNTS": [300], "WORKER_COUNTS": [1, 2], "REPETITIONS": 2,
+                   "FRESH_PROCESS": False, "PROGRESS": False},
+    "03-asyncio": {"TASK_COUNTS": [300], "WORKER_COUNTS": [1, 2], "REPETITIONS": 2,
+                   "FRESH_PROCESS": False, "PROGRESS": False},
+    "04-priority-correctness": {"TASK_COUNTS": [300], "FRESH_PROCESS": False,
+                                "PROGRESS": False},
+}
+
+
+def tiny_plan(**overrides: dict) -> batch.Plan:
+    plan = batch.load_plan("quick")
+    for spec, values in plan.notebooks:
+        values.update(TINY.get(spec.name, {}))
+        values.update(overrides.get(spec.name, {}))
+    return plan
+
+
+@functools.lru_cache(maxsize=1)
+def tiny_batch() -> tuple[Path, batch.BatchResult, list[str]]:
+    """Run the tiny batch into a temporary directory; (output dir, result, printed lines)."""
+    out = Path(tempfile.mkdtemp(prefix="pqlab-test-batch-"))
+    atexit.register(shutil.rmtree, out, True)
+    lines: list[str] = []
+    result = batch.run_batch(tiny_plan(), out, echo=lines.append)
+    return out, result, lines
+
+
+def notebook_names() -> list[str]:
+    return [spec.name for spec in config.NOTEBOOKS]
