@@ -26,9 +26,10 @@ from pqlab.scenarios import DEFAULT_DEADLINE_S, Records
 WARMUP_TASKS = 1_000
 # Per-task rows stored per run; larger runs keep a uniform random subset of
 # this size (summary statistics always use every task; summary records
-# samples_total and samples_stored). About 5.5 bytes a row in Parquet: the
-# full profile's ~240 runs stay near 7 MB with the four stdlib queues.
-SAMPLES_PER_RUN = 5_000
+# samples_total and samples_stored). About 5.5 bytes a row in Parquet: 5,000
+# kept the full profile's ~240 runs near 7 MB with the four stdlib queues; with
+# every queue the full profile has ~430 runs, so 2,000 keep it under 20 MB.
+SAMPLES_PER_RUN = 2_000
 
 
 @dataclass(frozen=True)
