@@ -16,6 +16,7 @@ latency is held to the same bound, since there a get never waits for work.
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -243,6 +244,91 @@ def _consequences(decisions: list[Decision], machine: dict) -> list[str]:
     return lines
 
 
+# -- open-loop load (notebook 07) ------------------------------------------------------
+
+LOAD_TARGET_MS = 50.0  # the service's target for CRITICAL's queueing wait (p99)
+LOAD_RATES = (10.0, 100.0)  # the service's request rate today (req/s)
+LOAD_GROWTH_RATE = 1_000.0  # and the growth it must allow
+THEORY_TOLERANCE = 0.15  # measured means within 15% of Cobham at ρ ≤ 0.8
+THEORY_MAX_RHO = 0.8
+
+
+def _fmt_ms(x: float) -> str:
+    return "n/a" if pd.isna(x) else f"{x:.2f}"
+
+
+def _fmt_diff(x: float) -> str:
+    return "n/a" if pd.isna(x) else f"{x:+.1%}"
+
+
+def load_findings(frame: pd.DataFrame, target_ms: float = LOAD_TARGET_MS) -> list[str]:
+    """The ADR's open-loop paragraph, every number read from the run's ``load`` frame.
+
+    A table of measured mean wait against Cobham's (at each run's measured ρ)
+    per priority, the ρ where CRITICAL's p99 reaches ``target_ms`` and what it
+    means for the service's request rates. Empty when the run has no load data.
+    """
+    from pqlab.load import crossing_rho
+
+    if frame.empty:
+        return []
+    frame = frame.copy()
+    frame["priority"] = frame["priority"].astype(str)
+    priorities = list(dict.fromkeys(frame["priority"]))
+    first = frame.iloc[0]
+    workers, service_ms = int(first["workers"]), float(first["service_ms"])
+    lines = [
+        "## Waiting time under open-loop load",
+        "",
+        f"Open-loop runs (`load.parquet`, notebook 07): `{first['queue']}`, {workers} workers, "
+        f"exponential service of {service_ms:g} ms, Poisson arrivals, waits measured from "
+        "each task's intended arrival. Mean wait per priority in ms, measured against "
+        "Cobham's formula at the run's measured ρ (relative difference in brackets):",
+        "",
+        _row(["ρ target", "ρ measured", *priorities]),
+        _row(["---"] * (2 + len(priorities))),
+    ]
+    for rho, part in frame.groupby("rho", sort=True):
+        by = part.set_index("priority")
+        cells = [f"{_fmt_ms(by.loc[p, 'queue_wait_mean_ms'])} vs "
+                 f"{_fmt_ms(by.loc[p, 'theory_wait_mean_ms'])} "
+                 f"({_fmt_diff(by.loc[p, 'wait_mean_rel_diff'])})" for p in priorities]
+        lines.append(_row([f"{rho:g}", f"{part['rho_measured'].iloc[0]:.3f}", *cells]))
+    lines.append("")
+    checked = frame[frame["rho"] <= THEORY_MAX_RHO]["wait_mean_rel_diff"].abs().dropna()
+    if not checked.empty:
+        worst = float(checked.max())
+        verdict = ("within" if worst <= THEORY_TOLERANCE else "outside")
+        lines.append(f"- At ρ ≤ {THEORY_MAX_RHO:g} the largest difference from theory is "
+                     f"{worst:.1%}, {verdict} the {THEORY_TOLERANCE:.0%} the measuring chain "
+                     "is held to" + ("." if worst <= THEORY_TOLERANCE else
+                                     " (few tasks per ρ make the means noisy; "
+                                     "the full profile runs longer)."))
+    crossing = crossing_rho(frame, target_ms=target_ms)
+    top = float(frame["rho"].max())
+    capacity = workers / (service_ms / 1e3)  # tasks per second at ρ = 1
+    low, high = (r / capacity for r in LOAD_RATES)
+    limit = crossing if crossing == crossing else top
+    if crossing == crossing:
+        lines.append(f"- CRITICAL's p99 wait reaches {target_ms:g} ms at ρ ≈ {crossing:.2f} "
+                     f"(interpolated between measured ρ values), i.e. about "
+                     f"{crossing * capacity:,.0f} requests a second with these workers.")
+    else:
+        lines.append(f"- CRITICAL's p99 wait stays below {target_ms:g} ms up to the largest "
+                     f"measured ρ = {top:g} (about {top * capacity:,.0f} requests a second "
+                     "with these workers); the crossing lies beyond the measured range.")
+    fits = "below" if high < limit else "not below"
+    needed = math.ceil(LOAD_GROWTH_RATE * service_ms / 1e3 / limit)
+    lines.append(f"- The service's {LOAD_RATES[0]:g}-{LOAD_RATES[1]:g} requests a second are "
+                 f"ρ = {low:.2f}-{high:.2f} here, {fits} that point"
+                 + (": CRITICAL meets its target with room to spare. " if high < limit
+                    else ": CRITICAL misses its target at the top of the range. ")
+                 + f"Growth to {LOAD_GROWTH_RATE:,.0f} requests a second at the same service "
+                 f"time needs at least {needed} workers to stay at ρ ≤ {limit:.2f}.")
+    lines.append("")
+    return lines
+
+
 def render(run: store.Run, decisions: list[Decision], figure_links: list[tuple[str, str]],
            reference: tuple[int, int]) -> str:
     """The ADR's Markdown text."""
@@ -298,6 +384,7 @@ def render(run: store.Run, decisions: list[Decision], figure_links: list[tuple[s
         "",
         *_measured_table(table),
         "",
+        *load_findings(run.load()),
         "## Figures",
         "",
         *[f"![{title}]({link})" if i == 0 else f"- [{title}]({link})"

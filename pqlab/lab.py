@@ -13,6 +13,7 @@ import platform
 from pathlib import Path
 from types import SimpleNamespace
 
+import numpy as np
 import pandas as pd
 
 from pqlab import config, store
@@ -56,6 +57,58 @@ def sweep(p: SimpleNamespace, run: store.Run, scenarios: list[str]) -> SweepResu
                 worker_counts=tuple(getattr(p, "WORKER_COUNTS", config.SWEEP_WORKER_COUNTS)),
                 repetitions=p.REPETITIONS, seed=p.SEED)
     return run_sweep(grid, run, fresh_process=p.FRESH_PROCESS, progress=p.PROGRESS)
+
+
+def load_sweep(p: SimpleNamespace, run: store.Run) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Open-loop load at each of ``RHOS`` into ``run``: (waits per ρ and priority, spectrum).
+
+    Exponential service with mean ``SERVICE_MS`` on ``WORKERS`` workers, Poisson
+    arrivals for ``DURATION_S`` seconds per ρ. The spectrum is the waits'
+    percentiles per priority in the run at ``SPECTRUM_RHO``. Both frames are
+    stored in the run (``store.Run.save_load``); a rerun replaces them.
+    """
+    from pqlab import load
+
+    spectra: list[pd.DataFrame] = []
+
+    def seen(result) -> None:
+        rho = result.extra["rho"]
+        if abs(rho - p.SPECTRUM_RHO) < 1e-9:
+            spectra.append(load.wait_spectrum(result).assign(rho=p.SPECTRUM_RHO))
+        if p.PROGRESS:
+            late = result.extra["producer_late_p99_ms"]
+            print(f"ρ = {rho:.2f}: {result.tasks:,} tasks in {result.wall_s:.1f} s, "
+                  f"ρ measured {result.extra['rho_measured']:.3f}, producers late p99 "
+                  f"{late:.2f} ms")
+
+    frame = load.sweep_utilization(p.QUEUE, p.RHOS, workers=p.WORKERS,
+                                   service=load.ServiceTime("exp", p.SERVICE_MS / 1e3),
+                                   duration_s=p.DURATION_S, seed=p.SEED, progress=seen)
+    frame["rho"] = frame["rho"].round(6)  # ρ·C/E[S]·E[S]/C is not exactly ρ in floats
+    frame["service_ms"] = p.SERVICE_MS
+    frame["duration_s"] = p.DURATION_S
+    spectrum = pd.concat(spectra, ignore_index=True) if spectra else pd.DataFrame()
+    run.save_load(frame, spectrum)
+    return run.load(), run.load_spectrum()
+
+
+def load_theory(p: SimpleNamespace) -> pd.DataFrame:
+    """Cobham's mean wait per priority (ms) on a fine ρ grid up to the largest of ``RHOS``."""
+    from pqlab import load
+
+    top = max(p.RHOS)
+    grid = sorted({round(x, 6) for x in [*np.linspace(min(p.RHOS), top, 60), *p.RHOS]})
+    return load.theory_frame(grid, workers=p.WORKERS, service_mean_s=p.SERVICE_MS / 1e3)
+
+
+def load_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per ρ and priority: measured mean wait beside Cobham's, the difference, p99 (ms)."""
+    cols = {"rho": "ρ target", "rho_measured": "ρ measured", "priority": "priority",
+            "tasks": "tasks", "queue_wait_mean_ms": "mean wait ms",
+            "theory_wait_mean_ms": "theory ms", "wait_mean_rel_diff": "diff",
+            "queue_wait_p99_ms": "p99 wait ms", "queue_wait_uncorrected_p99_ms":
+            "p99 from put ms"}
+    return frame[list(cols)].rename(columns=cols).round(3)
 
 
 def headline(summary: pd.DataFrame) -> pd.DataFrame:

@@ -20,6 +20,7 @@ TINY = {
                    "FRESH_PROCESS": False, "PROGRESS": False},
     "04-priority-correctness": {"TASK_COUNTS": [300], "FRESH_PROCESS": False,
                                 "PROGRESS": False},
+    "07-load": {"RHOS": [0.3, 0.6], "SPECTRUM_RHO": 0.6, "DURATION_S": 1.0, "PROGRESS": False},
 }
 
 
