@@ -261,7 +261,34 @@ def _fmt_diff(x: float) -> str:
     return "n/a" if pd.isna(x) else f"{x:+.1%}"
 
 
-def load_findings(frame: pd.DataFrame, target_ms: float = LOAD_TARGET_MS) -> list[str]:
+def aging_finding(frame: pd.DataFrame, aging: pd.DataFrame) -> list[str]:
+    """One line on the aging runs: CRITICAL's mean wait and LOW's p99, strict against aging."""
+    if frame.empty or aging.empty:
+        return []
+    keys = ["rho", "priority"]
+    cols = ["queue_wait_mean_ms", "queue_wait_p99_ms"]
+    both = frame[keys + cols].merge(aging[keys + cols], on=keys, suffixes=("_strict", "_aging"))
+    both["priority"] = both["priority"].astype(str)
+    parts = []
+    for rho, part in both.groupby("rho", sort=True):
+        by = part.set_index("priority")
+        if not {"CRITICAL", "LOW"} <= set(by.index):
+            continue
+        crit, low = by.loc["CRITICAL"], by.loc["LOW"]
+        parts.append(f"at ρ = {rho:g} CRITICAL's mean wait goes from "
+                     f"{crit['queue_wait_mean_ms_strict']:.2f} to "
+                     f"{crit['queue_wait_mean_ms_aging']:.2f} ms and LOW's p99 from "
+                     f"{low['queue_wait_p99_ms_strict']:.2f} to "
+                     f"{low['queue_wait_p99_ms_aging']:.2f} ms")
+    if not parts:
+        return []
+    return [f"- Aging (`load-aging.parquet`: a level gained per "
+            f"{float(aging['aging_ms'].iloc[0]):g} ms waited, same arrivals): "
+            + "; ".join(parts) + "."]
+
+
+def load_findings(frame: pd.DataFrame, target_ms: float = LOAD_TARGET_MS,
+                  aging: pd.DataFrame | None = None) -> list[str]:
     """The ADR's open-loop paragraph, every number read from the run's ``load`` frame.
 
     A table of measured mean wait against Cobham's (at each run's measured ρ)
@@ -325,6 +352,7 @@ def load_findings(frame: pd.DataFrame, target_ms: float = LOAD_TARGET_MS) -> lis
                     else ": CRITICAL misses its target at the top of the range. ")
                  + f"Growth to {LOAD_GROWTH_RATE:,.0f} requests a second at the same service "
                  f"time needs at least {needed} workers to stay at ρ ≤ {limit:.2f}.")
+    lines += aging_finding(frame, aging if aging is not None else pd.DataFrame())
     lines.append("")
     return lines
 
@@ -384,7 +412,7 @@ def render(run: store.Run, decisions: list[Decision], figure_links: list[tuple[s
         "",
         *_measured_table(table),
         "",
-        *load_findings(run.load()),
+        *load_findings(run.load(), aging=run.load_aging()),
         "## Figures",
         "",
         *[f"![{title}]({link})" if i == 0 else f"- [{title}]({link})"

@@ -8,6 +8,8 @@ latest run; every notebook ends with ``produced(...)``.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import importlib.metadata
 import platform
 from pathlib import Path
@@ -81,15 +83,65 @@ def load_sweep(p: SimpleNamespace, run: store.Run) -> tuple[pd.DataFrame, pd.Dat
                   f"ρ measured {result.extra['rho_measured']:.3f}, producers late p99 "
                   f"{late:.2f} ms")
 
-    frame = load.sweep_utilization(p.QUEUE, p.RHOS, workers=p.WORKERS,
-                                   service=load.ServiceTime("exp", p.SERVICE_MS / 1e3),
-                                   duration_s=p.DURATION_S, seed=p.SEED, progress=seen)
+    frame = _tidy_load(load.sweep_utilization(
+        p.QUEUE, p.RHOS, workers=p.WORKERS, service=load.ServiceTime("exp", p.SERVICE_MS / 1e3),
+        duration_s=p.DURATION_S, seed=p.SEED, progress=seen), p)
+    spectrum = pd.concat(spectra, ignore_index=True) if spectra else pd.DataFrame()
+    aging = _aging_sweep(p) if getattr(p, "AGING_MS", 0) > 0 else pd.DataFrame()
+    run.save_load(frame, spectrum, aging)
+    return run.load(), run.load_spectrum()
+
+
+def _tidy_load(frame: pd.DataFrame, p: SimpleNamespace) -> pd.DataFrame:
     frame["rho"] = frame["rho"].round(6)  # ρ·C/E[S]·E[S]/C is not exactly ρ in floats
     frame["service_ms"] = p.SERVICE_MS
     frame["duration_s"] = p.DURATION_S
-    spectrum = pd.concat(spectra, ignore_index=True) if spectra else pd.DataFrame()
-    run.save_load(frame, spectrum)
-    return run.load(), run.load_spectrum()
+    return frame
+
+
+@contextlib.contextmanager
+def aging_queue(age_ms: float):
+    """A ``ThreadSafeAgingQueue`` registered under a temporary name for the duration."""
+    from pqlab.queues import register_queue, unregister_queue
+    from pqlab.syncqueue import ThreadSafeAgingQueue
+
+    name = f"ThreadSafeAgingQueue(age={age_ms:g}ms)"
+    register_queue(name, functools.partial(ThreadSafeAgingQueue, age_s=age_ms / 1e3),
+                   thread_safe=True, async_safe=False,
+                   description="pqlab: bucket storage with aging (starvation guard)")
+    try:
+        yield name
+    finally:
+        unregister_queue(name)
+
+
+def _aging_sweep(p: SimpleNamespace) -> pd.DataFrame:
+    """The same runs (same seeds) on the aging queue at each ρ ≥ ``SPECTRUM_RHO``."""
+    from pqlab import load
+
+    frames = []
+    with aging_queue(p.AGING_MS) as name:
+        for i, rho in enumerate(p.RHOS):
+            if rho >= p.SPECTRUM_RHO:
+                frames.append(load.sweep_utilization(
+                    name, [rho], workers=p.WORKERS,
+                    service=load.ServiceTime("exp", p.SERVICE_MS / 1e3),
+                    duration_s=p.DURATION_S, seed=p.SEED + i))
+    frame = _tidy_load(pd.concat(frames, ignore_index=True), p)
+    frame["aging_ms"] = p.AGING_MS
+    return frame
+
+
+def aging_table(p: SimpleNamespace, run: store.Run) -> pd.DataFrame:
+    """Per ρ and priority: mean and p99 wait (ms) strict against with aging, same arrivals."""
+    aging = run.load_aging()
+    if aging.empty:
+        return pd.DataFrame()
+    keys = ["rho", "priority"]
+    cols = ["queue_wait_mean_ms", "queue_wait_p99_ms"]
+    both = run.load()[keys + cols].merge(aging[keys + cols], on=keys,
+                                         suffixes=(" strict", " aging"))
+    return both.round(3)
 
 
 def load_theory(p: SimpleNamespace) -> pd.DataFrame:

@@ -66,6 +66,12 @@ def positive_number(name: str, value: Any) -> float:
     return float(value)
 
 
+def non_negative_number(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1e12:
+        raise ParameterError(f"{name} must be a number >= 0, got {value!r}")
+    return float(value)
+
+
 def utilization(name: str, value: Any) -> float:
     """A utilization ρ strictly between 0 and 1 (the queue has a steady state)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
@@ -171,6 +177,7 @@ CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "SERVICE_MS": positive_number,
     "DURATION_S": positive_number,
     "TARGET_MS": positive_number,
+    "AGING_MS": non_negative_number,
     "FRESH_PROCESS": boolean,
     "PROGRESS": boolean,
 }

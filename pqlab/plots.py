@@ -444,3 +444,31 @@ def load_p99_vs_rho(load: pd.DataFrame, target_ms: float = 50.0, *,
              else f"CRITICAL's p99 stays below {target_ms:g} ms in the measured range")
     fig.suptitle(f"{title}\n{where}")
     return export(fig, data, name, out_dir)
+
+
+def load_aging_effect(load: pd.DataFrame, aging: pd.DataFrame, *,
+                      out_dir: Path | None = None) -> Figure:
+    """Mean and p99 wait per priority: strict priority order against aging, per ρ."""
+    name, title = "load-aging-effect", "What aging costs CRITICAL and saves LOW"
+    if aging.empty or load.empty:
+        return export(_no_data(title, "no aging runs (AGING_MS = 0)"), aging, name, out_dir)
+    keys, cols = ["rho", "priority"], ["queue_wait_mean_ms", "queue_wait_p99_ms"]
+    strict = load[load["rho"].isin(aging["rho"])][keys + cols].assign(policy="strict")
+    aged = aging[keys + cols].assign(policy=f"aging {float(aging['aging_ms'].iloc[0]):g} ms")
+    data = pd.concat([strict, aged], ignore_index=True)
+    data["priority"] = data["priority"].astype(str)
+    order = list(dict.fromkeys(str(p) for p in load["priority"]))
+    data["level"] = data["priority"].map({p: i + 1 for i, p in enumerate(order)})
+    data["ρ"] = data["rho"].map(lambda r: f"{r:g}")
+    fig, axes = _figure(2)
+    for ax, (col, label) in zip(axes, (("queue_wait_mean_ms", "mean wait (ms, log scale)"),
+                                       ("queue_wait_p99_ms", "p99 wait (ms, log scale)")),
+                                strict=True):
+        sns.lineplot(data.assign(**{col: data[col].clip(lower=1e-3)}), x="level", y=col,
+                     hue="policy", style="ρ", markers=True, palette="colorblind", ax=ax)
+        ax.set_xticks(range(1, len(order) + 1), order)
+        _log(ax, "y")
+        ax.set(xlabel="priority", ylabel=label)
+    fig.suptitle(f"{title}\n(aging: a level gained per {float(aging['aging_ms'].iloc[0]):g} "
+                 "ms waited; the same arrivals and service times as strict)")
+    return export(fig, data, name, out_dir)

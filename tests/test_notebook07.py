@@ -43,7 +43,9 @@ def test_07_runs_with_tiny_parameters_and_stores_its_frames(tmp_path):
     load, spectrum = run.load(), run.load_spectrum()
     assert sorted(load["rho"].unique()) == [0.3, 0.6]
     assert set(spectrum["rho"]) == {0.6} and not spectrum.empty
-    for name in ("load-wait-vs-rho", "load-wait-spectrum", "load-p99-vs-rho"):
+    assert set(run.load_aging()["rho"]) == {0.6}  # the aging runs: ρ ≥ SPECTRUM_RHO
+    for name in ("load-wait-vs-rho", "load-wait-spectrum", "load-p99-vs-rho",
+                 "load-aging-effect"):
         for ext in ("svg", "png", "csv"):
             assert (paths.figures_dir(run_id) / f"{name}.{ext}").is_file()
     saved = nbformat.read(tmp_path / SPEC.filename, as_version=4)
@@ -56,6 +58,7 @@ def test_07_runs_with_tiny_parameters_and_stores_its_frames(tmp_path):
     ({"SPECTRUM_RHO": 0.7}, "SPECTRUM_RHO"),
     ({"QUEUE": "heapq"}, "QUEUE"),
     ({"DURATION_S": -1}, "DURATION_S"),
+    ({"AGING_MS": -5.0}, "AGING_MS"),
 ])
 def test_an_invalid_parameter_stops_in_validation(tmp_path, bad, name):
     with pytest.raises(papermill.PapermillExecutionError) as info:
@@ -70,10 +73,11 @@ def test_an_invalid_parameter_stops_in_validation(tmp_path, bad, name):
 def stored(tmp_path_factory):
     data = tmp_path_factory.mktemp("load") / "data"
     run = store.Run.create(data, "load-test")
-    p = SimpleNamespace(QUEUE="queue.PriorityQueue", RHOS=[0.3, 0.6], SPECTRUM_RHO=0.3,
-                        WORKERS=2, SERVICE_MS=8.0, DURATION_S=1.0, SEED=3, PROGRESS=False)
+    p = SimpleNamespace(QUEUE="queue.PriorityQueue", RHOS=[0.3, 0.6], SPECTRUM_RHO=0.6,
+                        WORKERS=2, SERVICE_MS=8.0, DURATION_S=1.0, SEED=3, PROGRESS=False,
+                        AGING_MS=20.0)
     lab.load_sweep(p, run)
-    return store.Run.open(data, "load-test").load()
+    return store.Run.open(data, "load-test")
 
 
 def _numbers(text):
@@ -81,7 +85,9 @@ def _numbers(text):
 
 
 def test_the_adr_paragraph_matches_the_stored_load_frame(stored):
-    lines = adr.load_findings(stored)
+    run = stored
+    stored = run.load()
+    lines = adr.load_findings(stored, aging=run.load_aging())
     table = [line for line in lines if line.startswith("| ") and "---" not in line]
     head = [c.strip() for c in table[0].strip("|").split("|")]
     assert head[2:] == ["CRITICAL", "HIGH", "NORMAL", "LOW"]
@@ -106,6 +112,13 @@ def test_the_adr_paragraph_matches_the_stored_load_frame(stored):
         assert f"up to the largest measured ρ = {stored['rho'].max():g}" in text
     capacity = 2 / 0.008
     assert f"ρ = {10 / capacity:.2f}-{100 / capacity:.2f}" in text
+    aging = run.load_aging().set_index("priority")
+    strict = stored[stored["rho"] == 0.6].set_index("priority")
+    assert (f"at ρ = 0.6 CRITICAL's mean wait goes from "
+            f"{strict.loc['CRITICAL', 'queue_wait_mean_ms']:.2f} to "
+            f"{aging.loc['CRITICAL', 'queue_wait_mean_ms']:.2f} ms and LOW's p99 from "
+            f"{strict.loc['LOW', 'queue_wait_p99_ms']:.2f} to "
+            f"{aging.loc['LOW', 'queue_wait_p99_ms']:.2f} ms") in text
 
 
 def test_the_adr_has_no_load_section_without_load_data():
@@ -115,7 +128,7 @@ def test_the_adr_has_no_load_section_without_load_data():
 
 
 def test_the_crossing_is_reported_when_p99_reaches_the_target(stored):
-    frame = stored.copy()
+    frame = stored.load()
     frame.loc[(frame["priority"].astype(str) == "CRITICAL") & (frame["rho"] == 0.6),
               "queue_wait_p99_ms"] = 1_000.0
     text = "\n".join(adr.load_findings(frame))
