@@ -329,14 +329,19 @@ def load_findings(frame: pd.DataFrame, target_ms: float = LOAD_TARGET_MS,
         lines.append(f"- At ρ ≤ {THEORY_MAX_RHO:g} the largest difference from theory is "
                      f"{worst:.1%}, {verdict} the {THEORY_TOLERANCE:.0%} the measuring chain "
                      "is held to" + ("." if worst <= THEORY_TOLERANCE else
-                                     " (few tasks per ρ make the means noisy; "
-                                     "the full profile runs longer)."))
+                                     ": these means do not confirm the chain (too few tasks "
+                                     "per ρ, or a busy machine; see producers' lateness in "
+                                     "notebook 07)."))
     crossing = crossing_rho(frame, target_ms=target_ms)
     top = float(frame["rho"].max())
     capacity = workers / (service_ms / 1e3)  # tasks per second at ρ = 1
     low, high = (r / capacity for r in LOAD_RATES)
     limit = crossing if crossing == crossing else top
-    if crossing == crossing:
+    if crossing == crossing and crossing <= float(frame["rho"].min()):
+        lines.append(f"- CRITICAL's p99 wait is at or above {target_ms:g} ms already at the "
+                     f"lowest measured ρ = {crossing:g} (about {crossing * capacity:,.0f} "
+                     "requests a second with these workers).")
+    elif crossing == crossing:
         lines.append(f"- CRITICAL's p99 wait reaches {target_ms:g} ms at ρ ≈ {crossing:.2f} "
                      f"(interpolated between measured ρ values), i.e. about "
                      f"{crossing * capacity:,.0f} requests a second with these workers.")

@@ -83,6 +83,7 @@ def load_sweep(p: SimpleNamespace, run: store.Run) -> tuple[pd.DataFrame, pd.Dat
                   f"ρ measured {result.extra['rho_measured']:.3f}, producers late p99 "
                   f"{late:.2f} ms")
 
+    _warm_up(p)
     frame = _tidy_load(load.sweep_utilization(
         p.QUEUE, p.RHOS, workers=p.WORKERS, service=load.ServiceTime("exp", p.SERVICE_MS / 1e3),
         duration_s=p.DURATION_S, seed=p.SEED, progress=seen), p)
@@ -90,6 +91,17 @@ def load_sweep(p: SimpleNamespace, run: store.Run) -> tuple[pd.DataFrame, pd.Dat
     aging = _aging_sweep(p) if getattr(p, "AGING_MS", 0) > 0 else pd.DataFrame()
     run.save_load(frame, spectrum, aging)
     return run.load(), run.load_spectrum()
+
+
+def _warm_up(p: SimpleNamespace, seconds: float = 0.5) -> None:
+    """A short unrecorded load run first: imports, thread start-up and caches are paid there."""
+    from pqlab import load
+    from pqlab.runner import run as run_once
+
+    params = load.LoadParams.at_utilization(min(p.RHOS), p.WORKERS,
+                                            load.ServiceTime("exp", p.SERVICE_MS / 1e3))
+    run_once(p.QUEUE, "load", tasks=params.tasks_for(seconds), consumers=p.WORKERS,
+             seed=p.SEED, load=params)
 
 
 def _tidy_load(frame: pd.DataFrame, p: SimpleNamespace) -> pd.DataFrame:
