@@ -110,6 +110,10 @@ def test_the_adr_paragraph_matches_the_stored_load_frame(stored):
         assert f"at ρ ≈ {crossing:.2f}" in text
     else:
         assert f"up to the largest measured ρ = {stored['rho'].max():g}" in text
+    judged = stored[(stored["rho"] <= 0.8) & (stored["theory_wait_mean_ms"] >= 1.0)]
+    if not judged.empty:
+        worst = judged["wait_mean_rel_diff"].abs().max()
+        assert f"{worst:.1%} over {len(judged)} class means" in text
     capacity = 2 / 0.008
     assert f"ρ = {10 / capacity:.2f}-{100 / capacity:.2f}" in text
     aging = run.load_aging().set_index("priority")
