@@ -16,6 +16,7 @@ latency is held to the same bound, since there a get never waits for work.
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -287,6 +288,132 @@ def _consequences(decisions: list[Decision], machine: dict,
     return lines
 
 
+# -- open-loop load (notebook 07) ------------------------------------------------------
+
+LOAD_TARGET_MS = 50.0  # the service's target for CRITICAL's queueing wait (p99)
+LOAD_RATES = (10.0, 100.0)  # the service's request rate today (req/s)
+LOAD_GROWTH_RATE = 1_000.0  # and the growth it must allow
+THEORY_TOLERANCE = 0.15  # measured means within 15% of Cobham at ρ ≤ 0.8
+THEORY_MAX_RHO = 0.8
+# Below this mean wait a worker's wake-up (a fraction of a ms) is most of the
+# measured wait and a relative difference says nothing about the queue.
+THEORY_MIN_MS = 1.0
+
+
+def _fmt_ms(x: float) -> str:
+    return "n/a" if pd.isna(x) else f"{x:.2f}" if abs(x) >= 0.1 else f"{x:.4f}"
+
+
+def _fmt_diff(x: float) -> str:
+    return "n/a" if pd.isna(x) else f"{x:+.1%}"
+
+
+def aging_finding(frame: pd.DataFrame, aging: pd.DataFrame) -> list[str]:
+    """One line on the aging runs: CRITICAL's mean wait and LOW's p99, strict against aging."""
+    if frame.empty or aging.empty:
+        return []
+    keys = ["rho", "priority"]
+    cols = ["queue_wait_mean_ms", "queue_wait_p99_ms"]
+    both = frame[keys + cols].merge(aging[keys + cols], on=keys, suffixes=("_strict", "_aging"))
+    both["priority"] = both["priority"].astype(str)
+    parts = []
+    for rho, part in both.groupby("rho", sort=True):
+        by = part.set_index("priority")
+        if not {"CRITICAL", "LOW"} <= set(by.index):
+            continue
+        crit, low = by.loc["CRITICAL"], by.loc["LOW"]
+        parts.append(f"at ρ = {rho:g} CRITICAL's mean wait goes from "
+                     f"{crit['queue_wait_mean_ms_strict']:.2f} to "
+                     f"{crit['queue_wait_mean_ms_aging']:.2f} ms and LOW's p99 from "
+                     f"{low['queue_wait_p99_ms_strict']:.2f} to "
+                     f"{low['queue_wait_p99_ms_aging']:.2f} ms")
+    if not parts:
+        return []
+    return [f"- Aging (`load-aging.parquet`: a level gained per "
+            f"{float(aging['aging_ms'].iloc[0]):g} ms waited, same arrivals): "
+            + "; ".join(parts) + "."]
+
+
+def load_findings(frame: pd.DataFrame, target_ms: float = LOAD_TARGET_MS,
+                  aging: pd.DataFrame | None = None) -> list[str]:
+    """The ADR's open-loop paragraph, every number read from the run's ``load`` frame.
+
+    A table of measured mean wait against Cobham's (at each run's measured ρ)
+    per priority, the ρ where CRITICAL's p99 reaches ``target_ms`` and what it
+    means for the service's request rates. Empty when the run has no load data.
+    """
+    from pqlab.load import crossing_rho
+
+    if frame.empty:
+        return []
+    frame = frame.copy()
+    frame["priority"] = frame["priority"].astype(str)
+    priorities = list(dict.fromkeys(frame["priority"]))
+    first = frame.iloc[0]
+    workers, service_ms = int(first["workers"]), float(first["service_ms"])
+    lines = [
+        "## Waiting time under open-loop load",
+        "",
+        f"Open-loop runs (`load.parquet`, notebook 07): `{first['queue']}`, {workers} workers, "
+        f"exponential service of {service_ms:g} ms, Poisson arrivals, waits measured from "
+        "each task's intended arrival. Mean wait per priority in ms, measured against "
+        "Cobham's formula at the run's measured ρ (relative difference in brackets):",
+        "",
+        _row(["ρ target", "ρ measured", *priorities]),
+        _row(["---"] * (2 + len(priorities))),
+    ]
+    for rho, part in frame.groupby("rho", sort=True):
+        by = part.set_index("priority")
+        cells = [f"{_fmt_ms(by.loc[p, 'queue_wait_mean_ms'])} vs "
+                 f"{_fmt_ms(by.loc[p, 'theory_wait_mean_ms'])} "
+                 f"({_fmt_diff(by.loc[p, 'wait_mean_rel_diff'])})" for p in priorities]
+        lines.append(_row([f"{rho:g}", f"{part['rho_measured'].iloc[0]:.3f}", *cells]))
+    lines.append("")
+    judged = frame[(frame["rho"] <= THEORY_MAX_RHO)
+                   & (frame["theory_wait_mean_ms"] >= THEORY_MIN_MS)]
+    checked = judged["wait_mean_rel_diff"].abs().dropna()
+    if not checked.empty:
+        worst = float(checked.max())
+        verdict = ("within" if worst <= THEORY_TOLERANCE else "outside")
+        lines.append(f"- At ρ ≤ {THEORY_MAX_RHO:g}, where the theory's mean wait is at least "
+                     f"{THEORY_MIN_MS:g} ms (below it a worker's wake-up is most of the wait), "
+                     f"the largest difference from theory is "
+                     f"{worst:.1%} over {len(checked)} class means, {verdict} the "
+                     f"{THEORY_TOLERANCE:.0%} the measuring chain "
+                     "is held to" + ("." if worst <= THEORY_TOLERANCE else
+                                     ": these means do not confirm the chain (too few tasks "
+                                     "per ρ, or a busy machine; see producers' lateness in "
+                                     "notebook 07)."))
+    crossing = crossing_rho(frame, target_ms=target_ms)
+    top = float(frame["rho"].max())
+    capacity = workers / (service_ms / 1e3)  # tasks per second at ρ = 1
+    low, high = (r / capacity for r in LOAD_RATES)
+    limit = crossing if crossing == crossing else top
+    if crossing == crossing and crossing <= float(frame["rho"].min()):
+        lines.append(f"- CRITICAL's p99 wait is at or above {target_ms:g} ms already at the "
+                     f"lowest measured ρ = {crossing:g} (about {crossing * capacity:,.0f} "
+                     "requests a second with these workers).")
+    elif crossing == crossing:
+        lines.append(f"- CRITICAL's p99 wait reaches {target_ms:g} ms at ρ ≈ {crossing:.2f} "
+                     f"(interpolated between measured ρ values), i.e. about "
+                     f"{crossing * capacity:,.0f} requests a second with these workers.")
+    else:
+        lines.append(f"- CRITICAL's p99 wait stays below {target_ms:g} ms up to the largest "
+                     f"measured ρ = {top:g} (about {top * capacity:,.0f} requests a second "
+                     "with these workers); the crossing lies beyond the measured range.")
+    fits = "below" if high < limit else "not below"
+    needed = math.ceil(LOAD_GROWTH_RATE * service_ms / 1e3 / limit)
+    lines.append(f"- The service's {LOAD_RATES[0]:g}-{LOAD_RATES[1]:g} requests a second are "
+                 f"ρ = {low:.2f}-{high:.2f} here, {fits} that point"
+                 + (": CRITICAL meets its target with room to spare. " if high < limit
+                    else ": CRITICAL misses its target at the top of the range. ")
+                 + f"Growth to {LOAD_GROWTH_RATE:,.0f} requests a second at the same service "
+                 f"time needs at least {needed} workers to stay at ρ ≤ {limit:.2f}.")
+    lines += aging_finding(frame, aging if aging is not None else pd.DataFrame())
+    lines.append("")
+    return lines
+
+
 def render(run: store.Run, decisions: list[Decision], figure_links: list[tuple[str, str]],
            reference: tuple[int, int], processes: pd.DataFrame | None = None) -> str:
     """The ADR's Markdown text; ``processes``: ``across_processes`` of the run, if any."""
@@ -342,6 +469,7 @@ def render(run: store.Run, decisions: list[Decision], figure_links: list[tuple[s
         "",
         *_measured_table(table),
         "",
+        *load_findings(run.load(), aging=run.load_aging()),
         "## Figures",
         "",
         *[f"![{title}]({link})" if i == 0 else f"- [{title}]({link})"

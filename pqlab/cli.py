@@ -13,6 +13,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
+from pqlab.load import ARRIVALS, LoadParams, ServiceTime
 from pqlab.queues import QUEUES
 from pqlab.redisserver import ENV_URL, RedisUnavailable, add_redis_url_argument, prepare_queues
 from pqlab.scenarios import DEFAULT_DEADLINE_S, SCENARIOS
@@ -92,17 +93,56 @@ def add_workload_arguments(p: argparse.ArgumentParser, tasks: int = 10_000) -> N
                    help="producers do not yield after each put (less overlap)")
 
 
+def service_time(text: str) -> ServiceTime:
+    """argparse type: a service-time distribution such as ``exp:16ms`` (see ``ServiceTime``)."""
+    try:
+        return ServiceTime.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def weight_list(text: str) -> tuple[float, ...]:
+    """argparse type: the priority mix ``a,b,c,d`` (CRITICAL, HIGH, NORMAL, LOW)."""
+    try:
+        return LoadParams(weights=tuple(float(w) for w in text.split(","))).weights
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"must be 4 non-negative numbers a,b,c,d (CRITICAL, HIGH, NORMAL, LOW) with a "
+            f"positive sum, got {text!r}") from None
+
+
+def add_load_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of the open-loop ``load`` scenario."""
+    g = p.add_argument_group("load scenario (open loop; waits against queueing theory)")
+    g.add_argument("--rate", type=positive_float, default=LoadParams.rate_per_s,
+                   help=f"target arrivals per second (default {LoadParams.rate_per_s:g})")
+    g.add_argument("--arrivals", choices=ARRIVALS, default=ARRIVALS[0],
+                   help=f"arrival process (default {ARRIVALS[0]})")
+    g.add_argument("--service", type=service_time, default=ServiceTime(),
+                   help=f"service time KIND:MEAN, KIND exp or const, MEAN in s or with ms "
+                        f"(default {ServiceTime()})")
+    g.add_argument("--duration", type=positive_float, default=None,
+                   help="seconds of arrivals: the task count becomes rate × duration "
+                        "(default: --tasks)")
+    g.add_argument("--weights", type=weight_list, default=None,
+                   help="priority mix CRITICAL,HIGH,NORMAL,LOW (default 1,1,1,1)")
+    g.add_argument("--workers", dest="consumers", type=positive_int, default=argparse.SUPPRESS,
+                   help="service workers (the same as --consumers)")
+
+
 def _add_run(p: argparse.ArgumentParser) -> None:
     p.add_argument("--queues", type=name_list("queue", lambda: list(QUEUES)), default=None,
                    help=f"comma-separated queues (default: all): {', '.join(QUEUES)}")
     p.add_argument("--scenarios", type=name_list("scenario", lambda: list(SCENARIOS)),
                    default=None,
-                   help=f"comma-separated scenarios (default: all): {', '.join(SCENARIOS)}")
+                   help=f"comma-separated scenarios (default: all but the open-loop "
+                        f"load): {', '.join(SCENARIOS)}")
     add_workload_arguments(p)
     p.add_argument("--repeat", type=positive_int, default=1, help="repetitions per pair")
     p.add_argument("--format", choices=("text", "json", "csv"), default="text",
                    help="output format (default text)")
     add_redis_url_argument(p)
+    add_load_arguments(p)
 
 
 def _note(line: str) -> None:
@@ -201,7 +241,8 @@ def _add_sweep(p: argparse.ArgumentParser) -> None:
                         f"{', '.join(QUEUES)}")
     p.add_argument("--scenarios", type=name_list("scenario", lambda: list(SCENARIOS)),
                    default=None,
-                   help=f"comma-separated scenarios (default: all): {', '.join(SCENARIOS)}")
+                   help=f"comma-separated scenarios (default: all but the open-loop "
+                        f"load): {', '.join(SCENARIOS)}")
     p.add_argument("--tasks", type=int_list, default=list(config.SWEEP_TASK_COUNTS),
                    help="comma-separated task counts (default %(default)s)")
     p.add_argument("--workers", type=int_list, default=list(config.SWEEP_WORKER_COUNTS),

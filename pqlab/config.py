@@ -158,6 +158,15 @@ NOTEBOOKS: list[NotebookSpec] = [
         "default": {"TASK_COUNTS": [2_000], "WORKER_COUNTS": [1, 2, 4], "REPETITIONS": 1},
         "full": {"TASK_COUNTS": [2_000], "WORKER_COUNTS": [1, 2, 4, 8], "REPETITIONS": 2},
     }, skip_reason=_no_redis),
+    # 07: open-loop load, sized by seconds of arrivals per ρ (plus draining); the runs at
+    # ρ ≥ SPECTRUM_RHO are repeated on the aging queue (section 5).
+    NotebookSpec("07-load.ipynb", {
+        "quick": {"RHOS": [0.3, 0.6, 0.9], "SPECTRUM_RHO": 0.9, "DURATION_S": 2.5},
+        "default": {"RHOS": [0.1, 0.3, 0.5, 0.7, 0.8, 0.9, 0.95], "SPECTRUM_RHO": 0.8,
+                    "DURATION_S": 8.0},
+        "full": {"RHOS": [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95],
+                 "SPECTRUM_RHO": 0.8, "DURATION_S": 25.0},
+    }),
     NotebookSpec("05-across-machines.ipynb", _same({})),
     NotebookSpec("00-decision.ipynb", _same({})),
 ]

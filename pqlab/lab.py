@@ -8,11 +8,14 @@ latest run; every notebook ends with ``produced(...)``.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import importlib.metadata
 import platform
 from pathlib import Path
 from types import SimpleNamespace
 
+import numpy as np
 import pandas as pd
 
 from pqlab import config, frames, store
@@ -78,6 +81,119 @@ def sweep_processes(p: SimpleNamespace, run: store.Run) -> SweepResult:
                        frames.concat([r.samples for r in parts], typed=frames.typed_samples),
                        run, sum(r.measured for r in parts), sum(r.skipped for r in parts),
                        [u for r in parts for u in r.units])
+
+def load_sweep(p: SimpleNamespace, run: store.Run) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Open-loop load at each of ``RHOS`` into ``run``: (waits per ρ and priority, spectrum).
+
+    Exponential service with mean ``SERVICE_MS`` on ``WORKERS`` workers, Poisson
+    arrivals for ``DURATION_S`` seconds per ρ. The spectrum is the waits'
+    percentiles per priority in the run at ``SPECTRUM_RHO``. Both frames are
+    stored in the run (``store.Run.save_load``); a rerun replaces them.
+    """
+    from pqlab import load
+
+    spectra: list[pd.DataFrame] = []
+
+    def seen(result) -> None:
+        rho = result.extra["rho"]
+        if abs(rho - p.SPECTRUM_RHO) < 1e-9:
+            spectra.append(load.wait_spectrum(result).assign(rho=p.SPECTRUM_RHO))
+        if p.PROGRESS:
+            late = result.extra["producer_late_p99_ms"]
+            print(f"ρ = {rho:.2f}: {result.tasks:,} tasks in {result.wall_s:.1f} s, "
+                  f"ρ measured {result.extra['rho_measured']:.3f}, producers late p99 "
+                  f"{late:.2f} ms")
+
+    _warm_up(p)
+    frame = _tidy_load(load.sweep_utilization(
+        p.QUEUE, p.RHOS, workers=p.WORKERS, service=load.ServiceTime("exp", p.SERVICE_MS / 1e3),
+        duration_s=p.DURATION_S, seed=p.SEED, progress=seen), p)
+    spectrum = pd.concat(spectra, ignore_index=True) if spectra else pd.DataFrame()
+    aging = _aging_sweep(p) if getattr(p, "AGING_MS", 0) > 0 else pd.DataFrame()
+    run.save_load(frame, spectrum, aging)
+    return run.load(), run.load_spectrum()
+
+
+def _warm_up(p: SimpleNamespace, seconds: float = 0.5) -> None:
+    """A short unrecorded load run first: imports, thread start-up and caches are paid there."""
+    from pqlab import load
+    from pqlab.runner import run as run_once
+
+    params = load.LoadParams.at_utilization(min(p.RHOS), p.WORKERS,
+                                            load.ServiceTime("exp", p.SERVICE_MS / 1e3))
+    run_once(p.QUEUE, "load", tasks=params.tasks_for(seconds), consumers=p.WORKERS,
+             seed=p.SEED, load=params)
+
+
+def _tidy_load(frame: pd.DataFrame, p: SimpleNamespace) -> pd.DataFrame:
+    frame["rho"] = frame["rho"].round(6)  # ρ·C/E[S]·E[S]/C is not exactly ρ in floats
+    frame["service_ms"] = p.SERVICE_MS
+    frame["duration_s"] = p.DURATION_S
+    return frame
+
+
+@contextlib.contextmanager
+def aging_queue(age_ms: float):
+    """A ``ThreadSafeAgingQueue`` registered under a temporary name for the duration."""
+    from pqlab.queues import register_queue, unregister_queue
+    from pqlab.syncqueue import ThreadSafeAgingQueue
+
+    name = f"ThreadSafeAgingQueue(age={age_ms:g}ms)"
+    register_queue(name, functools.partial(ThreadSafeAgingQueue, age_s=age_ms / 1e3),
+                   thread_safe=True, async_safe=False,
+                   description="pqlab: bucket storage with aging (starvation guard)")
+    try:
+        yield name
+    finally:
+        unregister_queue(name)
+
+
+def _aging_sweep(p: SimpleNamespace) -> pd.DataFrame:
+    """The same runs (same seeds) on the aging queue at each ρ ≥ ``SPECTRUM_RHO``."""
+    from pqlab import load
+
+    frames = []
+    with aging_queue(p.AGING_MS) as name:
+        for i, rho in enumerate(p.RHOS):
+            if rho >= p.SPECTRUM_RHO:
+                frames.append(load.sweep_utilization(
+                    name, [rho], workers=p.WORKERS,
+                    service=load.ServiceTime("exp", p.SERVICE_MS / 1e3),
+                    duration_s=p.DURATION_S, seed=p.SEED + i))
+    frame = _tidy_load(pd.concat(frames, ignore_index=True), p)
+    frame["aging_ms"] = p.AGING_MS
+    return frame
+
+
+def aging_table(p: SimpleNamespace, run: store.Run) -> pd.DataFrame:
+    """Per ρ and priority: mean and p99 wait (ms) strict against with aging, same arrivals."""
+    aging = run.load_aging()
+    if aging.empty:
+        return pd.DataFrame()
+    keys = ["rho", "priority"]
+    cols = ["queue_wait_mean_ms", "queue_wait_p99_ms"]
+    both = run.load()[keys + cols].merge(aging[keys + cols], on=keys,
+                                         suffixes=(" strict", " aging"))
+    return both.round(3)
+
+
+def load_theory(p: SimpleNamespace) -> pd.DataFrame:
+    """Cobham's mean wait per priority (ms) on a fine ρ grid up to the largest of ``RHOS``."""
+    from pqlab import load
+
+    top = max(p.RHOS)
+    grid = sorted({round(x, 6) for x in [*np.linspace(min(p.RHOS), top, 60), *p.RHOS]})
+    return load.theory_frame(grid, workers=p.WORKERS, service_mean_s=p.SERVICE_MS / 1e3)
+
+
+def load_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per ρ and priority: measured mean wait beside Cobham's, the difference, p99 (ms)."""
+    cols = {"rho": "ρ target", "rho_measured": "ρ measured", "priority": "priority",
+            "tasks": "tasks", "queue_wait_mean_ms": "mean wait ms",
+            "theory_wait_mean_ms": "theory ms", "wait_mean_rel_diff": "diff",
+            "queue_wait_p99_ms": "p99 wait ms", "queue_wait_uncorrected_p99_ms":
+            "p99 from put ms"}
+    return frame[list(cols)].rename(columns=cols).round(3)
 
 
 def headline(summary: pd.DataFrame) -> pd.DataFrame:

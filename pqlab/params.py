@@ -60,6 +60,43 @@ def text(name: str, value: Any) -> str:
     return value
 
 
+def positive_number(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1e12:
+        raise ParameterError(f"{name} must be a positive number, got {value!r}")
+    return float(value)
+
+
+def non_negative_number(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1e12:
+        raise ParameterError(f"{name} must be a number >= 0, got {value!r}")
+    return float(value)
+
+
+def utilization(name: str, value: Any) -> float:
+    """A utilization ρ strictly between 0 and 1 (the queue has a steady state)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
+        raise ParameterError(f"{name} must be a utilization between 0 and 1 (exclusive), "
+                             f"got {value!r}")
+    return float(value)
+
+
+def utilizations(name: str, value: Any) -> list[float]:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        value = [value]
+    if not isinstance(value, (list, tuple)) or not value:
+        raise ParameterError(f"{name} must be a non-empty list of utilizations in (0, 1), "
+                             f"got {value!r}")
+    return sorted({utilization(name, v) for v in value})
+
+
+def queue_name(name: str, value: Any) -> str:
+    """One registered queue name."""
+    value = text(name, value)
+    if value not in QUEUES:
+        raise ParameterError(f"{name}: unknown queue {value!r}; allowed: {', '.join(QUEUES)}")
+    return value
+
+
 def run_id(name: str, value: Any) -> str:
     """A run id, or "" (a new run for measuring notebooks, the latest for reading ones)."""
     value = text(name, value)
@@ -153,6 +190,14 @@ CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "REFERENCE_TASKS": positive_int,
     "REFERENCE_WORKERS": positive_int,
     "SEED": non_negative_int,
+    "QUEUE": queue_name,
+    "RHOS": utilizations,
+    "SPECTRUM_RHO": utilization,
+    "WORKERS": positive_int,
+    "SERVICE_MS": positive_number,
+    "DURATION_S": positive_number,
+    "TARGET_MS": positive_number,
+    "AGING_MS": non_negative_number,
     "FRESH_PROCESS": boolean,
     "PROGRESS": boolean,
 }
@@ -174,7 +219,17 @@ def validate(*, for_scenarios: Sequence[str] | None = None, **values: Any) -> Si
     (``"all"``) or must all be able to (an explicit list).
     """
     checked = {name: check(name, value) for name, value in values.items()}
+    if "SPECTRUM_RHO" in checked and "RHOS" in checked \
+            and checked["SPECTRUM_RHO"] not in checked["RHOS"]:
+        raise ParameterError(f"SPECTRUM_RHO must be one of RHOS {checked['RHOS']}, "
+                             f"got {values['SPECTRUM_RHO']!r}")
     scenarios = checked.get("SCENARIOS", for_scenarios)
+    if "QUEUE" in checked and scenarios \
+            and not supported_pairs([checked["QUEUE"]], list(scenarios)):
+        able = [q for q, _ in supported_pairs(list(QUEUES), list(scenarios))]
+        raise ParameterError(f"QUEUE: {checked['QUEUE']!r} cannot run scenario "
+                             f"{', '.join(scenarios)}; queues that can: "
+                             f"{', '.join(dict.fromkeys(able)) or 'none'}")
     if "QUEUES" in checked and scenarios:
         fitting = {q for q, _ in supported_pairs(list(QUEUES), list(scenarios))}
         if values["QUEUES"] == "all":

@@ -414,4 +414,130 @@ def tail_vs_processes(summary: pd.DataFrame, *, out_dir: Path | None = None) -> 
         ax.legend()
     fig.suptitle(f"{title}, {int(data['tasks'].max()):,} tasks\n{PROCESSES_KEY}\n"
                  "(median of repetitions)")
+
+# -- open-loop load (notebook 07) -------------------------------------------------------
+
+PRIORITY_PALETTE = "rocket"
+LOAD_INCHES = (7.8, 5.0)  # one wide panel: the titles carry the run's settings
+
+
+def _priority_colors(names) -> dict[str, tuple]:
+    names = list(names)
+    return dict(zip(names, sns.color_palette(PRIORITY_PALETTE, len(names)), strict=True))
+
+
+def load_wait_vs_rho(load: pd.DataFrame, theory: pd.DataFrame, *,
+                     out_dir: Path | None = None) -> Figure:
+    """Mean wait per priority (ms, log) against utilization ρ: measured points, Cobham lines."""
+    name, title = "load-wait-vs-rho", "Mean waiting time per priority against utilization"
+    if load.empty:
+        return export(_no_data(title, "no load runs"), load, name, out_dir)
+    measured = load[["rho", "rho_measured", "priority", "tasks", "queue_wait_mean_ms",
+                     "queue_wait_p99_ms", "theory_wait_mean_ms"]].copy()
+    measured["priority"] = measured["priority"].astype(str)
+    data = measured.merge(theory.rename(columns={"theory_wait_mean_ms": "cobham_ms"}),
+                          on=["rho", "priority"], how="outer").sort_values(["priority", "rho"])
+    fig, [ax] = _figure(1)
+    fig.set_size_inches(*LOAD_INCHES)
+    colors = _priority_colors(dict.fromkeys(measured["priority"]))
+    for prio, color in colors.items():
+        line = theory[theory["priority"] == prio].sort_values("rho")
+        ax.plot(line["rho"], line["theory_wait_mean_ms"], color=color, linewidth=1.2,
+                linestyle="--")
+        points = measured[measured["priority"] == prio]
+        ax.plot(points["rho"], points["queue_wait_mean_ms"], color=color, marker="o",
+                linestyle="none", label=prio)
+    ax.plot([], [], color="grey", linestyle="--", label="theory (Cobham)")
+    positive = measured["queue_wait_mean_ms"][measured["queue_wait_mean_ms"] > 0]
+    if not positive.empty:
+        _log(ax, "y")
+    ax.set(xlabel="utilization ρ = λ·E[S]/C (target)", ylabel="mean wait (ms, log scale)")
+    ax.legend(title="priority")
+    workers = int(load["workers"].iloc[0])
+    service = float(load["service_ms"].iloc[0]) if "service_ms" in load else float("nan")
+    fig.suptitle(f"{title}\n{load['queue'].iloc[0]}, {workers} workers, exponential service "
+                 f"{service:g} ms, Poisson arrivals\n(points: measured; dashed: Cobham's formula)")
+    return export(fig, data, name, out_dir)
+
+
+def load_wait_spectrum(spectrum: pd.DataFrame, *, out_dir: Path | None = None) -> Figure:
+    """Waiting-time percentiles (ms) per priority at one ρ, from p50 to the maximum."""
+    name, title = "load-wait-spectrum", "Percentile spectrum of waiting time per priority"
+    if spectrum.empty:
+        return export(_no_data(title, "no load run at the chosen ρ"), spectrum, name, out_dir)
+    data = spectrum.copy()
+    data["priority"] = data["priority"].astype(str)
+    fig, [ax] = _figure(1)
+    fig.set_size_inches(*LOAD_INCHES)
+    colors = _priority_colors(dict.fromkeys(data["priority"]))
+    labels = [f"p{q:g}" if q < 100 else "max" for q in sorted(data["percentile"].unique())]
+    for prio, color in colors.items():
+        part = data[data["priority"] == prio].sort_values("percentile")
+        ax.plot(range(len(part)), part["ms"].clip(lower=1e-3), marker="o", color=color,
+                label=prio)
+    ax.set_xticks(range(len(labels)), labels)
+    _log(ax, "y")
+    ax.set(xlabel="percentile", ylabel="wait, intended arrival → service (ms, log scale)")
+    ax.legend(title="priority")
+    fig.suptitle(f"{title}\nat ρ = {float(data['rho'].iloc[0]):g} (free of coordinated "
+                 "omission: from the intended arrival)")
+    return export(fig, data, name, out_dir)
+
+
+def load_p99_vs_rho(load: pd.DataFrame, target_ms: float = 50.0, *,
+                    crossing: float | None = None, out_dir: Path | None = None) -> Figure:
+    """P99 wait per priority (ms, log) against ρ, with the target line and CRITICAL's crossing."""
+    name, title = "load-p99-vs-rho", "P99 waiting time per priority against utilization"
+    if load.empty:
+        return export(_no_data(title, "no load runs"), load, name, out_dir)
+    data = load[["rho", "rho_measured", "priority", "queue_wait_p99_ms",
+                 "queue_wait_uncorrected_p99_ms"]].copy()
+    data["priority"] = data["priority"].astype(str)
+    data["target_ms"] = target_ms
+    fig, [ax] = _figure(1)
+    fig.set_size_inches(*LOAD_INCHES)
+    for prio, color in _priority_colors(dict.fromkeys(data["priority"])).items():
+        part = data[data["priority"] == prio].sort_values("rho")
+        ax.plot(part["rho"], part["queue_wait_p99_ms"].clip(lower=1e-3), marker="o",
+                color=color, label=prio)
+    ax.axhline(target_ms, color="grey", linestyle="--", linewidth=1,
+               label=f"target ({target_ms:g} ms)")
+    if crossing is not None and np.isfinite(crossing):
+        ax.axvline(crossing, color="black", linestyle=":", linewidth=1,
+                   label=f"CRITICAL crosses at ρ ≈ {crossing:.2f}")
+    _log(ax, "y")
+    ax.set(xlabel="utilization ρ = λ·E[S]/C (target)", ylabel="p99 wait (ms, log scale)")
+    ax.legend(title="priority")
+    where = (f"CRITICAL's p99 reaches {target_ms:g} ms at ρ ≈ {crossing:.2f}"
+             if crossing is not None and np.isfinite(crossing)
+             else f"CRITICAL's p99 stays below {target_ms:g} ms in the measured range")
+    fig.suptitle(f"{title}\n{where}")
+    return export(fig, data, name, out_dir)
+
+
+def load_aging_effect(load: pd.DataFrame, aging: pd.DataFrame, *,
+                      out_dir: Path | None = None) -> Figure:
+    """Mean and p99 wait per priority: strict priority order against aging, per ρ."""
+    name, title = "load-aging-effect", "What aging costs CRITICAL and saves LOW"
+    if aging.empty or load.empty:
+        return export(_no_data(title, "no aging runs (AGING_MS = 0)"), aging, name, out_dir)
+    keys, cols = ["rho", "priority"], ["queue_wait_mean_ms", "queue_wait_p99_ms"]
+    strict = load[load["rho"].isin(aging["rho"])][keys + cols].assign(policy="strict")
+    aged = aging[keys + cols].assign(policy=f"aging {float(aging['aging_ms'].iloc[0]):g} ms")
+    data = pd.concat([strict, aged], ignore_index=True)
+    data["priority"] = data["priority"].astype(str)
+    order = list(dict.fromkeys(str(p) for p in load["priority"]))
+    data["level"] = data["priority"].map({p: i + 1 for i, p in enumerate(order)})
+    data["ρ"] = data["rho"].map(lambda r: f"{r:g}")
+    fig, axes = _figure(2)
+    for ax, (col, label) in zip(axes, (("queue_wait_mean_ms", "mean wait (ms, log scale)"),
+                                       ("queue_wait_p99_ms", "p99 wait (ms, log scale)")),
+                                strict=True):
+        sns.lineplot(data.assign(**{col: data[col].clip(lower=1e-3)}), x="level", y=col,
+                     hue="policy", style="ρ", markers=True, palette="colorblind", ax=ax)
+        ax.set_xticks(range(1, len(order) + 1), order)
+        _log(ax, "y")
+        ax.set(xlabel="priority", ylabel=label)
+    fig.suptitle(f"{title}\n(aging: a level gained per {float(aging['aging_ms'].iloc[0]):g} "
+                 "ms waited; the same arrivals and service times as strict)")
     return export(fig, data, name, out_dir)

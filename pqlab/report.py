@@ -17,6 +17,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from pqlab import analysis
+from pqlab.load import overload_warning
+from pqlab.loadreport import load_lines, load_options
 from pqlab.metrics import RunResult
 from pqlab.queues import QUEUES
 from pqlab.runner import run, supported_pairs
@@ -360,23 +362,29 @@ def _check_selection(args, pairs: list[tuple[str, str]]) -> None:
 def run_command(args) -> int:
     """``python -m pqlab run``: the chosen pairs, repeated, in the chosen format."""
     queues = args.queues or list(QUEUES)
-    scenarios = args.scenarios or list(SCENARIOS)
+    scenarios = args.scenarios or [s for s, sc in SCENARIOS.items() if not sc.open_loop]
     pairs = supported_pairs(queues, scenarios)
     _check_selection(args, pairs)
+    load, load_tasks = load_options(args)
+    if any(SCENARIOS[s].open_loop for _, s in pairs) and overload_warning(load, args.consumers):
+        print(f"pqlab run: warning: {overload_warning(load, args.consumers)}", file=sys.stderr)
     results = []
     total = len(pairs) * args.repeat
     for i, (queue, scen) in enumerate((p for p in pairs for _ in range(args.repeat)), 1):
-        print(f"[{i}/{total}] {queue} [{scen}] {args.tasks:,} tasks", file=sys.stderr, flush=True)
-        results.append(run(queue, scen, tasks=args.tasks, producers=args.producers,
+        tasks = load_tasks if SCENARIOS[scen].open_loop else args.tasks
+        print(f"[{i}/{total}] {queue} [{scen}] {tasks:,} tasks", file=sys.stderr, flush=True)
+        results.append(run(queue, scen, tasks=tasks, producers=args.producers,
                            consumers=args.consumers, seed=args.seed,
                            repetition=(i - 1) % args.repeat, deadline_s=args.deadline,
-                           producer_yield=args.producer_yield))
+                           producer_yield=args.producer_yield, load=load))
     if args.format == "json":
         print(json.dumps([r.to_dict() for r in results], indent=1))
     elif args.format == "csv":
         print(csv_text([r.to_dict() for r in results]), end="")
     else:
         print("\n".join(table_lines(results)))
+        for r in (r for r in results if SCENARIOS[r.scenario].open_loop):
+            print("\n" + "\n".join(load_lines(r)))
     return 0 if all(r.errors == 0 for r in results) else 1
 
 

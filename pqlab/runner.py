@@ -7,13 +7,15 @@ import gc
 import math
 import random
 import tracemalloc
+from dataclasses import replace
 
 import psutil
 
 from pqlab import metrics
+from pqlab.load import LoadParams, make_load_workload
 from pqlab.metrics import Memory, RunResult
 from pqlab.queues import QUEUES, QueueSpec, async_face, sync_face
-from pqlab.scenarios import DEFAULT_DEADLINE_S, SCENARIOS, Scenario, Workers
+from pqlab.scenarios import DEFAULT_DEADLINE_S, SCENARIOS, Scenario, UntimedPass, Workers
 from pqlab.task import Task
 from pqlab.verify import verify
 
@@ -105,6 +107,7 @@ def run(
     deadline_s: float = DEFAULT_DEADLINE_S,
     memory: bool = True,
     producer_yield: bool = True,
+    load: LoadParams | None = None,
 ) -> RunResult:
     """Run ``queue`` through ``scenario`` and return every measured number.
 
@@ -114,6 +117,10 @@ def run(
     where the scenario has none. ``producer_yield`` makes producers yield after
     each put (as a request handler returns to its loop), so producing and
     consuming overlap. Raises ``ValueError`` on bad arguments.
+
+    An open-loop scenario (``load``) runs only its timed pass, with ``load``
+    (default ``LoadParams()``) setting arrivals, service times and the
+    priority mix; its throughput and wall time come from that pass.
     """
     spec, sc = resolve(queue, scenario)
     _positive_int("tasks", tasks)
@@ -123,11 +130,19 @@ def run(
     else:
         w = Workers(1, 1, deadline_s, producer_yield)
     seed = random.randrange(2**32) if seed is None else seed
-    workload = sc.workload(tasks, seed)
+    if sc.open_loop:
+        w = replace(w, params=load or LoadParams())
+        workload = make_load_workload(tasks, seed, w.params)
+    else:
+        workload = sc.workload(tasks, seed)
     gc.collect()
     records = sc.timed(spec, workload, w)
     gc.collect()
-    untimed = sc.untimed(spec, workload, w)
+    if sc.open_loop:
+        untimed = UntimedPass(records[-1].wall_ns, len(records[-1].get_task))
+        memory = False
+    else:
+        untimed = sc.untimed(spec, workload, w)
     gc.collect()
     verdicts = [verify(r) for r in records]
     main = records[-1]

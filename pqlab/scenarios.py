@@ -62,6 +62,7 @@ class Workers:
     consumers: int = 5
     deadline_s: float = DEFAULT_DEADLINE_S
     producer_yield: bool = True  # producers yield after each put (see _producer)
+    params: Any = None  # scenario-specific parameters (``load.LoadParams`` for ``load``)
 
 
 @dataclass
@@ -461,6 +462,9 @@ class Scenario:
     workload: Callable[[int, int | None], list[Task]] = make_workload
     uses_workers: bool = True
     in_poc: bool = True  # part of the POC report (long or server-bound scenarios opt out)
+    # Open loop (``load``): arrivals follow a schedule, so the timed pass takes
+    # its planned duration and is the whole measurement (no untimed or memory pass).
+    open_loop: bool = False
 
 
 def _timed(pass_fn: PassFn, concurrent: bool, label: str):

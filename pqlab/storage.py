@@ -82,3 +82,58 @@ class BucketStorage:
             if bucket:
                 return bucket.popleft()
         raise IndexError("get from an empty queue")
+
+
+class AgingBucketStorage:
+    """Bucket storage with aging: a task's effective priority rises as it waits.
+
+    A task put at level ``p`` that has waited ``w`` seconds competes at level
+    ``p - floor(w / age_s)`` (never above the best declared level), so a LOW
+    task that waited ``3 * age_s`` is served like a CRITICAL one: the
+    starvation guard of a strict priority queue. Within a bucket the head is
+    the oldest task, hence the most aged, so ``_get`` compares only the heads
+    (at most one per level); equal effective levels go to the task put first.
+    ``clock`` (seconds, monotonic) is injectable for tests. ``age_s`` must be
+    a positive number; a priority outside ``levels`` raises ``ValueError``.
+    """
+
+    def _init(self, levels: Iterable[int] = PRIORITY_LEVELS, age_s: float = 0.1,
+              clock: Any = None) -> None:
+        import time
+
+        if not (isinstance(age_s, (int, float)) and 0 < age_s < float("inf")):
+            raise ValueError(f"age_s must be a positive number of seconds, got {age_s!r}")
+        self.levels = tuple(sorted(set(levels)))
+        if not self.levels:
+            raise ValueError("a bucket queue needs at least one priority level")
+        self.age_s = float(age_s)
+        self._clock = clock or time.monotonic
+        self._order = itertools.count()
+        self._buckets: dict[int, deque] = {level: deque() for level in self.levels}
+
+    def _qsize(self) -> int:
+        return sum(map(len, self._buckets.values()))
+
+    def _put(self, item: Any) -> None:
+        try:
+            bucket = self._buckets[item.priority]
+        except KeyError:
+            raise ValueError(f"priority {item.priority!r} is not one of this queue's levels "
+                             f"{', '.join(map(str, self.levels))}") from None
+        bucket.append((self._clock(), next(self._order), item))
+
+    def effective_priority(self, level: int, put_at: float, now: float) -> int:
+        """The level a task put at ``put_at`` with priority ``level`` competes at ``now``."""
+        return max(self.levels[0], level - int((now - put_at) // self.age_s))
+
+    def _get(self) -> Any:
+        now, best, best_key = self._clock(), None, None
+        for level, bucket in self._buckets.items():
+            if bucket:
+                put_at, order, _ = bucket[0]
+                key = (self.effective_priority(level, put_at, now), order)
+                if best_key is None or key < best_key:
+                    best, best_key = bucket, key
+        if best is None:
+            raise IndexError("get from an empty queue")
+        return best.popleft()[2]

@@ -6,6 +6,9 @@ A run folder holds::
     machine.json      the machine's fingerprint (pqlab.machine)
     summary.parquet   one row per unit (a cell of the grid at one repetition)
     samples.parquet   one row per task (integer ns), thinned for large runs
+    load.parquet      open-loop load: waits per priority and ρ (notebook 07), if measured
+    load-spectrum.parquet  wait percentiles per priority at one ρ (notebook 07)
+    load-aging.parquet     the same load on a queue with aging, if measured (notebook 07)
     cells/            per-unit files of a sweep still under way
     notebooks/        executed copies of the notebooks (written by the batch)
 
@@ -36,6 +39,9 @@ RUN_FILE = "run.json"
 MACHINE_FILE = "machine.json"
 SUMMARY_FILE = "summary.parquet"
 SAMPLES_FILE = "samples.parquet"
+LOAD_FILE = "load.parquet"
+LOAD_SPECTRUM_FILE = "load-spectrum.parquet"
+LOAD_AGING_FILE = "load-aging.parquet"
 CELLS_DIR = "cells"
 TMP_MARK = ".tmp-"
 RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]*$")
@@ -269,6 +275,32 @@ class Run:
         """The consolidated ``samples`` frame (empty if nothing was measured yet)."""
         df = self._read(SAMPLES_FILE)
         return frames.typed_samples(df) if df is not None else pd.DataFrame()
+
+    def save_load(self, load: pd.DataFrame, spectrum: pd.DataFrame,
+                  aging: pd.DataFrame | None = None) -> None:
+        """Store the open-loop load frames (``load.parquet``, ``load-spectrum.parquet``,
+        ``load-aging.parquet`` if given, else any older one is removed)."""
+        if aging is not None and not aging.empty:
+            write_parquet(self.dir / LOAD_AGING_FILE, aging)
+        else:
+            (self.dir / LOAD_AGING_FILE).unlink(missing_ok=True)
+        write_parquet(self.dir / LOAD_SPECTRUM_FILE, spectrum)
+        write_parquet(self.dir / LOAD_FILE, load)
+
+    def load(self) -> pd.DataFrame:
+        """The ``load`` frame (one row per ρ and priority); empty if none was measured."""
+        df = self._read(LOAD_FILE)
+        return df if df is not None else pd.DataFrame()
+
+    def load_aging(self) -> pd.DataFrame:
+        """The load frame measured on a queue with aging; empty if none was measured."""
+        df = self._read(LOAD_AGING_FILE)
+        return df if df is not None else pd.DataFrame()
+
+    def load_spectrum(self) -> pd.DataFrame:
+        """Wait percentiles per priority at one ρ; empty if none was measured."""
+        df = self._read(LOAD_SPECTRUM_FILE)
+        return df if df is not None else pd.DataFrame()
 
     def export_csv(self, out_dir: Path | None = None) -> list[Path]:
         """Write ``summary.csv`` and ``samples.csv`` (next to the Parquet files by default)."""

@@ -76,7 +76,8 @@ class Grid:
 
     ``queues=None`` means every in-process queue (``params.in_process_queues``;
     process-backed queues are measured when named), ``scenarios=None`` every
-    registered scenario.
+    registered scenario but the open-loop ones (``load`` runs for its planned
+    duration; name it to sweep it).
 
     Worker counts set producers = consumers; scenarios without workers run once
     per task count. Repetition ``r`` uses workload seed ``seed + r`` (the same
@@ -110,7 +111,8 @@ class Grid:
     def pairs(self) -> list[tuple[str, str]]:
         """(queue, scenario) pairs that can run, in registry order."""
         queues = list(self.queues) if self.queues is not None else params.in_process_queues()
-        scenarios = list(self.scenarios) if self.scenarios is not None else None
+        scenarios = (list(self.scenarios) if self.scenarios is not None
+                     else [s for s, sc in SCENARIOS.items() if not sc.open_loop])
         return supported_pairs(queues, scenarios)
 
     def cells(self) -> list[tuple[str, str, int, int, int]]:

@@ -16,7 +16,7 @@ from time import monotonic
 from typing import Any
 
 from pqlab.queues import register_queue
-from pqlab.storage import BucketStorage
+from pqlab.storage import AgingBucketStorage, BucketStorage
 from pqlab.waiters import Waiters
 
 if hasattr(queue, "ShutDown"):  # Python 3.13
@@ -223,6 +223,15 @@ class ThreadSafeBucketQueue(BucketStorage, SyncQueue):
 
     Thread-safe; ``get(timeout=)`` blocks. Priorities outside ``levels``
     (default CRITICAL…LOW) raise ``ValueError``.
+    """
+
+
+class ThreadSafeAgingQueue(AgingBucketStorage, SyncQueue):
+    """Bucket storage with aging (``age_s=``: seconds per level gained), ``queue.Queue``'s API.
+
+    Not registered in ``QUEUES`` on purpose: it serves an aged task before a
+    fresher one of better priority, which the ordering check counts as a
+    violation, so it would fail every correctness judgement by design.
     """
 
 

@@ -23,6 +23,7 @@ TINY = {
     "06-processes-redis": {"TASK_COUNTS": [200], "WORKER_COUNTS": [1],
                            "THREAD_QUEUES": ["queue.PriorityQueue"], "FRESH_PROCESS": False,
                            "PROGRESS": False},
+    "07-load": {"RHOS": [0.3, 0.6], "SPECTRUM_RHO": 0.6, "DURATION_S": 1.0, "PROGRESS": False},
 }
 
 

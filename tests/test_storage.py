@@ -99,3 +99,59 @@ def test_a_new_policy_is_four_hooks_in_every_base_class():
             assert [await q.get() for _ in items] == expected
 
     asyncio.run(main())
+
+
+# -- aging (the starvation guard) ----------------------------------------------------
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _aging(age_s=1.0):
+    from pqlab.syncqueue import ThreadSafeAgingQueue
+
+    clock = _Clock()
+    return ThreadSafeAgingQueue(age_s=age_s, clock=clock), clock
+
+
+def _task(priority, name):
+    from pqlab.task import Task
+
+    return Task(priority, 0, 0.0, name, "m", payload=name)
+
+
+def test_aging_without_waiting_is_a_strict_priority_queue():
+    q, _ = _aging()
+    for p, name in [(4, "low"), (1, "crit"), (3, "normal"), (1, "crit2")]:
+        q.put(_task(p, name))
+    assert [q.get_nowait().payload for _ in range(4)] == ["crit", "crit2", "normal", "low"]
+
+
+def test_a_waiting_low_task_rises_one_level_per_age_step():
+    q, clock = _aging(age_s=1.0)
+    q.put(_task(4, "low"))
+    clock.now = 2.5  # LOW has gained two levels: it competes as HIGH
+    q.put(_task(2, "high"))
+    q.put(_task(1, "crit"))
+    assert q.get_nowait().payload == "crit"
+    assert q.get_nowait().payload == "low"  # equal level, put first
+    clock.now = 10.0
+    q.put(_task(1, "crit2"))
+    # HIGH has waited 7.5 s: it competes as CRITICAL and was put before crit2
+    assert q.get_nowait().payload == "high"
+    assert q.get_nowait().payload == "crit2"
+
+
+def test_aging_rejects_a_bad_age_and_unknown_levels():
+    from pqlab.syncqueue import ThreadSafeAgingQueue
+
+    with pytest.raises(ValueError, match="age_s"):
+        ThreadSafeAgingQueue(age_s=0)
+    q, _ = _aging()
+    with pytest.raises(ValueError, match="levels"):
+        q.put(_task(9, "x"))

@@ -1,0 +1,662 @@
+"""Open-loop load: tasks arrive on a schedule, C workers serve them, waits per priority.
+
+The closed-loop scenarios push tasks as fast as they can; here requests arrive
+at a target rate (Poisson or constant) and each of C workers holds a task for
+a service time (constant or exponential), sleeping as an I/O-bound inference
+call would. Every task's intended arrival time and service time are fixed in
+advance from the run's seed (they travel in the task's payload, a
+``Request``), so a run is reproducible and a producer that falls behind its
+schedule shows up in the numbers: waits are measured from the intended arrival
+(free of coordinated omission), with the figure from the actual put beside it.
+
+What the four stamps of ``Records`` mean here:
+
+- ``put_start``/``put_end``: the producer's put (its start is the actual arrival);
+- ``get_start``: the worker starts waiting for a task;
+- ``get_end``: the worker has the task: start of service.
+
+``Records.series`` adds, per task (workload order), ``intended_ns`` (intended
+arrival), ``service_end_ns`` (service done, 0 if never served) and
+``service_planned_ns`` (the drawn service time, which a worker's sleep
+overshoots), and over time ``depth_at_ns``/``depth`` (tasks whose put has
+started and that no worker has taken yet, after each put or take).
+``Records.extra`` holds the summary row's load scalars (see ``load_extra``).
+
+The scenario runs on threads (a thread-safe queue with a sync face) or on
+asyncio (an async-safe queue with an async face), as ``threads``/``async`` do;
+on asyncio the workers are coroutines and the producers are threads that hand
+each task to the loop, as a network connection would. Process-safe queues
+(multiprocessing, redis) run on threads in one process; workers in other
+processes are not covered yet. ``sweep_utilization``, ``waits_frame``,
+``theory_frame``, ``wait_spectrum``, ``depth_frame`` and ``crossing_rho``
+give notebooks tidy frames.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import math
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from pqlab import theory
+from pqlab.queues import QueueSpec, async_face, sync_face
+from pqlab.scenarios import (
+    EMPTY_ERRORS,
+    STOP,
+    Records,
+    Scenario,
+    UntimedPass,
+    Workers,
+    _finish,
+    _guard,
+    _Run,
+    _watch_tasks,
+    _watch_threads,
+    register_scenario,
+)
+from pqlab.task import PRIORITY_LEVELS, Priority, Task, make_workload
+from pqlab.verify import first_gets
+
+pc = time.perf_counter_ns
+ARRIVALS = ("poisson", "constant")
+SERVICE_KINDS = ("exp", "const")
+LEAD_IN_NS = 50_000_000  # first arrival 50 ms after the workers start: all are waiting by then
+# A worker on a non-blocking queue (get raises Empty) polls at this period: it
+# adds up to ~0.3 ms (the period plus sleep's ~0.06 ms overshoot here) to the
+# wait of a task that finds a worker idle; blocking queues wake it at once.
+POLL_S = 0.000_25
+STATS = ("mean", "p50", "p90", "p99", "p99_9", "max")
+PERCENTILES = {"p50": 50.0, "p90": 90.0, "p99": 99.0, "p99_9": 99.9}
+
+
+# -- parameters ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ServiceTime:
+    """A service-time distribution: ``exp`` (exponential) or ``const``, with its mean."""
+
+    kind: str = "exp"
+    mean_s: float = 0.02
+
+    def __post_init__(self) -> None:
+        if self.kind not in SERVICE_KINDS:
+            raise ValueError(f"service distribution {self.kind!r} is unknown; allowed: "
+                             f"{', '.join(SERVICE_KINDS)}")
+        if not (self.mean_s > 0 and math.isfinite(self.mean_s)):
+            raise ValueError(f"service mean must be a positive number of seconds, "
+                             f"got {self.mean_s!r}")
+
+    @classmethod
+    def parse(cls, text: str) -> ServiceTime:
+        """``exp:0.016``, ``exp:16ms`` or ``const:20ms`` (seconds unless ``ms``/``s`` follows).
+
+        Raises ``ValueError`` naming the allowed forms.
+        """
+        kind, sep, mean = text.partition(":")
+        scale = 1.0
+        if mean.endswith("ms"):
+            mean, scale = mean[:-2], 1e-3
+        elif mean.endswith("s"):
+            mean = mean[:-1]
+        try:
+            mean_s = float(mean) * scale
+        except ValueError:
+            mean_s = math.nan
+        if not sep or kind not in SERVICE_KINDS or not 0 < mean_s < math.inf:
+            raise ValueError(f"bad service time {text!r}; expected KIND:MEAN with KIND one of "
+                             f"{', '.join(SERVICE_KINDS)} and MEAN > 0 in s or ms "
+                             "(e.g. exp:0.016 or exp:16ms)")
+        return cls(kind, mean_s)
+
+    def draw(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        """``n`` service times in seconds."""
+        if self.kind == "exp":
+            return rng.exponential(self.mean_s, n)
+        return np.full(n, self.mean_s)
+
+    def __str__(self) -> str:
+        return f"{self.kind}:{self.mean_s * 1e3:g}ms"
+
+
+@dataclass(frozen=True)
+class LoadParams:
+    """Parameters of the open-loop ``load`` scenario (workers are ``run(consumers=…)``).
+
+    ``weights`` are the relative frequencies of CRITICAL, HIGH, NORMAL, LOW.
+    Raises ``ValueError`` on a bad value, naming it.
+    """
+
+    rate_per_s: float = 100.0  # the service's range is 10-100 requests a second
+    arrivals: str = "poisson"
+    service: ServiceTime = field(default_factory=ServiceTime)
+    weights: tuple[float, ...] = (1.0, 1.0, 1.0, 1.0)
+
+    def __post_init__(self) -> None:
+        if not (self.rate_per_s > 0 and math.isfinite(self.rate_per_s)):
+            raise ValueError(f"rate must be a positive number of tasks per second, "
+                             f"got {self.rate_per_s!r}")
+        if self.arrivals not in ARRIVALS:
+            raise ValueError(f"arrivals {self.arrivals!r} unknown; allowed: {', '.join(ARRIVALS)}")
+        weights = tuple(float(w) for w in self.weights)
+        if (len(weights) != len(PRIORITY_LEVELS) or any(not w >= 0 for w in weights)
+                or not sum(weights) > 0):
+            raise ValueError(f"weights must be {len(PRIORITY_LEVELS)} non-negative numbers "
+                             f"(CRITICAL, HIGH, NORMAL, LOW) with a positive sum, "
+                             f"got {self.weights!r}")
+        object.__setattr__(self, "weights", weights)
+
+    @classmethod
+    def at_utilization(cls, rho: float, workers: int, service: ServiceTime | None = None,
+                       arrivals: str = "poisson",
+                       weights: Sequence[float] = (1.0, 1.0, 1.0, 1.0)) -> LoadParams:
+        """The parameters whose target rate makes ρ = λ·E[S]/C equal ``rho``."""
+        service = service or ServiceTime()
+        if not (rho > 0 and math.isfinite(rho)):
+            raise ValueError(f"utilization must be a positive number, got {rho!r}")
+        return cls(rho * workers / service.mean_s, arrivals, service, tuple(weights))
+
+    def tasks_for(self, duration_s: float) -> int:
+        """Task count for arrivals lasting ``duration_s`` seconds at the target rate."""
+        if not (duration_s > 0 and math.isfinite(duration_s)):
+            raise ValueError(f"duration must be a positive number of seconds, got {duration_s!r}")
+        return max(1, round(self.rate_per_s * duration_s))
+
+    def utilization(self, workers: int) -> float:
+        """ρ = λ·E[S]/C at the target rate."""
+        return self.rate_per_s * self.service.mean_s / workers
+
+    def class_rates(self, rate_per_s: float | None = None) -> list[float]:
+        """Arrival rate of each class, CRITICAL first."""
+        rate = self.rate_per_s if rate_per_s is None else rate_per_s
+        return [rate * w / sum(self.weights) for w in self.weights]
+
+    def theory_waits_s(self, workers: int) -> list[float]:
+        """Cobham's mean wait per class at the target rate; NaN where it does not apply."""
+        if not theory_applies(self):
+            return [math.nan] * len(self.weights)
+        return theory.priority_waits(self.class_rates(), self.service.mean_s, workers)
+
+
+def theory_applies(params: LoadParams) -> bool:
+    """Cobham's formula needs Poisson arrivals and exponential service."""
+    return params.arrivals == "poisson" and params.service.kind == "exp"
+
+
+def overload_warning(params: LoadParams, workers: int) -> str | None:
+    """A one-line warning when ρ ≥ 1 (the queue grows for the whole run), else None."""
+    rho = params.utilization(workers)
+    if rho < 1:
+        return None
+    return (f"ρ = {params.rate_per_s:g}/s × {params.service.mean_s * 1e3:g} ms / {workers} "
+            f"= {rho:.2f} ≥ 1: the queue grows for the whole run and the theory does not apply")
+
+
+class Request(NamedTuple):
+    """The payload of a load task: when it should arrive and how long serving it takes."""
+
+    arrival_ns: int  # intended arrival, after the start of the schedule
+    service_s: float
+
+
+# Workers read the service time by position: a queue that stores tasks as JSON
+# (redis) hands the Request back as a list.
+SERVICE_S = Request._fields.index("service_s")
+
+
+def make_load_workload(n: int, seed: int | None, params: LoadParams) -> list[Task]:
+    """``n`` tasks with the priority mix of ``params``, each carrying its ``Request``.
+
+    Priorities come from ``make_workload`` (same seed, same mix); arrival times
+    and service times from a separate seeded stream, so changing the service
+    distribution leaves the arrivals alone.
+    """
+    tasks = make_workload(n, seed, params.weights)
+    arrivals_rng, service_rng = (np.random.default_rng([stream, seed or 0]) for stream in (1, 2))
+    if params.arrivals == "poisson":
+        offsets_s = np.cumsum(arrivals_rng.exponential(1.0 / params.rate_per_s, n))
+    else:
+        offsets_s = np.arange(n) / params.rate_per_s
+    offsets_ns = np.round(offsets_s * 1e9).astype(np.int64)
+    service_s = params.service.draw(service_rng, n)
+    for task, offset, service in zip(tasks, offsets_ns.tolist(), service_s.tolist(), strict=True):
+        task.payload = Request(offset, service)
+    return tasks
+
+
+# -- the passes ------------------------------------------------------------------
+
+
+class _Schedule:
+    """When the schedule starts (``base_ns``) and each worker's service-end stamps."""
+
+    def __init__(self, consumers: int) -> None:
+        self.base_ns = 0
+        self.done_logs: list[list[int]] = [[] for _ in range(consumers)]
+        self.closed = threading.Event()  # set when an asyncio run is over: feeders stop
+
+    def start(self) -> None:
+        self.base_ns = pc() + LEAD_IN_NS
+
+
+def _deadline_s(tasks: list[Task], w: Workers) -> float:
+    """The stall deadline, stretched by the longest planned gap and service time."""
+    offsets = [t.payload.arrival_ns for t in tasks]
+    gaps = np.diff(offsets, prepend=0).max(initial=0) / 1e9
+    return w.deadline_s + gaps + max(t.payload.service_s for t in tasks)
+
+
+def _producer(run: _Run, face, p: int, barrier: threading.Barrier, sched: _Schedule) -> None:
+    put, append, stop, sleep = face.put, run.put_logs[p].append, run.stop, time.sleep
+    barrier.wait()
+    base, start = sched.base_ns, pc()
+    for task in run.tasks[p :: run.producers]:
+        while (delay_ns := base + task.payload.arrival_ns - pc()) > 0:  # never early
+            sleep(delay_ns / 1e9)
+        if stop.is_set():
+            break
+        t0 = pc()
+        put(task)
+        append((t0, pc()))
+    run.spans.append((start, pc()))
+
+
+def _consumer(run: _Run, face, c: int, barrier: threading.Barrier, sched: _Schedule) -> None:
+    get, append, done = face.get, run.get_logs[c].append, sched.done_logs[c].append
+    taken, n, stop, sleep = run.taken, run.n, run.stop, time.sleep
+    barrier.wait()
+    start = pc()
+    while True:
+        t0 = pc()
+        try:
+            task = get()
+        except EMPTY_ERRORS:
+            if stop.is_set():
+                break
+            sleep(POLL_S)
+            continue
+        t1 = pc()
+        if task.payload is STOP:
+            break
+        sleep(task.payload[SERVICE_S])
+        done(pc())
+        append((task.seq, t0, t1))
+        if next(taken) == n:
+            _finish(run, face.put)
+            break
+    run.spans.append((start, pc()))
+
+
+def _threads_pass(spec: QueueSpec, tasks: list[Task], w: Workers) -> tuple[_Run, _Schedule]:
+    face = sync_face(spec, spec.factory())
+    run = _Run(tasks, w.producers, w.consumers)
+    sched = _Schedule(w.consumers)
+    barrier = threading.Barrier(w.producers + w.consumers, action=sched.start)
+    bodies = [lambda p=p: _producer(run, face, p, barrier, sched) for p in range(w.producers)]
+    bodies += [lambda c=c: _consumer(run, face, c, barrier, sched) for c in range(w.consumers)]
+    threads = [threading.Thread(target=_guard(run, body), daemon=True) for body in bodies]
+    _watch_threads(run, threads, face, _deadline_s(tasks, w))
+    return run, sched
+
+
+def _feeder(run: _Run, loop: asyncio.AbstractEventLoop, q, p: int, sched: _Schedule) -> None:
+    """An asyncio producer: a thread that hands each task to the loop at its arrival time.
+
+    Requests reach an asyncio server as socket events, which wake the loop at
+    once; a producer coroutine would instead wait on the loop's timer, which
+    rounds to whole milliseconds (epoll) and made arrivals 0.6 ms late at the
+    median here. ``time.sleep`` in a thread is late by ~0.07 ms.
+    """
+    put, append, sleep, closed = q.put, run.put_logs[p].append, time.sleep, sched.closed
+
+    async def arrive(task: Task) -> None:
+        try:
+            t0 = pc()
+            await put(task)
+            append((t0, pc()))
+        except BaseException as exc:  # noqa: BLE001 - reported in the result
+            run.errors.append(f"{type(exc).__name__}: {exc}")
+
+    start = pc()
+    for task in run.tasks[p :: run.producers]:
+        while (delay_ns := sched.base_ns + task.payload.arrival_ns - pc()) > 0:
+            sleep(delay_ns / 1e9)
+        if closed.is_set():
+            break
+        asyncio.run_coroutine_threadsafe(arrive(task), loop)
+    run.spans.append((start, pc()))
+
+
+async def _aconsumer(run: _Run, q, c: int, sched: _Schedule) -> None:
+    get, append, done = q.get, run.get_logs[c].append, sched.done_logs[c].append
+    taken, n, sleep = run.taken, run.n, asyncio.sleep
+    start = pc()
+    while True:
+        t0 = pc()
+        task = await get()
+        t1 = pc()
+        if task.payload is STOP:
+            break
+        await sleep(task.payload[SERVICE_S])
+        done(pc())
+        append((task.seq, t0, t1))
+        if next(taken) == n:
+            for sentinel in run.sentinels[: run.consumers - 1]:
+                await q.put(sentinel)
+            break
+    run.spans.append((start, pc()))
+
+
+def _async_pass(spec: QueueSpec, tasks: list[Task], w: Workers) -> tuple[_Run, _Schedule]:
+    run = _Run(tasks, w.producers, w.consumers)
+    sched = _Schedule(w.consumers)
+
+    async def main() -> None:
+        q = async_face(spec, spec.factory())
+        loop = asyncio.get_running_loop()
+        feeders = [threading.Thread(target=_guard(run, lambda p=p: _feeder(run, loop, q, p, sched)),
+                                    daemon=True) for p in range(w.producers)]
+        sched.start()
+        for feeder in feeders:
+            feeder.start()
+        await _watch_tasks(run, [_aconsumer(run, q, c, sched) for c in range(w.consumers)],
+                           _deadline_s(tasks, w))
+        sched.closed.set()
+        for feeder in feeders:  # done unless the run stalled; then asleep until its next arrival
+            feeder.join(1.0)
+
+    asyncio.run(main())
+    return run, sched
+
+
+def _uses_threads(spec: QueueSpec) -> bool:
+    return spec.has_sync_face and spec.thread_safe
+
+
+def _supports(spec: QueueSpec) -> bool:
+    return _uses_threads(spec) or (spec.has_async_face and spec.async_safe)
+
+
+def _timed(spec: QueueSpec, tasks: list[Task], w: Workers) -> list[Records]:
+    params = w.params if isinstance(w.params, LoadParams) else LoadParams()
+    driver = "threads" if _uses_threads(spec) else "async"
+    # The cyclic GC stays off during the pass: a full collection of the run's own
+    # heap (the workload, the logs, the loaded modules: ~240k tracked objects)
+    # took 40-80 ms here and freezes every worker at once, which an open-loop run
+    # records as a burst of late arrivals (p99.9 waits of 0.5-2 s over 100,000
+    # tasks). The passes make no reference cycles; the runner collects after.
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        run, sched = (_threads_pass if driver == "threads" else _async_pass)(spec, tasks, w)
+    finally:
+        if was_enabled:
+            gc.enable()
+    rec = run.records(True, driver)
+    rec.series.update(_series(run, sched, rec))
+    rec.extra.update(load_extra(rec, params, w.consumers))
+    return [rec]
+
+
+def _no_untimed(spec: QueueSpec, tasks: list[Task], w: Workers) -> UntimedPass:
+    raise NotImplementedError("the load scenario is open-loop: its timed pass is the measurement")
+
+
+def _series(run: _Run, sched: _Schedule, rec: Records) -> dict[str, np.ndarray]:
+    intended = sched.base_ns + np.fromiter((t.payload.arrival_ns for t in run.tasks),
+                                           np.int64, run.n)
+    position = {t.seq: i for i, t in enumerate(run.tasks)}
+    service_end = np.zeros(run.n, np.int64)
+    for gets, dones in zip(run.get_logs, sched.done_logs, strict=True):
+        for (seq, _, _), done in zip(gets, dones, strict=True):
+            service_end[position[seq]] = done
+    planned = np.fromiter((round(t.payload.service_s * 1e9) for t in run.tasks), np.int64, run.n)
+    return {"intended_ns": intended, "service_end_ns": service_end,
+            "service_planned_ns": planned, **_depth(rec)}
+
+
+def _depth(rec: Records) -> dict[str, np.ndarray]:
+    """Tasks in the queue (put started, not yet taken) after each put and each first take."""
+    _, _, taken = first_gets(rec)
+    put = rec.put_start[rec.put_end > 0]  # a get can return before its put does
+    at = np.concatenate([put, taken])
+    step = np.concatenate([np.ones(len(put), np.int64), -np.ones(len(taken), np.int64)])
+    order = np.argsort(at, kind="stable")
+    return {"depth_at_ns": at[order], "depth": np.cumsum(step[order])}
+
+
+register_scenario(Scenario(
+    "load", "open loop: tasks arrive at a rate, C workers serve them (waits vs theory)",
+    "a thread-safe queue with a sync face or an async-safe queue with an async face",
+    _supports, _timed, _no_untimed, in_poc=False, open_loop=True))
+
+
+# -- derived numbers -------------------------------------------------------------
+
+
+def _stats_ms(ns: np.ndarray) -> dict[str, float]:
+    if len(ns) == 0:
+        return {k: math.nan for k in STATS}
+    ms = np.asarray(ns, np.float64) / 1e6
+    out = {"mean": float(ms.mean())}
+    out.update({k: float(np.percentile(ms, q)) for k, q in PERCENTILES.items()})
+    out["max"] = float(ms.max())
+    return out
+
+
+def _rate(stamps_ns: np.ndarray) -> float:
+    if len(stamps_ns) < 2:
+        return math.nan
+    span = (stamps_ns.max() - stamps_ns.min()) / 1e9
+    return float((len(stamps_ns) - 1) / span) if span > 0 else math.nan
+
+
+def load_extra(rec: Records, params: LoadParams, workers: int) -> dict[str, Any]:
+    """The load scalars of the summary row, all derived from ``rec``.
+
+    Per priority P: ``queue_wait_{stat}_ms_P`` (intended arrival → start of
+    service) and ``sojourn_{stat}_ms_P`` (intended arrival → done) for stat in
+    mean, p50, p90, p99, p99_9, max, each also ``…_uncorrected_…`` (from the
+    actual put instead); ``theory_wait_mean_ms_P`` (Cobham at the realized
+    arrival rate and measured mean service time), ``wait_mean_rel_diff_P``
+    ((measured − theory)/theory) and ``replay_wait_mean_ms_P`` (the same
+    arrivals and service times through an ideal queue: sampling noise alone).
+    Run-wide: rates, ρ (target and measured), service mean (target and
+    measured) and how late the producers put tasks.
+    """
+    idx, _, started = first_gets(rec)
+    intended = rec.series["intended_ns"]
+    done = rec.series["service_end_ns"][idx]
+    served = done > 0
+    idx, started, done = idx[served], started[served], done[served]
+    prio = rec.priority[idx]
+    arrived = rec.put_start[idx]
+    service_s = (done - started) / 1e9
+    offered_rate = _rate(intended)
+    service_mean_s = float(service_s.mean()) if len(service_s) else math.nan
+    extra: dict[str, Any] = {
+        "load_arrivals": params.arrivals, "load_service": str(params.service),
+        "load_weights": ",".join(f"{w:g}" for w in params.weights),
+        "rate_target_per_s": params.rate_per_s, "rate_offered_per_s": offered_rate,
+        "rate_achieved_per_s": _rate(rec.put_start[rec.put_end > 0]),
+        "service_mean_target_ms": params.service.mean_s * 1e3,
+        "service_mean_ms": service_mean_s * 1e3,
+        "rho": params.utilization(workers),
+        "rho_measured": float(offered_rate * service_mean_s / workers),
+    }
+    late = _stats_ms(rec.put_start[rec.put_end > 0] - intended[rec.put_end > 0])
+    extra.update({f"producer_late_{k}_ms": late[k] for k in ("mean", "p50", "p99", "max")})
+    if "service_planned_ns" in rec.series:
+        over = _stats_ms(done - started - rec.series["service_planned_ns"][idx])
+        extra.update({f"service_over_{k}_ms": over[k] for k in ("mean", "p50", "p99", "max")})
+    measured = {
+        "queue_wait": started - intended[idx], "queue_wait_uncorrected": started - arrived,
+        "sojourn": done - intended[idx], "sojourn_uncorrected": done - arrived,
+    }
+    theory_s = _theory_s(rec, params, workers, offered_rate, service_mean_s)
+    replay_s = _replay_s(intended[idx], service_s, prio, workers)
+    for k, level in enumerate(Priority):
+        mine = prio == level
+        extra[f"tasks_{level.name}"] = int(np.count_nonzero(rec.priority == level))
+        for name, ns in measured.items():
+            for stat, value in _stats_ms(ns[mine]).items():
+                extra[f"{name}_{stat}_ms_{level.name}"] = value
+        mean_ms = extra[f"queue_wait_mean_ms_{level.name}"]
+        extra[f"theory_wait_mean_ms_{level.name}"] = theory_s[k] * 1e3
+        extra[f"wait_mean_rel_diff_{level.name}"] = (mean_ms / (theory_s[k] * 1e3) - 1
+                                                     if theory_s[k] > 0 else math.nan)
+        extra[f"replay_wait_mean_ms_{level.name}"] = (float(replay_s[mine].mean()) * 1e3
+                                                      if mine.any() else math.nan)
+    return extra
+
+
+def _theory_s(rec: Records, params: LoadParams, workers: int, offered_rate: float,
+              service_mean_s: float) -> list[float]:
+    """Cobham at the realized class rates and the measured mean service time."""
+    if not theory_applies(params) or not (offered_rate > 0 and service_mean_s > 0):
+        return [math.nan] * len(PRIORITY_LEVELS)
+    shares = np.array([np.count_nonzero(rec.priority == p) for p in Priority]) / rec.tasks
+    return theory.priority_waits(list(offered_rate * shares), service_mean_s, workers)
+
+
+def _replay_s(intended_ns: np.ndarray, service_s: np.ndarray, prio: np.ndarray,
+              workers: int) -> np.ndarray:
+    order = np.argsort(intended_ns, kind="stable")
+    waits = np.empty(len(order))
+    if len(order):
+        waits[order] = theory.simulate_waits((intended_ns[order] - intended_ns.min()) / 1e9,
+                                             service_s[order], prio[order], workers)
+    return waits
+
+
+# -- frames for notebooks ----------------------------------------------------------
+
+
+def waits_frame(result) -> Any:
+    """Tidy per-priority waits of one load ``RunResult``: one row per priority.
+
+    Columns: rho, rho_measured, priority, tasks, theory_wait_mean_ms,
+    replay_wait_mean_ms, wait_mean_rel_diff and, for each measure
+    (queue_wait, queue_wait_uncorrected, sojourn, sojourn_uncorrected) and
+    stat, ``{measure}_{stat}_ms``.
+    """
+    import pandas as pd
+
+    extra = result.extra
+    rows = []
+    for level in Priority:
+        suffix = f"_{level.name}"
+        row = {"queue": result.queue, "seed": result.seed, "workers": result.consumers,
+               "rate_target_per_s": extra["rate_target_per_s"], "rho": extra["rho"],
+               "rho_measured": extra["rho_measured"], "priority": level.name}
+        row.update({k[: -len(suffix)]: v for k, v in extra.items() if k.endswith(suffix)})
+        rows.append(row)
+    frame = pd.DataFrame(rows)
+    frame["priority"] = pd.Categorical(frame["priority"], [p.name for p in Priority],
+                                       ordered=True)
+    return frame
+
+
+def sweep_utilization(queue: str, rhos: Sequence[float], *, workers: int = 4,
+                      service: ServiceTime | None = None, duration_s: float = 10.0,
+                      arrivals: str = "poisson",
+                      weights: Sequence[float] = (1.0, 1.0, 1.0, 1.0),
+                      producers: int = 1, seed: int = 0, progress=None) -> Any:
+    """Run ``load`` at each target utilization and return the tidy waits of all runs.
+
+    The rate of each run is ρ·C/E[S]; each lasts ``duration_s`` of arrivals
+    (plus draining). Seeds are ``seed + i`` for the i-th ρ. ``progress`` is
+    an optional callable given each finished ``RunResult`` (e.g. to print).
+    """
+    import pandas as pd
+
+    from pqlab.runner import run
+
+    service = service or ServiceTime("exp", 0.016)
+    frames = []
+    for i, rho in enumerate(rhos):
+        params = LoadParams.at_utilization(rho, workers, service, arrivals, weights)
+        result = run(queue, "load", tasks=params.tasks_for(duration_s), producers=producers,
+                     consumers=workers, seed=seed + i, load=params)
+        if progress is not None:
+            progress(result)
+        frames.append(waits_frame(result))
+    return pd.concat(frames, ignore_index=True)
+
+
+def theory_frame(rhos: Sequence[float], *, workers: int = 4,
+                 service_mean_s: float = 0.016,
+                 weights: Sequence[float] = (1.0, 1.0, 1.0, 1.0)) -> Any:
+    """Cobham's mean wait per priority at each ρ (ms): the theory lines for a sweep."""
+    import pandas as pd
+
+    rows = []
+    for rho in rhos:
+        params = LoadParams.at_utilization(rho, workers, ServiceTime("exp", service_mean_s),
+                                           "poisson", weights)
+        for level, wait_s in zip(Priority, params.theory_waits_s(workers), strict=True):
+            rows.append({"rho": rho, "priority": level.name, "theory_wait_mean_ms": wait_s * 1e3})
+    return pd.DataFrame(rows)
+
+
+def wait_spectrum(result, percentiles: Sequence[float] = (50, 75, 90, 95, 99, 99.5, 99.9, 100),
+                  measure: str = "queue_wait") -> Any:
+    """Percentiles of one load run's waits per priority (ms), tidy: priority, percentile, ms.
+
+    ``measure`` is ``queue_wait`` or ``sojourn``, measured from the intended
+    arrival; add ``_uncorrected`` to measure from the actual put.
+    """
+    import pandas as pd
+
+    rec = result.records[-1]
+    idx, _, started = first_gets(rec)
+    end = {"queue_wait": started, "sojourn": rec.series["service_end_ns"][idx]}
+    base = measure.removesuffix("_uncorrected")
+    if base not in end:
+        raise ValueError(f"measure {measure!r} unknown; allowed: queue_wait, sojourn, "
+                         "queue_wait_uncorrected, sojourn_uncorrected")
+    start = rec.put_start[idx] if measure.endswith("_uncorrected") else rec.series[
+        "intended_ns"][idx]
+    ms = (end[base] - start) / 1e6
+    prio = rec.priority[idx]
+    rows = [{"priority": level.name, "percentile": q,
+             "ms": float(np.percentile(ms[prio == level], q))}
+            for level in Priority if (prio == level).any() for q in percentiles]
+    return pd.DataFrame(rows)
+
+
+def depth_frame(result) -> Any:
+    """Queue depth over one load run: seconds since the first intended arrival, depth."""
+    import pandas as pd
+
+    rec = result.records[-1]
+    start = rec.series["intended_ns"].min()
+    return pd.DataFrame({"t_s": (rec.series["depth_at_ns"] - start) / 1e9,
+                         "depth": rec.series["depth"]})
+
+
+def crossing_rho(frame: Any, *, priority: str = "CRITICAL", column: str = "queue_wait_p99_ms",
+                 target_ms: float = 50.0) -> float:
+    """The ρ at which ``column`` of ``priority`` first reaches ``target_ms`` in a sweep frame.
+
+    Values are the median over runs at each ρ; between two swept points the
+    crossing is interpolated linearly. NaN if the target is never reached;
+    the first swept ρ if it is reached there already.
+    """
+    curve = frame[frame["priority"] == priority].groupby("rho", observed=True)[column].median()
+    rhos, values = curve.index.to_numpy(float), curve.to_numpy(float)
+    above = np.flatnonzero(values >= target_ms)
+    if len(above) == 0:
+        return math.nan
+    i = above[0]
+    if i == 0:
+        return float(rhos[0])
+    share = (target_ms - values[i - 1]) / (values[i] - values[i - 1])
+    return float(rhos[i - 1] + share * (rhos[i] - rhos[i - 1]))

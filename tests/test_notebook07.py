@@ -1,0 +1,139 @@
+"""Notebook 07 (open-loop load) under papermill, its load frames, and the ADR paragraph."""
+
+from __future__ import annotations
+
+import re
+from types import SimpleNamespace
+
+import nbformat
+import papermill
+import pytest
+
+from pqlab import adr, batch, config, lab, params, store
+from pqlab.load import crossing_rho
+
+SPEC = config.notebook("07-load")
+TINY = {"RHOS": [0.3, 0.6], "SPECTRUM_RHO": 0.6, "DURATION_S": 1.0, "WORKERS": 2,
+        "SERVICE_MS": 8.0, "PROGRESS": False}
+
+
+def _execute(tmp_path, **values):
+    parameters = {**SPEC.parameters("quick"), **TINY, **values, "OUTPUT_DIR": str(tmp_path)}
+    with batch.project_kernel() as kernel:
+        return papermill.execute_notebook(str(SPEC.source), str(tmp_path / SPEC.filename),
+                                          parameters=parameters, kernel_name=kernel,
+                                          progress_bar=False, cwd=str(config.NOTEBOOKS_DIR))
+
+
+def test_07_is_in_the_batch_before_05():
+    names = [s.name for s in config.NOTEBOOKS]
+    assert names.index("07-load") == names.index("05-across-machines") - 1
+    for profile in config.PROFILES:
+        values = SPEC.parameters(profile)
+        params.validate(**{k: v for k, v in values.items()})
+        assert values["SPECTRUM_RHO"] in values["RHOS"]
+
+
+def test_07_runs_with_tiny_parameters_and_stores_its_frames(tmp_path):
+    nb = _execute(tmp_path)
+    assert nb.metadata["papermill"]["exception"] is None
+    paths = config.paths(tmp_path)
+    (run_id,) = store.list_runs(paths.data)
+    run = store.Run.open(paths.data, run_id)
+    load, spectrum = run.load(), run.load_spectrum()
+    assert sorted(load["rho"].unique()) == [0.3, 0.6]
+    assert set(spectrum["rho"]) == {0.6} and not spectrum.empty
+    assert set(run.load_aging()["rho"]) == {0.6}  # the aging runs: ρ ≥ SPECTRUM_RHO
+    for name in ("load-wait-vs-rho", "load-wait-spectrum", "load-p99-vs-rho",
+                 "load-aging-effect"):
+        for ext in ("svg", "png", "csv"):
+            assert (paths.figures_dir(run_id) / f"{name}.{ext}").is_file()
+    saved = nbformat.read(tmp_path / SPEC.filename, as_version=4)
+    assert any(o.get("data", {}).get("image/png") for c in saved.cells
+               for o in c.get("outputs", []))
+
+
+@pytest.mark.parametrize("bad, name", [
+    ({"RHOS": [0.5, 1.2]}, "RHOS"),
+    ({"SPECTRUM_RHO": 0.7}, "SPECTRUM_RHO"),
+    ({"QUEUE": "heapq"}, "QUEUE"),
+    ({"DURATION_S": -1}, "DURATION_S"),
+    ({"AGING_MS": -5.0}, "AGING_MS"),
+])
+def test_an_invalid_parameter_stops_in_validation(tmp_path, bad, name):
+    with pytest.raises(papermill.PapermillExecutionError) as info:
+        _execute(tmp_path, **bad)
+    error = info.value
+    assert error.ename == "ParameterError" and name in error.evalue
+    assert error.source.startswith("P = params.validate(")
+    assert not (tmp_path / "data").exists()
+
+
+@pytest.fixture(scope="module")
+def stored(tmp_path_factory):
+    data = tmp_path_factory.mktemp("load") / "data"
+    run = store.Run.create(data, "load-test")
+    p = SimpleNamespace(QUEUE="queue.PriorityQueue", RHOS=[0.3, 0.6], SPECTRUM_RHO=0.6,
+                        WORKERS=2, SERVICE_MS=8.0, DURATION_S=1.0, SEED=3, PROGRESS=False,
+                        AGING_MS=20.0)
+    lab.load_sweep(p, run)
+    return store.Run.open(data, "load-test")
+
+
+def _numbers(text):
+    return [float(x) for x in re.findall(r"[-+]?\d[\d,]*\.?\d*", text.replace(",", ""))]
+
+
+def test_the_adr_paragraph_matches_the_stored_load_frame(stored):
+    run = stored
+    stored = run.load()
+    lines = adr.load_findings(stored, aging=run.load_aging())
+    table = [line for line in lines if line.startswith("| ") and "---" not in line]
+    head = [c.strip() for c in table[0].strip("|").split("|")]
+    assert head[2:] == ["CRITICAL", "HIGH", "NORMAL", "LOW"]
+    rows = table[1:]
+    assert len(rows) == stored["rho"].nunique()
+    for line in rows:
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        rho = float(cells[0])
+        part = stored[stored["rho"] == rho]
+        part = part.set_index(part["priority"].astype(str))
+        assert float(cells[1]) == pytest.approx(part["rho_measured"].iloc[0], abs=5e-4)
+        for prio, cell in zip(head[2:], cells[2:], strict=True):
+            measured, theory, diff = _numbers(cell)
+            assert measured == pytest.approx(part.loc[prio, "queue_wait_mean_ms"], abs=5e-3)
+            assert theory == pytest.approx(part.loc[prio, "theory_wait_mean_ms"], abs=5e-3)
+            assert diff == pytest.approx(part.loc[prio, "wait_mean_rel_diff"] * 100, abs=0.05)
+    text = "\n".join(lines)
+    crossing = crossing_rho(stored, target_ms=adr.LOAD_TARGET_MS)
+    if crossing == crossing:
+        assert f"at ρ ≈ {crossing:.2f}" in text
+    else:
+        assert f"up to the largest measured ρ = {stored['rho'].max():g}" in text
+    judged = stored[(stored["rho"] <= 0.8) & (stored["theory_wait_mean_ms"] >= 1.0)]
+    if not judged.empty:
+        worst = judged["wait_mean_rel_diff"].abs().max()
+        assert f"{worst:.1%} over {len(judged)} class means" in text
+    capacity = 2 / 0.008
+    assert f"ρ = {10 / capacity:.2f}-{100 / capacity:.2f}" in text
+    aging = run.load_aging().set_index("priority")
+    strict = stored[stored["rho"] == 0.6].set_index("priority")
+    assert (f"at ρ = 0.6 CRITICAL's mean wait goes from "
+            f"{strict.loc['CRITICAL', 'queue_wait_mean_ms']:.2f} to "
+            f"{aging.loc['CRITICAL', 'queue_wait_mean_ms']:.2f} ms and LOW's p99 from "
+            f"{strict.loc['LOW', 'queue_wait_p99_ms']:.2f} to "
+            f"{aging.loc['LOW', 'queue_wait_p99_ms']:.2f} ms") in text
+
+
+def test_the_adr_has_no_load_section_without_load_data():
+    import pandas as pd
+
+    assert adr.load_findings(pd.DataFrame()) == []
+
+
+def test_the_crossing_is_reported_when_p99_reaches_the_target(stored):
+    frame = stored.load()
+    frame.loc[(frame["priority"].astype(str) == "CRITICAL") & (frame["rho"] == 0.6),
+              "queue_wait_p99_ms"] = 1_000.0
+    text = "\n".join(adr.load_findings(frame))
+    assert f"at ρ ≈ {crossing_rho(frame):.2f}" in text
