@@ -162,8 +162,7 @@ NOTEBOOKS: list[NotebookSpec] = [
     # ρ ≥ SPECTRUM_RHO are repeated on the aging queue (section 5).
     NotebookSpec("07-load.ipynb", {
         "quick": {"RHOS": [0.3, 0.6, 0.9], "SPECTRUM_RHO": 0.9, "DURATION_S": 2.5},
-        "default": {"RHOS": [0.1, 0.3, 0.5, 0.7, 0.8, 0.9, 0.95], "SPECTRUM_RHO": 0.8,
-                    "DURATION_S": 8.0},
+        "default": {"RHOS": [0.1, 0.5, 0.8, 0.95], "SPECTRUM_RHO": 0.8, "DURATION_S": 8.0},
         "full": {"RHOS": [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95],
                  "SPECTRUM_RHO": 0.8, "DURATION_S": 25.0},
     }),
