@@ -82,6 +82,7 @@ def sweep_processes(p: SimpleNamespace, run: store.Run) -> SweepResult:
                        run, sum(r.measured for r in parts), sum(r.skipped for r in parts),
                        [u for r in parts for u in r.units])
 
+
 def load_sweep(p: SimpleNamespace, run: store.Run) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Open-loop load at each of ``RHOS`` into ``run``: (waits per ρ and priority, spectrum).
 

@@ -414,6 +414,8 @@ def tail_vs_processes(summary: pd.DataFrame, *, out_dir: Path | None = None) -> 
         ax.legend()
     fig.suptitle(f"{title}, {int(data['tasks'].max()):,} tasks\n{PROCESSES_KEY}\n"
                  "(median of repetitions)")
+    return export(fig, data, name, out_dir)
+
 
 # -- open-loop load (notebook 07) -------------------------------------------------------
 
