@@ -46,6 +46,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from pqlab import theory
+from pqlab.metrics import duration_stats
 from pqlab.queues import QueueSpec, async_face, sync_face
 from pqlab.scenarios import (
     EMPTY_ERRORS,
@@ -72,8 +73,6 @@ LEAD_IN_NS = 50_000_000  # first arrival 50 ms after the workers start: all are 
 # adds up to ~0.3 ms (the period plus sleep's ~0.06 ms overshoot here) to the
 # wait of a task that finds a worker idle; blocking queues wake it at once.
 POLL_S = 0.000_25
-STATS = ("mean", "p50", "p90", "p99", "p99_9", "max")
-PERCENTILES = {"p50": 50.0, "p90": 90.0, "p99": 99.0, "p99_9": 99.9}
 
 
 # -- parameters ------------------------------------------------------------------
@@ -442,13 +441,7 @@ register_scenario(Scenario(
 
 
 def _stats_ms(ns: np.ndarray) -> dict[str, float]:
-    if len(ns) == 0:
-        return {k: math.nan for k in STATS}
-    ms = np.asarray(ns, np.float64) / 1e6
-    out = {"mean": float(ms.mean())}
-    out.update({k: float(np.percentile(ms, q)) for k, q in PERCENTILES.items()})
-    out["max"] = float(ms.max())
-    return out
+    return duration_stats(ns, 1e6)
 
 
 def _rate(stamps_ns: np.ndarray) -> float:

@@ -23,15 +23,20 @@ LATENCY_STATS = ("mean", *PERCENTILES, "max")
 TIMER_PAIRS = 20_000  # about 2 ms: enough pairs for a stable median
 
 
-def latency_stats_us(ns: np.ndarray) -> dict[str, float]:
-    """Mean, p50, p90, p99, p99.9 and max of nanosecond durations, in microseconds."""
+def duration_stats(ns: np.ndarray, unit_ns: float) -> dict[str, float]:
+    """Mean, p50, p90, p99, p99.9 and max of nanosecond durations, in units of ``unit_ns``."""
     if len(ns) == 0:
         return {k: math.nan for k in LATENCY_STATS}
-    us = np.asarray(ns, np.float64) / 1e3
-    stats = {"mean": float(us.mean())}
-    stats.update({k: float(np.percentile(us, q)) for k, q in PERCENTILES.items()})
-    stats["max"] = float(us.max())
+    values = np.asarray(ns, np.float64) / unit_ns
+    stats = {"mean": float(values.mean())}
+    stats.update({k: float(np.percentile(values, q)) for k, q in PERCENTILES.items()})
+    stats["max"] = float(values.max())
     return stats
+
+
+def latency_stats_us(ns: np.ndarray) -> dict[str, float]:
+    """Mean, p50, p90, p99, p99.9 and max of nanosecond durations, in microseconds."""
+    return duration_stats(ns, 1e3)
 
 
 def enqueue_ns(rec: Records) -> np.ndarray:
