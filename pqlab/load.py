@@ -63,6 +63,7 @@ from pqlab.scenarios import (
     register_scenario,
 )
 from pqlab.task import PRIORITY_LEVELS, Priority, Task, make_workload
+from pqlab.timers import fine_timer_slack, sleep_until
 from pqlab.verify import first_gets
 
 pc = time.perf_counter_ns
@@ -253,12 +254,11 @@ def _deadline_s(tasks: list[Task], w: Workers) -> float:
 
 
 def _producer(run: _Run, face, p: int, barrier: threading.Barrier, sched: _Schedule) -> None:
-    put, append, stop, sleep = face.put, run.put_logs[p].append, run.stop, time.sleep
+    put, append, stop = face.put, run.put_logs[p].append, run.stop
     barrier.wait()
     base, start = sched.base_ns, pc()
     for task in run.tasks[p :: run.producers]:
-        while (delay_ns := base + task.payload.arrival_ns - pc()) > 0:  # never early
-            sleep(delay_ns / 1e9)
+        sleep_until(base + task.payload.arrival_ns)  # never early, ~1 µs late
         if stop.is_set():
             break
         t0 = pc()
@@ -284,7 +284,7 @@ def _consumer(run: _Run, face, c: int, barrier: threading.Barrier, sched: _Sched
         t1 = pc()
         if task.payload is STOP:
             break
-        sleep(task.payload[SERVICE_S])
+        sleep_until(t1 + round(task.payload[SERVICE_S] * 1e9))
         done(pc())
         append((task.seq, t0, t1))
         if next(taken) == n:
@@ -311,9 +311,9 @@ def _feeder(run: _Run, loop: asyncio.AbstractEventLoop, q, p: int, sched: _Sched
     Requests reach an asyncio server as socket events, which wake the loop at
     once; a producer coroutine would instead wait on the loop's timer, which
     rounds to whole milliseconds (epoll) and made arrivals 0.6 ms late at the
-    median here. ``time.sleep`` in a thread is late by ~0.07 ms.
+    median here. A thread's ``sleep_until`` is late by ~1 µs.
     """
-    put, append, sleep, closed = q.put, run.put_logs[p].append, time.sleep, sched.closed
+    put, append, closed = q.put, run.put_logs[p].append, sched.closed
 
     async def arrive(task: Task) -> None:
         try:
@@ -325,8 +325,7 @@ def _feeder(run: _Run, loop: asyncio.AbstractEventLoop, q, p: int, sched: _Sched
 
     start = pc()
     for task in run.tasks[p :: run.producers]:
-        while (delay_ns := sched.base_ns + task.payload.arrival_ns - pc()) > 0:
-            sleep(delay_ns / 1e9)
+        sleep_until(sched.base_ns + task.payload.arrival_ns)
         if closed.is_set():
             break
         asyncio.run_coroutine_threadsafe(arrive(task), loop)
@@ -391,16 +390,21 @@ def _timed(spec: QueueSpec, tasks: list[Task], w: Workers) -> list[Records]:
     # took 40-80 ms here and freezes every worker at once, which an open-loop run
     # records as a burst of late arrivals (p99.9 waits of 0.5-2 s over 100,000
     # tasks). The passes make no reference cycles; the runner collects after.
+    # Sleeps overshoot by the timer slack (pqlab.timers): narrowed for the
+    # run's threads, it took 0.05 ms off both the producers' lateness and the
+    # service overshoot here.
     was_enabled = gc.isenabled()
     gc.disable()
     try:
-        run, sched = (_threads_pass if driver == "threads" else _async_pass)(spec, tasks, w)
+        with fine_timer_slack() as slack_ns:
+            run, sched = (_threads_pass if driver == "threads" else _async_pass)(spec, tasks, w)
     finally:
         if was_enabled:
             gc.enable()
     rec = run.records(True, driver)
     rec.series.update(_series(run, sched, rec))
     rec.extra.update(load_extra(rec, params, w.consumers))
+    rec.extra["timer_slack_ns"] = slack_ns
     return [rec]
 
 

@@ -12,6 +12,7 @@ import math
 from pqlab.load import LoadParams, ServiceTime
 from pqlab.metrics import RunResult
 from pqlab.task import Priority
+from pqlab.timers import SPIN_NS
 
 STAT_LABELS = {"mean": "mean", "p50": "p50", "p90": "p90", "p99": "p99", "p99_9": "p99.9",
                "max": "max"}
@@ -51,7 +52,10 @@ def _header(r: RunResult) -> list[str]:
         f"ρ = {e['rho']:.3f} target, {e['rho_measured']:.3f} measured",
         _lateness("producers late (actual put − intended arrival)", e, "producer_late"),
     ] + ([_lateness("service overshoot (measured − drawn service time)", e, "service_over")]
-         if "service_over_mean_ms" in e else [])
+         if "service_over_mean_ms" in e else []) + (
+        [f"  sleeps: timer slack {e['timer_slack_ns']:,} ns, the last "
+         f"{SPIN_NS / 1e3:.0f} µs before each deadline spun (pqlab.timers)"]
+        if e.get("timer_slack_ns") is not None else [])
 
 
 def _lateness(title: str, e: dict, key: str) -> str:
