@@ -6,6 +6,10 @@ the machine hits both alike. Both sides return a cost where lower is better
 (elapsed time, bytes per queued task, event-loop lag); the ratio is peer
 cost / subject cost (above 1: the subject is better), reported as the
 median with its min–max spread. A target of 1 reads "no more than the peer's".
+A comparison without a target is a reference measured beside the claims:
+``ceiling`` runs ``queue.SimpleQueue`` (C, FIFO, no priorities: the least
+work a thread-safe queue can do) through a scenario, so the output shows the
+best ratio any queue could reach there against the same peer.
 Time comes from the scenarios' untimed passes and loop lag from their timed
 pass, so bench measures what ``run`` reports.
 """
@@ -14,6 +18,7 @@ from __future__ import annotations
 
 import gc
 import heapq
+import queue as stdlib_queue
 import statistics
 import time
 from collections.abc import Callable
@@ -21,7 +26,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from pqlab.queues import QUEUES
+from pqlab.queues import QUEUES, QueueSpec
 from pqlab.runner import measure_queue_memory
 from pqlab.scenarios import SCENARIOS, UntimedPass, Workers, _single_async_pass, _untimed
 from pqlab.task import Task, make_workload
@@ -37,7 +42,7 @@ class Comparison:
     label: str
     subject: Callable[[list[Task]], float]
     peer: Callable[[list[Task]], float]
-    target: float  # minimal acceptable median ratio (peer cost / subject cost)
+    target: float | None  # minimal acceptable median ratio (peer / subject); None: reference
     unit: str = "ns"  # of the costs: "ns" elapsed, "B/task" bytes per queued task, "µs" lag
 
 
@@ -54,7 +59,9 @@ class Ratio:
 
     @property
     def met(self) -> bool:
-        return self.median >= self.comparison.target
+        """The target is met (a reference, with no target, never fails)."""
+        target = self.comparison.target
+        return target is None or self.median >= target
 
 
 def bare_heapq_ns(tasks: list[Task]) -> int:
@@ -81,6 +88,22 @@ def untimed_ns(queue: str, scenario: str, workers: Workers | None = None):
     def once(tasks: list[Task]) -> int:
         result = SCENARIOS[scenario].untimed(QUEUES[queue], tasks, workers or Workers())
         return _checked(queue, scenario, result)
+
+    return once
+
+
+# Not registered: it is FIFO, so it fails every ordering judgement; it only
+# measures what a scenario costs when the queue itself costs almost nothing.
+SIMPLE_QUEUE = QueueSpec("queue.SimpleQueue", stdlib_queue.SimpleQueue, thread_safe=True,
+                         async_safe=False, description="C, FIFO, no priorities")
+
+
+def floor_ns(scenario: str, workers: Workers | None = None):
+    """A runner for ``queue.SimpleQueue`` through the scenario's untimed pass."""
+
+    def once(tasks: list[Task]) -> int:
+        result = SCENARIOS[scenario].untimed(SIMPLE_QUEUE, tasks, workers or Workers())
+        return _checked(SIMPLE_QUEUE.name, scenario, result)
 
     return once
 
@@ -167,6 +190,9 @@ COMPARISONS: list[Comparison] = [
             _in("threads", W55), 3.0),
     _versus("bucket", "ThreadSafeBucketQueue", "queue.PriorityQueue",
             "in `threads` --no-yield", _in("threads", W55_NO_YIELD), 3.0),
+    Comparison("bucket", "queue.SimpleQueue (C, FIFO) vs queue.PriorityQueue in `threads` 5/5",
+               floor_ns("threads", W55), _in("threads", W55)("queue.PriorityQueue"),
+               None),
     _versus("async", "AsyncBucketQueue", "asyncio.PriorityQueue", "in `single`",
             _in("single"), 4.0),
     _versus("async", "AsyncBucketQueue", "asyncio.PriorityQueue", "in `async` 5/5",
@@ -214,12 +240,14 @@ def format_cost(value: float, unit: str) -> str:
 
 
 def format_ratio(r: Ratio) -> str:
-    verdict = "met" if r.met else "NOT met"
+    target = r.comparison.target
+    verdict = ("reference: the ceiling of any queue here" if target is None
+               else f"target >= {target:g}x  {'met' if r.met else 'NOT met'}")
     unit = r.comparison.unit
     costs = (f"  [{format_cost(statistics.median(r.subject_costs), unit)} vs "
              f"{format_cost(statistics.median(r.peer_costs), unit)}]" if r.subject_costs else "")
     return (f"  {r.comparison.label:<68} {r.median:6.2f}x ({min(r.ratios):.2f}-"
-            f"{max(r.ratios):.2f})  target >= {r.comparison.target:g}x  {verdict}{costs}")
+            f"{max(r.ratios):.2f})  {verdict}{costs}")
 
 
 def run_bench(tasks: int, repeats: int, seed: int, groups: list[str] | None = None,
