@@ -33,8 +33,8 @@ SAMPLES_PER_RUN = 2_000
 
 
 @dataclass(frozen=True)
-class UnitSpec:
-    """Everything a (possibly fresh) process needs to measure one unit."""
+class UnitFields:
+    """One cell of a sweep's grid at one repetition (``pqlab.sweep.Unit`` adds its names)."""
 
     queue: str
     scenario: str
@@ -42,6 +42,12 @@ class UnitSpec:
     producers: int
     consumers: int
     repetition: int
+
+
+@dataclass(frozen=True)
+class UnitSpec(UnitFields):
+    """Everything a (possibly fresh) process needs to measure one unit."""
+
     seed: int
     max_samples: int = SAMPLES_PER_RUN
     deadline_s: float = DEFAULT_DEADLINE_S

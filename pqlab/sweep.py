@@ -22,7 +22,7 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from pqlab import config, frames, params
-from pqlab._worker import SAMPLES_PER_RUN, UnitSpec, measure
+from pqlab._worker import SAMPLES_PER_RUN, UnitFields, UnitSpec, measure
 from pqlab.runner import supported_pairs
 from pqlab.scenarios import DEFAULT_DEADLINE_S, SCENARIOS
 from pqlab.store import TMP_MARK, Run
@@ -45,15 +45,8 @@ class SweepError(RuntimeError):
 
 
 @dataclass(frozen=True)
-class Unit:
-    """One cell of the grid at one repetition."""
-
-    queue: str
-    scenario: str
-    tasks: int
-    producers: int
-    consumers: int
-    repetition: int
+class Unit(UnitFields):
+    """One cell of the grid at one repetition, with its store key and progress label."""
 
     @property
     def key(self) -> str:
@@ -246,9 +239,8 @@ def run_sweep(grid: Grid, run: Run | None = None, *, fresh_process: bool = True,
     try:
         for unit in todo:
             bar.set_postfix_str(unit.label(), refresh=False)
-            spec = UnitSpec(unit.queue, unit.scenario, unit.tasks, unit.producers,
-                            unit.consumers, unit.repetition, grid.seed + unit.repetition,
-                            max_samples, deadline_s)
+            spec = UnitSpec(**asdict(unit), seed=grid.seed + unit.repetition,
+                            max_samples=max_samples, deadline_s=deadline_s)
             if fresh_process:
                 row, task_rows = measure_fresh(spec, unit_timeout_s,
                                                run.cells_dir if run is not None else None)
