@@ -87,8 +87,7 @@ class _LoadPool(_Pool):
         self.threads: list[threading.Thread] = []
 
     def begin(self) -> None:
-        """Every worker has the start signal: start the producers; the last to arrive sets
-        the schedule's start."""
+        """Start the producers; the last at the barrier starts the schedule (``LEAD_IN_NS``)."""
         run = self.run
         barrier = threading.Barrier(run.producers, action=self.sched.start)
         self.threads = [threading.Thread(target=_guard(run, functools.partial(

@@ -360,8 +360,11 @@ def _check_selection(args, pairs: list[tuple[str, str]]) -> None:
 
 
 def _drivable(args, pairs: list[tuple[str, str]], driver: str) -> list[tuple[str, str]]:
-    """The pairs whose open-loop scenario can run on ``driver``; a named queue that cannot is
-    a usage error, others are skipped with a note."""
+    """The pairs without those whose open-loop scenario cannot run on ``driver``.
+
+    A queue named in ``--queues`` that cannot is a usage error; others are
+    skipped with a note on stderr.
+    """
     from pqlab.cli import UsageError
 
     kept = []
