@@ -13,7 +13,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
-from pqlab.load import ARRIVALS, LoadParams, ServiceTime
+from pqlab.load import ARRIVALS, DRIVERS, LoadParams, ServiceTime
 from pqlab.queues import QUEUES
 from pqlab.redisserver import ENV_URL, RedisUnavailable, add_redis_url_argument, prepare_queues
 from pqlab.scenarios import DEFAULT_DEADLINE_S, SCENARIOS
@@ -128,6 +128,10 @@ def add_load_arguments(p: argparse.ArgumentParser) -> None:
                    help="priority mix CRITICAL,HIGH,NORMAL,LOW (default 1,1,1,1)")
     g.add_argument("--workers", dest="consumers", type=positive_int, default=argparse.SUPPRESS,
                    help="service workers (the same as --consumers)")
+    g.add_argument("--load-driver", choices=DRIVERS, default=DRIVERS[0],
+                   help="what runs producers and workers (default auto: processes for a "
+                        "process-safe queue, else threads, else asyncio); producers are "
+                        "threads either way")
 
 
 def _add_run(p: argparse.ArgumentParser) -> None:

@@ -22,14 +22,18 @@ overshoots), and over time ``depth_at_ns``/``depth`` (tasks whose put has
 started and that no worker has taken yet, after each put or take).
 ``Records.extra`` holds the summary row's load scalars (see ``load_extra``).
 
-The scenario runs on threads (a thread-safe queue with a sync face) or on
-asyncio (an async-safe queue with an async face), as ``threads``/``async`` do;
-on asyncio the workers are coroutines and the producers are threads that hand
-each task to the loop, as a network connection would. Process-safe queues
-(multiprocessing, redis) run on threads in one process; workers in other
-processes are not covered yet. ``sweep_utilization``, ``waits_frame``,
-``theory_frame``, ``wait_spectrum``, ``depth_frame`` and ``crossing_rho``
-give notebooks tidy frames.
+``LoadParams.driver`` says what runs it (``choose_driver``): ``threads`` (a
+thread-safe queue with a sync face), ``async`` (an async-safe queue with an
+async face; the workers are coroutines and the producers are threads that
+hand each task to the loop, as a network connection would) or ``processes``
+(a process-safe queue with a sync face, e.g. multiprocessing or redis: each
+worker is a spawned process, ``pqlab.loadprocesses``). Producers are threads
+in this process with every driver, as requests reach one front-end process.
+``auto``, the default, picks processes, else threads, else async: the first
+the queue can do. The driver is the records' label.
+
+``sweep_utilization``, ``waits_frame``, ``theory_frame``, ``wait_spectrum``,
+``depth_frame`` and ``crossing_rho`` give notebooks tidy frames.
 """
 
 from __future__ import annotations
@@ -69,6 +73,7 @@ from pqlab.verify import first_gets
 pc = time.perf_counter_ns
 ARRIVALS = ("poisson", "constant")
 SERVICE_KINDS = ("exp", "const")
+DRIVERS = ("auto", "threads", "async", "processes")  # auto: the first of the last three it can
 LEAD_IN_NS = 50_000_000  # first arrival 50 ms after the workers start: all are waiting by then
 # A worker on a non-blocking queue (get raises Empty) polls at this period: it
 # adds up to ~0.3 ms (the period plus sleep's ~0.06 ms overshoot here) to the
@@ -138,8 +143,11 @@ class LoadParams:
     arrivals: str = "poisson"
     service: ServiceTime = field(default_factory=ServiceTime)
     weights: tuple[float, ...] = (1.0, 1.0, 1.0, 1.0)
+    driver: str = "auto"  # what runs producers and workers: see ``choose_driver``
 
     def __post_init__(self) -> None:
+        if self.driver not in DRIVERS:
+            raise ValueError(f"load driver {self.driver!r} unknown; allowed: {', '.join(DRIVERS)}")
         if not (self.rate_per_s > 0 and math.isfinite(self.rate_per_s)):
             raise ValueError(f"rate must be a positive number of tasks per second, "
                              f"got {self.rate_per_s!r}")
@@ -156,12 +164,13 @@ class LoadParams:
     @classmethod
     def at_utilization(cls, rho: float, workers: int, service: ServiceTime | None = None,
                        arrivals: str = "poisson",
-                       weights: Sequence[float] = (1.0, 1.0, 1.0, 1.0)) -> LoadParams:
+                       weights: Sequence[float] = (1.0, 1.0, 1.0, 1.0),
+                       driver: str = "auto") -> LoadParams:
         """The parameters whose target rate makes ρ = λ·E[S]/C equal ``rho``."""
         service = service or ServiceTime()
         if not (rho > 0 and math.isfinite(rho)):
             raise ValueError(f"utilization must be a positive number, got {rho!r}")
-        return cls(rho * workers / service.mean_s, arrivals, service, tuple(weights))
+        return cls(rho * workers / service.mean_s, arrivals, service, tuple(weights), driver)
 
     def tasks_for(self, duration_s: float) -> int:
         """Task count for arrivals lasting ``duration_s`` seconds at the target rate."""
@@ -374,17 +383,53 @@ def _async_pass(spec: QueueSpec, tasks: list[Task], w: Workers) -> tuple[_Run, _
     return run, sched
 
 
-def _uses_threads(spec: QueueSpec) -> bool:
-    return spec.has_sync_face and spec.thread_safe
+# What each driver needs of a queue, in the order ``auto`` tries them.
+DRIVER_NEEDS = {
+    "processes": "a process-safe queue with a sync face",
+    "threads": "a thread-safe queue with a sync face",
+    "async": "an async-safe queue with an async face",
+}
+
+
+def drivers_for(spec: QueueSpec) -> list[str]:
+    """The drivers ``spec`` can run ``load`` on, in the order ``auto`` prefers them."""
+    able = {"processes": spec.process_safe and spec.has_sync_face,
+            "threads": spec.thread_safe and spec.has_sync_face,
+            "async": spec.async_safe and spec.has_async_face}
+    return [driver for driver in DRIVER_NEEDS if able[driver]]
+
+
+def choose_driver(spec: QueueSpec, driver: str = "auto") -> str:
+    """The driver ``load`` runs ``spec`` on: ``driver``, or for ``auto`` the first it can of
+    processes, threads, async.
+
+    Raises ``ValueError`` naming the queue, what the driver needs and the
+    drivers the queue can run on, if it cannot run on ``driver``.
+    """
+    able = drivers_for(spec)
+    if driver == "auto" and able:
+        return able[0]
+    if driver in able:
+        return driver
+    if driver not in DRIVERS:
+        raise ValueError(f"load driver {driver!r} unknown; allowed: {', '.join(DRIVERS)}")
+    need = DRIVER_NEEDS.get(driver, " or ".join(DRIVER_NEEDS.values()))
+    allowed = f"allowed for it: {', '.join(['auto', *able])}" if able else "it fits none"
+    raise ValueError(f"queue {spec.name!r} cannot run load on driver {driver!r}, which needs "
+                     f"{need}; {allowed}")
 
 
 def _supports(spec: QueueSpec) -> bool:
-    return _uses_threads(spec) or (spec.has_async_face and spec.async_safe)
+    return bool(drivers_for(spec))
 
 
 def _timed(spec: QueueSpec, tasks: list[Task], w: Workers) -> list[Records]:
     params = w.params if isinstance(w.params, LoadParams) else LoadParams()
-    driver = "threads" if _uses_threads(spec) else "async"
+    driver = choose_driver(spec, params.driver)
+    if driver == "processes":
+        from pqlab.loadprocesses import processes_pass as timed_pass  # it imports this module
+    else:
+        timed_pass = _threads_pass if driver == "threads" else _async_pass
     # The cyclic GC stays off during the pass: a full collection of the run's own
     # heap (the workload, the logs, the loaded modules: ~240k tracked objects)
     # took 40-80 ms here and freezes every worker at once, which an open-loop run
@@ -397,7 +442,7 @@ def _timed(spec: QueueSpec, tasks: list[Task], w: Workers) -> list[Records]:
     gc.disable()
     try:
         with fine_timer_slack() as slack_ns:
-            run, sched = (_threads_pass if driver == "threads" else _async_pass)(spec, tasks, w)
+            run, sched = timed_pass(spec, tasks, w)
     finally:
         if was_enabled:
             gc.enable()
@@ -437,7 +482,8 @@ def _depth(rec: Records) -> dict[str, np.ndarray]:
 
 register_scenario(Scenario(
     "load", "open loop: tasks arrive at a rate, C workers serve them (waits vs theory)",
-    "a thread-safe queue with a sync face or an async-safe queue with an async face",
+    "a thread-safe queue with a sync face, an async-safe queue with an async face or a "
+    "process-safe queue with a sync face",
     _supports, _timed, _no_untimed, in_poc=False, open_loop=True))
 
 
@@ -565,12 +611,14 @@ def sweep_utilization(queue: str, rhos: Sequence[float], *, workers: int = 4,
                       service: ServiceTime | None = None, duration_s: float = 10.0,
                       arrivals: str = "poisson",
                       weights: Sequence[float] = (1.0, 1.0, 1.0, 1.0),
-                      producers: int = 1, seed: int = 0, progress=None) -> Any:
+                      producers: int = 1, seed: int = 0, progress=None,
+                      driver: str = "auto") -> Any:
     """Run ``load`` at each target utilization and return the tidy waits of all runs.
 
     The rate of each run is ρ·C/E[S]; each lasts ``duration_s`` of arrivals
     (plus draining). Seeds are ``seed + i`` for the i-th ρ. ``progress`` is
-    an optional callable given each finished ``RunResult`` (e.g. to print).
+    an optional callable given each finished ``RunResult`` (e.g. to print);
+    ``driver`` is ``LoadParams.driver``.
     """
     import pandas as pd
 
@@ -579,7 +627,7 @@ def sweep_utilization(queue: str, rhos: Sequence[float], *, workers: int = 4,
     service = service or ServiceTime("exp", 0.016)
     frames = []
     for i, rho in enumerate(rhos):
-        params = LoadParams.at_utilization(rho, workers, service, arrivals, weights)
+        params = LoadParams.at_utilization(rho, workers, service, arrivals, weights, driver)
         result = run(queue, "load", tasks=params.tasks_for(duration_s), producers=producers,
                      consumers=workers, seed=seed + i, load=params)
         if progress is not None:

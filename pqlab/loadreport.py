@@ -24,7 +24,8 @@ def load_options(args) -> tuple[LoadParams, int]:
     ``--duration`` (seconds of arrivals at ``--rate``) wins over ``--tasks``.
     """
     params = LoadParams(args.rate, args.arrivals, args.service or ServiceTime(),
-                        tuple(args.weights) if args.weights else LoadParams().weights)
+                        tuple(args.weights) if args.weights else LoadParams().weights,
+                        args.load_driver)
     tasks = params.tasks_for(args.duration) if args.duration else args.tasks
     return params, tasks
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import multiprocessing
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from multiprocessing.connection import wait
 
 from pqlab.queues import QueueSpec, sync_face
@@ -42,7 +42,7 @@ from pqlab.scenarios import (
     _Run,
     register_scenario,
 )
-from pqlab.task import PRIORITY_LEVELS, Task, next_seq
+from pqlab.task import Task
 
 pc = time.perf_counter_ns
 CONTEXT = multiprocessing.get_context("spawn")
@@ -64,6 +64,12 @@ class _Shared:
         # an aligned 8-byte store needs no lock for the parent's reads.
         self.progress = CONTEXT.RawArray("q", workers)
 
+    def took_last(self, n: int) -> bool:
+        """Count one more task taken; True in the worker that took the ``n``-th."""
+        with self.taken.get_lock():
+            self.taken.value += 1
+            return self.taken.value == n
+
 
 def _warm_up(face) -> None:
     """One round trip before the start, so connecting is not part of the first stamp."""
@@ -72,7 +78,7 @@ def _warm_up(face) -> None:
         qsize()
 
 
-def _produce(face, tasks: list[Task], shared: _Shared, slot: int, timed: bool) -> list:
+def _produce(face, shared: _Shared, slot: int, tasks: list[Task], timed: bool) -> list:
     put, progress, log = face.put, shared.progress, []
     append = log.append
     for i, task in enumerate(tasks, 1):
@@ -84,10 +90,10 @@ def _produce(face, tasks: list[Task], shared: _Shared, slot: int, timed: bool) -
     return log
 
 
-def _consume(face, n: int, sentinels: list[Task], shared: _Shared, slot: int,
+def _consume(face, shared: _Shared, slot: int, n: int, sentinels: list[Task],
              timed: bool) -> list:
-    get, progress, taken, stop, log = face.get, shared.progress, shared.taken, shared.stop, []
-    append, lock, done = log.append, shared.taken.get_lock(), 0
+    get, progress, stop, log = face.get, shared.progress, shared.stop, []
+    append, took_last, done = log.append, shared.took_last, 0
     while True:
         t0 = pc() if timed else 0
         try:
@@ -103,31 +109,29 @@ def _consume(face, n: int, sentinels: list[Task], shared: _Shared, slot: int,
         append((task.seq, t0, t1))
         done += 1
         progress[slot] = done
-        with lock:
-            taken.value += 1
-            last = taken.value == n
-        if last:
+        if took_last(n):
             for sentinel in sentinels:
                 face.put(sentinel)
             break
     return log
 
 
-def _worker(role: str, index: int, face, work: list[Task], n: int, sentinels: list[Task],
-            shared: _Shared, slot: int, timed: bool, conn) -> None:
-    """A child process: set up, wait for the start, run, send (log, span) or an error."""
+def _worker(name: str, body: Callable[..., list], face, args: tuple, shared: _Shared,
+            slot: int, conn) -> None:
+    """A child process: set up, wait for the start, run ``body``, send (log, span) or an error.
+
+    ``body(face, shared, slot, *args)`` returns the worker's log; it is a
+    module-level function, so the child imports it by name.
+    """
     try:
         _warm_up(face)
         shared.ready.release()
         shared.go.wait()
         start = pc()
-        if role == "producer":
-            log = _produce(face, work, shared, slot, timed)
-        else:
-            log = _consume(face, n, sentinels, shared, slot, timed)
+        log = body(face, shared, slot, *args)
         conn.send(("ok", log, (start, pc())))
     except BaseException as exc:  # noqa: BLE001 - reported to the parent
-        conn.send(("error", f"{role} {index}: {type(exc).__name__}: {exc}", None))
+        conn.send(("error", f"{name}: {type(exc).__name__}: {exc}", None))
     finally:
         conn.close()
 
@@ -135,11 +139,13 @@ def _worker(role: str, index: int, face, work: list[Task], n: int, sentinels: li
 class _Worker:
     """The parent's handle on one worker process and the pipe its results come back on."""
 
-    def __init__(self, role: str, index: int, args: tuple) -> None:
+    def __init__(self, role: str, index: int, body: Callable[..., list], face, args: tuple,
+                 shared: _Shared, slot: int) -> None:
         self.role, self.index = role, index
         self.reader, writer = CONTEXT.Pipe(duplex=False)
         self.process = CONTEXT.Process(target=_worker, name=f"pqlab-{role}-{index}",
-                                       args=(role, index, *args, writer), daemon=True)
+                                       args=(f"{role} {index}", body, face, args, shared, slot,
+                                             writer), daemon=True)
         self.writer = writer
 
     def start(self) -> None:
@@ -168,23 +174,23 @@ class _Worker:
             self.reader.close()
 
 
-class _Processes:
-    """The parent's side of one pass: start the workers, watch them, gather their logs."""
+class _Pool:
+    """The parent's side of worker processes: start them, start them together, watch, gather.
 
-    def __init__(self, spec: QueueSpec, tasks: list[Task], w: Workers, timed: bool) -> None:
-        self.run = _Run(tasks, w.producers, w.consumers)
-        self.n, self.deadline_s = len(tasks), w.deadline_s
-        self.shared = _Shared(w.producers + w.consumers)
-        self.queue = spec.factory()  # the parent keeps the queue alive until workers are done
-        face = sync_face(spec, self.queue)
-        level = max(PRIORITY_LEVELS)  # newest LOW: a correct queue serves them after every task
-        sentinels = [Task(level, next_seq(), 0.0, "stop", "", STOP)
-                     for _ in range(w.consumers - 1)]
-        roles = [("producer", p, tasks[p :: w.producers]) for p in range(w.producers)]
-        roles += [("consumer", c, []) for c in range(w.consumers)]
-        self.workers = [_Worker(role, index, (face, work, len(tasks), sentinels, self.shared,
-                                              slot, timed))
-                        for slot, (role, index, work) in enumerate(roles)]
+    ``execute`` starts every worker, waits until all are set up (up to
+    ``STARTUP_DEADLINE_S``), sets the start signal, calls ``begin`` and takes
+    in each worker's log (``accept``) until all have reported, an error is
+    recorded, or ``progress`` has not changed for ``deadline_s``; then it
+    kills the workers still running if there was an error and calls
+    ``end``. A subclass changes the hooks (``pqlab.loadprocesses`` adds
+    producer threads in the parent).
+    """
+
+    def __init__(self, run: _Run, shared: _Shared, workers: list[_Worker], deadline_s: float,
+                 queue: object) -> None:
+        self.run, self.shared, self.workers = run, shared, workers
+        self.n, self.deadline_s = run.n, deadline_s
+        self.queue = queue  # kept alive until the workers are done (its owner may clean up)
 
     def execute(self) -> _Run:
         try:
@@ -192,12 +198,30 @@ class _Processes:
                 worker.start()
             if self._await_ready():
                 self.shared.go.set()
+                self.begin()
                 self._gather()
         finally:
             self.shared.stop.set()
             for worker in self.workers:
                 worker.end(kill=bool(self.run.errors))
+            self.end()
         return self.run
+
+    def begin(self) -> None:
+        """Called once, right after the start signal."""
+
+    def end(self) -> None:
+        """Called once, after every worker process is gone."""
+
+    def progress(self) -> int:
+        """Operations done so far; the stall deadline runs while it does not change."""
+        return sum(self.shared.progress)
+
+    def accept(self, worker: _Worker, log: list, span: tuple[int, int]) -> None:
+        """Keep what a worker sent when it finished."""
+        logs = self.run.put_logs if worker.role == "producer" else self.run.get_logs
+        logs[worker.index] = log
+        self.run.spans.append(span)
 
     def _await_ready(self) -> bool:
         """Wait until every worker is set up; False (with an error) if one failed or all stalled."""
@@ -219,7 +243,7 @@ class _Processes:
         last, since = -1, time.monotonic()
         while any(w.reader is not None for w in self.workers) and not self.run.errors:
             self._collect(timeout=POLL_S)
-            done = sum(self.shared.progress)
+            done = self.progress()
             if done != last:
                 last, since = done, time.monotonic()
             elif time.monotonic() - since > self.deadline_s:
@@ -236,14 +260,26 @@ class _Processes:
             status, body, span = worker.receive()
             if status == "error":
                 self.run.errors.append(body)
-                continue
-            logs = self.run.put_logs if worker.role == "producer" else self.run.get_logs
-            logs[worker.index] = body
-            self.run.spans.append(span)
+            else:
+                self.accept(worker, body, span)
+
+
+def _pool(spec: QueueSpec, tasks: list[Task], w: Workers, timed: bool) -> _Pool:
+    """P producer and C consumer processes on one new queue."""
+    run = _Run(tasks, w.producers, w.consumers)
+    shared = _Shared(w.producers + w.consumers)
+    queue = spec.factory()
+    face = sync_face(spec, queue)
+    sentinels = run.sentinels[: w.consumers - 1]
+    workers = [_Worker("producer", p, _produce, face, (tasks[p :: w.producers], timed),
+                       shared, p) for p in range(w.producers)]
+    workers += [_Worker("consumer", c, _consume, face, (len(tasks), sentinels, timed),
+                        shared, w.producers + c) for c in range(w.consumers)]
+    return _Pool(run, shared, workers, w.deadline_s, queue)
 
 
 def _processes_pass(spec: QueueSpec, tasks: list[Task], w: Workers, timed: bool) -> _Run:
-    return _Processes(spec, tasks, w, timed).execute()
+    return _pool(spec, tasks, w, timed).execute()
 
 
 def _timed(spec: QueueSpec, tasks: list[Task], w: Workers) -> list[Records]:

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from pqlab import analysis
-from pqlab.load import overload_warning
+from pqlab.load import choose_driver, overload_warning
 from pqlab.loadreport import load_lines, load_options
 from pqlab.metrics import RunResult
 from pqlab.queues import QUEUES
@@ -359,6 +359,28 @@ def _check_selection(args, pairs: list[tuple[str, str]]) -> None:
         print(f"skipping {q} [{s}]: {SCENARIOS[s].requirement} needed", file=sys.stderr)
 
 
+def _drivable(args, pairs: list[tuple[str, str]], driver: str) -> list[tuple[str, str]]:
+    """The pairs without those whose open-loop scenario cannot run on ``driver``.
+
+    A queue named in ``--queues`` that cannot is a usage error; others are
+    skipped with a note on stderr.
+    """
+    from pqlab.cli import UsageError
+
+    kept = []
+    for q, s in pairs:
+        if SCENARIOS[s].open_loop:
+            try:
+                choose_driver(QUEUES[q], driver)
+            except ValueError as exc:
+                if args.queues:
+                    raise UsageError(f"pqlab run: {exc}") from None
+                print(f"skipping {q} [{s}]: {exc}", file=sys.stderr)
+                continue
+        kept.append((q, s))
+    return kept
+
+
 def run_command(args) -> int:
     """``python -m pqlab run``: the chosen pairs, repeated, in the chosen format."""
     queues = args.queues or list(QUEUES)
@@ -366,6 +388,7 @@ def run_command(args) -> int:
     pairs = supported_pairs(queues, scenarios)
     _check_selection(args, pairs)
     load, load_tasks = load_options(args)
+    pairs = _drivable(args, pairs, load.driver)
     if any(SCENARIOS[s].open_loop for _, s in pairs) and overload_warning(load, args.consumers):
         print(f"pqlab run: warning: {overload_warning(load, args.consumers)}", file=sys.stderr)
     results = []

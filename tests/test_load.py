@@ -1,6 +1,7 @@
 import gc
 import json
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -175,10 +176,12 @@ def test_load_run_fills_records_series_and_summary(queue, driver):
 def test_load_runs_on_process_safe_queues_from_threads(monkeypatch):
     # redis stores tasks as JSON: the Request payload comes back as a list.
     server = private_server()
+    on_threads = replace(FAST, driver="threads")  # auto would pick processes
     try:
         monkeypatch.setenv("PQLAB_REDIS_URL", server.url)
         for queue in ("multiprocessing", "redis"):
-            r = pqlab.run(queue, "load", tasks=60, producers=1, consumers=2, seed=4, load=FAST)
+            r = pqlab.run(queue, "load", tasks=60, producers=1, consumers=2, seed=4,
+                          load=on_threads)
             assert r.ok and r.records[0].label == "threads", (queue, r.error_messages)
     finally:
         server.stop()
