@@ -308,6 +308,22 @@ def poc_command(args) -> int:
 # -- the run command ------------------------------------------------------------------------
 
 
+def _us(x: float) -> str:
+    """A latency cell of at most 7 characters, so columns never run together.
+
+    Below 1,000 µs two decimals; then whole µs with thousands separators
+    (a load run's dequeue includes the wait: tens of thousands); from a
+    second on, seconds.
+    """
+    if x != x:
+        return "n/a"
+    if abs(x) < 1_000:
+        return f"{x:.2f}"
+    if abs(x) < 1_000_000:
+        return f"{x:,.0f}"
+    return f"{x / 1e6:,.1f}s"
+
+
 def table_lines(results: Iterable[RunResult]) -> list[str]:
     head = (f"{'queue':<24}{'scenario':<10}{'tasks':>8}{'P/C':>6}{'ops/s':>11}{'enq µs':>8}"
             f"{'p99':>8}{'deq µs':>8}{'p99':>9}{'ovl':>5}{'viol':>6}{'lost':>6}{'dup':>5}"
@@ -316,8 +332,9 @@ def table_lines(results: Iterable[RunResult]) -> list[str]:
     for r in results:
         lines.append(
             f"{r.queue:<24}{r.scenario:<10}{r.tasks:>8}{f'{r.producers}/{r.consumers}':>6}"
-            f"{_num(r.throughput_ops_s):>11}{r.enqueue_us['mean']:8.2f}{r.enqueue_us['p99']:8.2f}"
-            f"{r.dequeue_us['mean']:8.2f}{r.dequeue_us['p99']:9.2f}{r.overlap:5.0%}"
+            f"{_num(r.throughput_ops_s):>11}{_us(r.enqueue_us['mean']):>8}"
+            f"{_us(r.enqueue_us['p99']):>8}{_us(r.dequeue_us['mean']):>8}"
+            f"{_us(r.dequeue_us['p99']):>9}{r.overlap:5.0%}"
             f"{r.violations:6d}{r.lost:6d}{r.duplicated:5d}{r.errors:4d}")
         lines += [f"    ! {m}" for m in r.error_messages]
     return lines

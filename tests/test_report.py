@@ -68,3 +68,12 @@ def test_success_criteria_follow_the_numbers():
 def test_no_correct_async_queue_means_no_recommendation():
     [criterion] = success_criteria([result("asyncio.PriorityQueue", "async", 1, lost=2)])
     assert criterion.met is False
+
+
+def test_latency_cells_never_run_together():
+    from pqlab.report import _us
+
+    assert [_us(x) for x in (0.5, 999.994, 26076.63, 999_999.0, 3_456_789.0)] == [
+        "0.50", "999.99", "26,077", "999,999", "3.5s"]
+    assert _us(float("nan")) == "n/a"
+    assert max(len(_us(x)) for x in (0.5, 999.99, 26076.63, 999_999.0, 123_456_789.0)) <= 7
