@@ -48,8 +48,18 @@ def test_readme_commands_parse(command):
     build_parser().parse_args(argv)  # raises on an unknown option or a bad value
 
 
-def test_the_layout_tree_names_real_paths():
+def _layout_paths() -> list[str]:
     tree = README.split("## Layout", 1)[1].split("```")[1]
-    for line in tree.strip().splitlines():
-        path = line.split()[0]
+    return [line.split()[0] for line in tree.strip().splitlines()]
+
+
+def test_the_layout_tree_names_real_paths():
+    for path in _layout_paths():
         assert (config.ROOT / path).exists(), path
+
+
+def test_the_layout_tree_names_every_module():
+    listed = set(_layout_paths())
+    modules = {f"pqlab/{p.name}" for p in (config.ROOT / "pqlab").glob("*.py")
+               if not p.name.startswith("__")}
+    assert sorted(modules - listed) == []
