@@ -118,7 +118,7 @@ def test_the_adr_paragraph_matches_the_stored_load_frame(stored):
     assert f"differ from theory by up to {sampling.max():.1%}" in text
     low = stored[stored["rho"] <= 0.8]
     chain = low["queue_wait_mean_ms"] - low["replay_wait_mean_ms"]
-    assert f"is {chain.min():+.3f} to {chain.max():+.3f} ms at every ρ ≤ 0.8" in text
+    assert f"by {chain.min():+.3f} to {chain.max():+.3f} ms at every ρ ≤ 0.8" in text
     capacity = 2 / 0.008
     assert f"ρ = {10 / capacity:.2f}-{100 / capacity:.2f}" in text
     aging = run.load_aging().set_index("priority")
@@ -142,3 +142,18 @@ def test_the_crossing_is_reported_when_p99_reaches_the_target(stored):
               "queue_wait_p99_ms"] = 1_000.0
     text = "\n".join(adr.load_findings(frame))
     assert f"at ρ ≈ {crossing_rho(frame):.2f}" in text
+
+
+def test_the_adr_says_whether_the_sample_or_the_chain_missed_theory(stored):
+    from pqlab.adr import _sampling_and_chain
+
+    frame = stored.load()
+    judged = frame[frame["rho"] <= 0.8]
+    exact = judged.assign(replay_wait_mean_ms=judged["theory_wait_mean_ms"])
+    [line] = _sampling_and_chain(exact, exact, worst=0.5)
+    assert "the difference is the measuring chain's" in line and "up to 0.0%" in line
+    noisy = judged.assign(replay_wait_mean_ms=judged["theory_wait_mean_ms"] * 1.3)
+    [line] = _sampling_and_chain(noisy, noisy, worst=0.5)
+    assert "That is the sample's size, not the measuring chain" in line and "30.0%" in line
+    [line] = _sampling_and_chain(exact, exact, worst=0.05)
+    assert line.startswith("- Sampling alone:")
