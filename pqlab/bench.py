@@ -82,12 +82,16 @@ def _checked(queue: str, scenario: str, result: UntimedPass) -> int:
     return result.wall_ns
 
 
-def untimed_ns(queue: str, scenario: str, workers: Workers | None = None):
-    """A runner for the scenario's untimed pass (the one pqlab's throughput comes from)."""
+def untimed_ns(queue: str | QueueSpec, scenario: str, workers: Workers | None = None):
+    """A runner for the scenario's untimed pass (the one pqlab's throughput comes from).
+
+    ``queue`` is a registered name or a ``QueueSpec`` (``SIMPLE_QUEUE``, unregistered).
+    """
+    spec = queue if isinstance(queue, QueueSpec) else QUEUES[queue]
 
     def once(tasks: list[Task]) -> int:
-        result = SCENARIOS[scenario].untimed(QUEUES[queue], tasks, workers or Workers())
-        return _checked(queue, scenario, result)
+        result = SCENARIOS[scenario].untimed(spec, tasks, workers or Workers())
+        return _checked(spec.name, scenario, result)
 
     return once
 
@@ -96,16 +100,6 @@ def untimed_ns(queue: str, scenario: str, workers: Workers | None = None):
 # measures what a scenario costs when the queue itself costs almost nothing.
 SIMPLE_QUEUE = QueueSpec("queue.SimpleQueue", stdlib_queue.SimpleQueue, thread_safe=True,
                          async_safe=False, description="C, FIFO, no priorities")
-
-
-def floor_ns(scenario: str, workers: Workers | None = None):
-    """A runner for ``queue.SimpleQueue`` through the scenario's untimed pass."""
-
-    def once(tasks: list[Task]) -> int:
-        result = SCENARIOS[scenario].untimed(SIMPLE_QUEUE, tasks, workers or Workers())
-        return _checked(SIMPLE_QUEUE.name, scenario, result)
-
-    return once
 
 
 def async_face_single_ns(queue: str):
@@ -191,7 +185,7 @@ COMPARISONS: list[Comparison] = [
     _versus("bucket", "ThreadSafeBucketQueue", "queue.PriorityQueue",
             "in `threads` --no-yield", _in("threads", W55_NO_YIELD), 3.0),
     Comparison("bucket", "queue.SimpleQueue (C, FIFO) vs queue.PriorityQueue in `threads` 5/5",
-               floor_ns("threads", W55), _in("threads", W55)("queue.PriorityQueue"),
+               untimed_ns(SIMPLE_QUEUE, "threads", W55), _in("threads", W55)("queue.PriorityQueue"),
                None),
     _versus("async", "AsyncBucketQueue", "asyncio.PriorityQueue", "in `single`",
             _in("single"), 4.0),
