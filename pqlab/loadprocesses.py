@@ -43,7 +43,8 @@ def _serve(face, shared: _Shared, slot: int, n: int, sentinels: list[Task]) -> l
     makes no reference cycles, and a collection would delay every task in
     service at once.
     """
-    get, progress, stop, took_last = face.get, shared.progress, shared.stop, shared.took_last
+    get, progress, stop = face.get, shared.progress, shared.stop
+    finish_if_last = shared.finish_if_last
     log: list[tuple[int, int, int, int]] = []
     append, served = log.append, 0
     gc.disable()
@@ -64,9 +65,7 @@ def _serve(face, shared: _Shared, slot: int, n: int, sentinels: list[Task]) -> l
             append((task.seq, t0, t1, pc()))
             served += 1
             progress[slot] = served
-            if took_last(n):
-                for sentinel in sentinels:
-                    face.put(sentinel)
+            if finish_if_last(face, n, sentinels):
                 break
     return log
 

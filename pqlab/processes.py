@@ -70,6 +70,15 @@ class _Shared:
             self.taken.value += 1
             return self.taken.value == n
 
+    def finish_if_last(self, face, n: int, sentinels: list[Task]) -> bool:
+        """Count one task taken; the worker that took the ``n``-th puts the stop
+        sentinels for the others and is told True (it stops too)."""
+        if not self.took_last(n):
+            return False
+        for sentinel in sentinels:
+            face.put(sentinel)
+        return True
+
 
 def _warm_up(face) -> None:
     """One round trip before the start, so connecting is not part of the first stamp."""
@@ -93,7 +102,7 @@ def _produce(face, shared: _Shared, slot: int, tasks: list[Task], timed: bool) -
 def _consume(face, shared: _Shared, slot: int, n: int, sentinels: list[Task],
              timed: bool) -> list:
     get, progress, stop, log = face.get, shared.progress, shared.stop, []
-    append, took_last, done = log.append, shared.took_last, 0
+    append, finish_if_last, done = log.append, shared.finish_if_last, 0
     while True:
         t0 = pc() if timed else 0
         try:
@@ -109,9 +118,7 @@ def _consume(face, shared: _Shared, slot: int, n: int, sentinels: list[Task],
         append((task.seq, t0, t1))
         done += 1
         progress[slot] = done
-        if took_last(n):
-            for sentinel in sentinels:
-                face.put(sentinel)
+        if finish_if_last(face, n, sentinels):
             break
     return log
 
