@@ -76,7 +76,7 @@ SERVICE_KINDS = ("exp", "const")
 DRIVERS = ("auto", "threads", "async", "processes")  # auto: the first of the last three it can
 LEAD_IN_NS = 50_000_000  # first arrival 50 ms after the workers start: all are waiting by then
 # A worker on a non-blocking queue (get raises Empty) polls at this period: it
-# adds up to ~0.3 ms (the period plus sleep's ~0.06 ms overshoot here) to the
+# adds up to the period plus sleep's overshoot (~0.3 ms in all) to the
 # wait of a task that finds a worker idle; blocking queues wake it at once.
 POLL_S = 0.000_25
 
@@ -435,9 +435,9 @@ def _timed(spec: QueueSpec, tasks: list[Task], w: Workers) -> list[Records]:
     # took 40-80 ms here and freezes every worker at once, which an open-loop run
     # records as a burst of late arrivals (p99.9 waits of 0.5-2 s over 100,000
     # tasks). The passes make no reference cycles; the runner collects after.
-    # Sleeps overshoot by the timer slack (pqlab.timers): narrowed for the
-    # run's threads, it took 0.05 ms off both the producers' lateness and the
-    # service overshoot here.
+    # Sleeps overshoot by the timer slack and the VM's wake-up (pqlab.timers):
+    # with the slack narrowed and sleep_until, the producers' lateness and the
+    # service overshoot fell from ~0.1 ms to ~0.01 ms (README, "Sleep precision").
     was_enabled = gc.isenabled()
     gc.disable()
     try:

@@ -5,15 +5,14 @@ Linux lets a sleeping thread's wake-up be late by up to its *timer slack*
 twice per task: the producer until the task's intended arrival, the worker
 for its service time. Both overshoots land in the measured waits, so
 ``load`` narrows the slack to 1 ns for its own threads (a thread inherits its
-creator's slack) and puts it back afterwards. Measured here (median
-overshoot of ``time.sleep(0.001)``, 500 sleeps): 76 µs at the default slack,
-26 µs at 1 ns. Elsewhere (no ``prctl``) both functions do nothing.
+creator's slack) and puts it back afterwards. Elsewhere (no ``prctl``) both
+functions do nothing.
 
 What is left of the overshoot is the kernel's and the virtual machine's
 wake-up; ``sleep_until`` hides it by sleeping to ``SPIN_NS`` before the
-deadline and yielding the CPU (and the GIL) in a loop for the rest: late by
-0.45 µs at the median and 0.9 µs at p99 here (2 ms sleeps, 500 of them),
-against 31 and 97 µs for ``time.sleep`` alone.
+deadline and yielding the CPU (and the GIL) in a loop for the rest. Every
+``load`` run prints what remains: the producers' lateness and the service
+overshoot, mean to max (README, "Sleep precision", has the before and after).
 """
 
 from __future__ import annotations
@@ -28,7 +27,7 @@ from collections.abc import Iterator
 PR_SET_TIMERSLACK = 29  # <linux/prctl.h>
 PR_GET_TIMERSLACK = 30
 FINE_SLACK_NS = 1  # the smallest slack Linux accepts (0 means "back to the default")
-SPIN_NS = 200_000  # sleep_until's spin: p99 lateness 4.6 µs at 0.1 ms, 0.9 µs at 0.2 ms here
+SPIN_NS = 200_000  # sleep_until's spin: more than a VM's wake-up, little CPU per sleep
 
 
 def _prctl():
