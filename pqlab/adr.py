@@ -372,7 +372,7 @@ def load_findings(frame: pd.DataFrame, target_ms: float = LOAD_TARGET_MS,
     per priority, the ρ where CRITICAL's p99 reaches ``target_ms`` and what it
     means for the service's request rates. Empty when the run has no load data.
     """
-    from pqlab.load import crossing_rho
+    from pqlab.loadframes import crossing_rho
 
     if frame.empty:
         return []

@@ -91,14 +91,14 @@ def load_sweep(p: SimpleNamespace, run: store.Run) -> tuple[pd.DataFrame, pd.Dat
     percentiles per priority in the run at ``SPECTRUM_RHO``. Both frames are
     stored in the run (``store.Run.save_load``); a rerun replaces them.
     """
-    from pqlab import load
+    from pqlab import load, loadframes
 
     spectra: list[pd.DataFrame] = []
 
     def seen(result) -> None:
         rho = result.extra["rho"]
         if abs(rho - p.SPECTRUM_RHO) < 1e-9:
-            spectra.append(load.wait_spectrum(result).assign(rho=p.SPECTRUM_RHO))
+            spectra.append(loadframes.wait_spectrum(result).assign(rho=p.SPECTRUM_RHO))
         if p.PROGRESS:
             late = result.extra["producer_late_p99_ms"]
             print(f"ρ = {rho:.2f}: {result.tasks:,} tasks in {result.wall_s:.1f} s, "
@@ -106,7 +106,7 @@ def load_sweep(p: SimpleNamespace, run: store.Run) -> tuple[pd.DataFrame, pd.Dat
                   f"{late:.2f} ms")
 
     _warm_up(p)
-    frame = _tidy_load(load.sweep_utilization(
+    frame = _tidy_load(loadframes.sweep_utilization(
         p.QUEUE, p.RHOS, workers=p.WORKERS, service=load.ServiceTime("exp", p.SERVICE_MS / 1e3),
         duration_s=p.DURATION_S, seed=p.SEED, progress=seen), p)
     spectrum = pd.concat(spectra, ignore_index=True) if spectra else pd.DataFrame()
@@ -151,13 +151,13 @@ def aging_queue(age_ms: float):
 
 def _aging_sweep(p: SimpleNamespace) -> pd.DataFrame:
     """The same runs (same seeds) on the aging queue at each ρ ≥ ``SPECTRUM_RHO``."""
-    from pqlab import load
+    from pqlab import load, loadframes
 
     frames = []
     with aging_queue(p.AGING_MS) as name:
         for i, rho in enumerate(p.RHOS):
             if rho >= p.SPECTRUM_RHO:
-                frames.append(load.sweep_utilization(
+                frames.append(loadframes.sweep_utilization(
                     name, [rho], workers=p.WORKERS,
                     service=load.ServiceTime("exp", p.SERVICE_MS / 1e3),
                     duration_s=p.DURATION_S, seed=p.SEED + i))
@@ -180,11 +180,11 @@ def aging_table(p: SimpleNamespace, run: store.Run) -> pd.DataFrame:
 
 def load_theory(p: SimpleNamespace) -> pd.DataFrame:
     """Cobham's mean wait per priority (ms) on a fine ρ grid up to the largest of ``RHOS``."""
-    from pqlab import load
+    from pqlab import loadframes
 
     top = max(p.RHOS)
     grid = sorted({round(x, 6) for x in [*np.linspace(min(p.RHOS), top, 60), *p.RHOS]})
-    return load.theory_frame(grid, workers=p.WORKERS, service_mean_s=p.SERVICE_MS / 1e3)
+    return loadframes.theory_frame(grid, workers=p.WORKERS, service_mean_s=p.SERVICE_MS / 1e3)
 
 
 def load_table(frame: pd.DataFrame) -> pd.DataFrame:

@@ -20,7 +20,7 @@ arrival), ``service_end_ns`` (service done, 0 if never served) and
 ``service_planned_ns`` (the drawn service time, which a worker's sleep
 overshoots), and over time ``depth_at_ns``/``depth`` (tasks whose put has
 started and that no worker has taken yet, after each put or take).
-``Records.extra`` holds the summary row's load scalars (see ``load_extra``).
+``Records.extra`` holds the summary row's load scalars (see ``loadstats.load_extra``).
 
 ``LoadParams.driver`` says what runs it (``choose_driver``): ``threads`` (a
 thread-safe queue with a sync face), ``async`` (an async-safe queue with an
@@ -32,8 +32,8 @@ in this process with every driver, as requests reach one front-end process.
 ``auto``, the default, picks processes, else threads, else async: the first
 the queue can do. The driver is the records' label.
 
-``sweep_utilization``, ``waits_frame``, ``theory_frame``, ``wait_spectrum``,
-``depth_frame`` and ``crossing_rho`` give notebooks tidy frames.
+The numbers derived from a run are ``pqlab.loadstats``'s; tidy frames for
+notebooks, ``pqlab.loadframes``'s.
 """
 
 from __future__ import annotations
@@ -45,12 +45,12 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 
 from pqlab import theory
-from pqlab.metrics import duration_stats
+from pqlab.loadstats import load_extra, theory_applies
 from pqlab.queues import QueueSpec, async_face, sync_face
 from pqlab.scenarios import (
     EMPTY_ERRORS,
@@ -66,7 +66,7 @@ from pqlab.scenarios import (
     _watch_threads,
     register_scenario,
 )
-from pqlab.task import PRIORITY_LEVELS, Priority, Task, make_workload
+from pqlab.task import PRIORITY_LEVELS, Task, make_workload
 from pqlab.timers import fine_timer_slack, sleep_until
 from pqlab.verify import first_gets
 
@@ -192,11 +192,6 @@ class LoadParams:
         if not theory_applies(self):
             return [math.nan] * len(self.weights)
         return theory.priority_waits(self.class_rates(), self.service.mean_s, workers)
-
-
-def theory_applies(params: LoadParams) -> bool:
-    """Cobham's formula needs Poisson arrivals and exponential service."""
-    return params.arrivals == "poisson" and params.service.kind == "exp"
 
 
 def overload_warning(params: LoadParams, workers: int) -> str | None:
@@ -485,223 +480,3 @@ register_scenario(Scenario(
     "a thread-safe queue with a sync face, an async-safe queue with an async face or a "
     "process-safe queue with a sync face",
     _supports, _timed, _no_untimed, in_poc=False, open_loop=True))
-
-
-# -- derived numbers -------------------------------------------------------------
-
-
-def _stats_ms(ns: np.ndarray) -> dict[str, float]:
-    return duration_stats(ns, 1e6)
-
-
-def _rate(stamps_ns: np.ndarray) -> float:
-    if len(stamps_ns) < 2:
-        return math.nan
-    span = (stamps_ns.max() - stamps_ns.min()) / 1e9
-    return float((len(stamps_ns) - 1) / span) if span > 0 else math.nan
-
-
-def load_extra(rec: Records, params: LoadParams, workers: int) -> dict[str, Any]:
-    """The load scalars of the summary row, all derived from ``rec``.
-
-    Per priority P: ``queue_wait_{stat}_ms_P`` (intended arrival → start of
-    service) and ``sojourn_{stat}_ms_P`` (intended arrival → done) for stat in
-    mean, p50, p90, p99, p99_9, max, each also ``…_uncorrected_…`` (from the
-    actual put instead); ``theory_wait_mean_ms_P`` (Cobham at the realized
-    arrival rate and measured mean service time), ``wait_mean_rel_diff_P``
-    ((measured − theory)/theory) and ``replay_wait_mean_ms_P`` (the same
-    arrivals and service times through an ideal queue: sampling noise alone).
-    Run-wide: rates, ρ (target and measured), service mean (target and
-    measured) and how late the producers put tasks.
-    """
-    idx, _, started = first_gets(rec)
-    intended = rec.series["intended_ns"]
-    done = rec.series["service_end_ns"][idx]
-    served = done > 0
-    idx, started, done = idx[served], started[served], done[served]
-    prio = rec.priority[idx]
-    arrived = rec.put_start[idx]
-    service_s = (done - started) / 1e9
-    offered_rate = _rate(intended)
-    service_mean_s = float(service_s.mean()) if len(service_s) else math.nan
-    extra: dict[str, Any] = {
-        "load_arrivals": params.arrivals, "load_service": str(params.service),
-        "load_weights": ",".join(f"{w:g}" for w in params.weights),
-        "rate_target_per_s": params.rate_per_s, "rate_offered_per_s": offered_rate,
-        "rate_achieved_per_s": _rate(rec.put_start[rec.put_end > 0]),
-        "service_mean_target_ms": params.service.mean_s * 1e3,
-        "service_mean_ms": service_mean_s * 1e3,
-        "rho": params.utilization(workers),
-        "rho_measured": float(offered_rate * service_mean_s / workers),
-    }
-    late = _stats_ms(rec.put_start[rec.put_end > 0] - intended[rec.put_end > 0])
-    extra.update({f"producer_late_{k}_ms": late[k] for k in ("mean", "p50", "p99", "max")})
-    if "service_planned_ns" in rec.series:
-        over = _stats_ms(done - started - rec.series["service_planned_ns"][idx])
-        extra.update({f"service_over_{k}_ms": over[k] for k in ("mean", "p50", "p99", "max")})
-    measured = {
-        "queue_wait": started - intended[idx], "queue_wait_uncorrected": started - arrived,
-        "sojourn": done - intended[idx], "sojourn_uncorrected": done - arrived,
-    }
-    theory_s = _theory_s(rec, params, workers, offered_rate, service_mean_s)
-    replay_s = _replay_s(intended[idx], service_s, prio, workers)
-    for k, level in enumerate(Priority):
-        mine = prio == level
-        extra[f"tasks_{level.name}"] = int(np.count_nonzero(rec.priority == level))
-        for name, ns in measured.items():
-            for stat, value in _stats_ms(ns[mine]).items():
-                extra[f"{name}_{stat}_ms_{level.name}"] = value
-        mean_ms = extra[f"queue_wait_mean_ms_{level.name}"]
-        extra[f"theory_wait_mean_ms_{level.name}"] = theory_s[k] * 1e3
-        extra[f"wait_mean_rel_diff_{level.name}"] = (mean_ms / (theory_s[k] * 1e3) - 1
-                                                     if theory_s[k] > 0 else math.nan)
-        extra[f"replay_wait_mean_ms_{level.name}"] = (float(replay_s[mine].mean()) * 1e3
-                                                      if mine.any() else math.nan)
-    return extra
-
-
-def _theory_s(rec: Records, params: LoadParams, workers: int, offered_rate: float,
-              service_mean_s: float) -> list[float]:
-    """Cobham at the realized class rates and the measured mean service time."""
-    if not theory_applies(params) or not (offered_rate > 0 and service_mean_s > 0):
-        return [math.nan] * len(PRIORITY_LEVELS)
-    shares = np.array([np.count_nonzero(rec.priority == p) for p in Priority]) / rec.tasks
-    return theory.priority_waits(list(offered_rate * shares), service_mean_s, workers)
-
-
-def _replay_s(intended_ns: np.ndarray, service_s: np.ndarray, prio: np.ndarray,
-              workers: int) -> np.ndarray:
-    order = np.argsort(intended_ns, kind="stable")
-    waits = np.empty(len(order))
-    if len(order):
-        waits[order] = theory.simulate_waits((intended_ns[order] - intended_ns.min()) / 1e9,
-                                             service_s[order], prio[order], workers)
-    return waits
-
-
-# -- frames for notebooks ----------------------------------------------------------
-
-
-def waits_frame(result) -> Any:
-    """Tidy per-priority waits of one load ``RunResult``: one row per priority.
-
-    Columns: rho, rho_measured, priority, tasks, theory_wait_mean_ms,
-    replay_wait_mean_ms, wait_mean_rel_diff and, for each measure
-    (queue_wait, queue_wait_uncorrected, sojourn, sojourn_uncorrected) and
-    stat, ``{measure}_{stat}_ms``.
-    """
-    import pandas as pd
-
-    extra = result.extra
-    rows = []
-    for level in Priority:
-        suffix = f"_{level.name}"
-        row = {"queue": result.queue, "seed": result.seed, "workers": result.consumers,
-               "rate_target_per_s": extra["rate_target_per_s"], "rho": extra["rho"],
-               "rho_measured": extra["rho_measured"], "priority": level.name}
-        row.update({k[: -len(suffix)]: v for k, v in extra.items() if k.endswith(suffix)})
-        rows.append(row)
-    frame = pd.DataFrame(rows)
-    frame["priority"] = pd.Categorical(frame["priority"], [p.name for p in Priority],
-                                       ordered=True)
-    return frame
-
-
-def sweep_utilization(queue: str, rhos: Sequence[float], *, workers: int = 4,
-                      service: ServiceTime | None = None, duration_s: float = 10.0,
-                      arrivals: str = "poisson",
-                      weights: Sequence[float] = (1.0, 1.0, 1.0, 1.0),
-                      producers: int = 1, seed: int = 0, progress=None,
-                      driver: str = "auto") -> Any:
-    """Run ``load`` at each target utilization and return the tidy waits of all runs.
-
-    The rate of each run is ρ·C/E[S]; each lasts ``duration_s`` of arrivals
-    (plus draining). Seeds are ``seed + i`` for the i-th ρ. ``progress`` is
-    an optional callable given each finished ``RunResult`` (e.g. to print);
-    ``driver`` is ``LoadParams.driver``.
-    """
-    import pandas as pd
-
-    from pqlab.runner import run
-
-    service = service or ServiceTime("exp", 0.016)
-    frames = []
-    for i, rho in enumerate(rhos):
-        params = LoadParams.at_utilization(rho, workers, service, arrivals, weights, driver)
-        result = run(queue, "load", tasks=params.tasks_for(duration_s), producers=producers,
-                     consumers=workers, seed=seed + i, load=params)
-        if progress is not None:
-            progress(result)
-        frames.append(waits_frame(result))
-    return pd.concat(frames, ignore_index=True)
-
-
-def theory_frame(rhos: Sequence[float], *, workers: int = 4,
-                 service_mean_s: float = 0.016,
-                 weights: Sequence[float] = (1.0, 1.0, 1.0, 1.0)) -> Any:
-    """Cobham's mean wait per priority at each ρ (ms): the theory lines for a sweep."""
-    import pandas as pd
-
-    rows = []
-    for rho in rhos:
-        params = LoadParams.at_utilization(rho, workers, ServiceTime("exp", service_mean_s),
-                                           "poisson", weights)
-        for level, wait_s in zip(Priority, params.theory_waits_s(workers), strict=True):
-            rows.append({"rho": rho, "priority": level.name, "theory_wait_mean_ms": wait_s * 1e3})
-    return pd.DataFrame(rows)
-
-
-def wait_spectrum(result, percentiles: Sequence[float] = (50, 75, 90, 95, 99, 99.5, 99.9, 100),
-                  measure: str = "queue_wait") -> Any:
-    """Percentiles of one load run's waits per priority (ms), tidy: priority, percentile, ms.
-
-    ``measure`` is ``queue_wait`` or ``sojourn``, measured from the intended
-    arrival; add ``_uncorrected`` to measure from the actual put.
-    """
-    import pandas as pd
-
-    rec = result.records[-1]
-    idx, _, started = first_gets(rec)
-    end = {"queue_wait": started, "sojourn": rec.series["service_end_ns"][idx]}
-    base = measure.removesuffix("_uncorrected")
-    if base not in end:
-        raise ValueError(f"measure {measure!r} unknown; allowed: queue_wait, sojourn, "
-                         "queue_wait_uncorrected, sojourn_uncorrected")
-    start = rec.put_start[idx] if measure.endswith("_uncorrected") else rec.series[
-        "intended_ns"][idx]
-    ms = (end[base] - start) / 1e6
-    prio = rec.priority[idx]
-    rows = [{"priority": level.name, "percentile": q,
-             "ms": float(np.percentile(ms[prio == level], q))}
-            for level in Priority if (prio == level).any() for q in percentiles]
-    return pd.DataFrame(rows)
-
-
-def depth_frame(result) -> Any:
-    """Queue depth over one load run: seconds since the first intended arrival, depth."""
-    import pandas as pd
-
-    rec = result.records[-1]
-    start = rec.series["intended_ns"].min()
-    return pd.DataFrame({"t_s": (rec.series["depth_at_ns"] - start) / 1e9,
-                         "depth": rec.series["depth"]})
-
-
-def crossing_rho(frame: Any, *, priority: str = "CRITICAL", column: str = "queue_wait_p99_ms",
-                 target_ms: float = 50.0) -> float:
-    """The ρ at which ``column`` of ``priority`` first reaches ``target_ms`` in a sweep frame.
-
-    Values are the median over runs at each ρ; between two swept points the
-    crossing is interpolated linearly. NaN if the target is never reached;
-    the first swept ρ if it is reached there already.
-    """
-    curve = frame[frame["priority"] == priority].groupby("rho", observed=True)[column].median()
-    rhos, values = curve.index.to_numpy(float), curve.to_numpy(float)
-    above = np.flatnonzero(values >= target_ms)
-    if len(above) == 0:
-        return math.nan
-    i = above[0]
-    if i == 0:
-        return float(rhos[0])
-    share = (target_ms - values[i - 1]) / (values[i] - values[i - 1])
-    return float(rhos[i - 1] + share * (rhos[i] - rhos[i - 1]))

@@ -1,7 +1,7 @@
 """Console lines for ``load`` runs: waits per priority beside Cobham's formula.
 
 Formatting only: every number comes from the run's ``extra`` (see
-``load.load_extra``). ``load_options`` turns the ``run`` command's load
+``loadstats.load_extra``). ``load_options`` turns the ``run`` command's load
 arguments into ``LoadParams`` and a task count.
 """
 

@@ -10,18 +10,16 @@ from redis_helpers import private_server
 import pqlab
 from pqlab import theory
 from pqlab.cli import main
-from pqlab.load import (
-    LoadParams,
-    ServiceTime,
+from pqlab.load import LoadParams, ServiceTime, make_load_workload
+from pqlab.loadframes import (
     crossing_rho,
     depth_frame,
-    load_extra,
-    make_load_workload,
     sweep_utilization,
     theory_frame,
     wait_spectrum,
     waits_frame,
 )
+from pqlab.loadstats import load_extra
 from pqlab.scenarios import Records
 from pqlab.task import Priority
 

@@ -14,7 +14,8 @@ from redis_helpers import private_server
 
 import pqlab
 from pqlab.cli import main
-from pqlab.load import LoadParams, ServiceTime, choose_driver, make_load_workload, waits_frame
+from pqlab.load import LoadParams, ServiceTime, choose_driver, make_load_workload
+from pqlab.loadframes import waits_frame
 from pqlab.mpqueue import make_queue
 from pqlab.queues import QUEUES, QueueSpec
 from pqlab.scenarios import SCENARIOS, Workers

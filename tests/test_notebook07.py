@@ -10,7 +10,7 @@ import papermill
 import pytest
 
 from pqlab import adr, batch, config, lab, params, store
-from pqlab.load import crossing_rho
+from pqlab.loadframes import crossing_rho
 
 SPEC = config.notebook("07-load")
 TINY = {"RHOS": [0.3, 0.6], "SPECTRUM_RHO": 0.6, "DURATION_S": 1.0, "WORKERS": 2,
