@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -22,7 +21,7 @@ from pqlab.task import Priority
 from pqlab.verify import first_gets
 
 
-def waits_frame(result) -> Any:
+def waits_frame(result) -> pd.DataFrame:
     """Tidy per-priority waits of one load ``RunResult``: one row per priority.
 
     Columns: rho, rho_measured, priority, tasks, theory_wait_mean_ms,
@@ -50,7 +49,7 @@ def sweep_utilization(queue: str, rhos: Sequence[float], *, workers: int = 4,
                       arrivals: str = "poisson",
                       weights: Sequence[float] = (1.0, 1.0, 1.0, 1.0),
                       producers: int = 1, seed: int = 0, progress=None,
-                      driver: str = "auto") -> Any:
+                      driver: str = "auto") -> pd.DataFrame:
     """Run ``load`` at each target utilization and return the tidy waits of all runs.
 
     The rate of each run is ρ·C/E[S]; each lasts ``duration_s`` of arrivals
@@ -72,7 +71,7 @@ def sweep_utilization(queue: str, rhos: Sequence[float], *, workers: int = 4,
 
 def theory_frame(rhos: Sequence[float], *, workers: int = 4,
                  service_mean_s: float = 0.016,
-                 weights: Sequence[float] = (1.0, 1.0, 1.0, 1.0)) -> Any:
+                 weights: Sequence[float] = (1.0, 1.0, 1.0, 1.0)) -> pd.DataFrame:
     """Cobham's mean wait per priority at each ρ (ms): the theory lines for a sweep."""
     rows = []
     for rho in rhos:
@@ -84,7 +83,7 @@ def theory_frame(rhos: Sequence[float], *, workers: int = 4,
 
 
 def wait_spectrum(result, percentiles: Sequence[float] = (50, 75, 90, 95, 99, 99.5, 99.9, 100),
-                  measure: str = "queue_wait") -> Any:
+                  measure: str = "queue_wait") -> pd.DataFrame:
     """Percentiles of one load run's waits per priority (ms), tidy: priority, percentile, ms.
 
     ``measure`` is ``queue_wait`` or ``sojourn``, measured from the intended
@@ -107,7 +106,7 @@ def wait_spectrum(result, percentiles: Sequence[float] = (50, 75, 90, 95, 99, 99
     return pd.DataFrame(rows)
 
 
-def depth_frame(result) -> Any:
+def depth_frame(result) -> pd.DataFrame:
     """Queue depth over one load run: seconds since the first intended arrival, depth."""
     rec = result.records[-1]
     start = rec.series["intended_ns"].min()
@@ -115,8 +114,8 @@ def depth_frame(result) -> Any:
                          "depth": rec.series["depth"]})
 
 
-def crossing_rho(frame: Any, *, priority: str = "CRITICAL", column: str = "queue_wait_p99_ms",
-                 target_ms: float = 50.0) -> float:
+def crossing_rho(frame: pd.DataFrame, *, priority: str = "CRITICAL",
+                 column: str = "queue_wait_p99_ms", target_ms: float = 50.0) -> float:
     """The ρ at which ``column`` of ``priority`` first reaches ``target_ms`` in a sweep frame.
 
     Values are the median over runs at each ρ; between two swept points the
