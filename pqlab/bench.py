@@ -5,12 +5,13 @@ interleaved repetitions (subject, peer, subject, peer, …) so that drift of
 the machine hits both alike. Both sides return a cost where lower is better
 (elapsed time, bytes per queued task, event-loop lag); the ratio is peer
 cost / subject cost (above 1: the subject is better), reported as the
-median with its min–max spread. A target of 1 reads "no more than the peer's".
+median with the median's confidence interval (``significance.summarize``).
+A target of 1 reads "no more than the peer's".
 A comparison without a target is a reference measured beside the claims:
-``ceiling`` runs ``queue.SimpleQueue`` (C, FIFO, no priorities: the least
-work a thread-safe queue can do) through a scenario, so the output shows the
-best ratio any queue could reach there against the same peer.
-A claim may name such a reference as its ``ceiling``: its target is then
+the ceiling of `threads` 5/5 runs ``queue.SimpleQueue`` (C, FIFO, no
+priorities: the least work a thread-safe queue can do) through the scenario,
+so the output shows the best ratio any queue could reach there against the
+same peer. A claim may name such a reference as its ``ceiling``: its target is then
 capped at ``CEILING_SHARE`` of the ceiling's ratio measured in the same run,
 so that no claim fails because the machine made it unreachable.
 Whether the repetitions separate subject and peer is decided by
