@@ -12,7 +12,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from pqlab import frames
+from pqlab import frames, significance
 
 # Verdict bands of DESIGN.md (the POC's interpretation guide).
 THROUGHPUT_BANDS = ((200_000, "Excellent"), (100_000, "Good"), (50_000, "Acceptable"),
@@ -139,19 +139,33 @@ def baseline_queue(summary: pd.DataFrame, scenario: str) -> str:
     return next(q for q in order if q in everywhere)
 
 
+def _repetitions(summary: pd.DataFrame, value: str) -> dict[tuple, list[float]]:
+    """Per cell (keyed as ``_cell_cols``): the finite ``value`` of each repetition."""
+    grouped = summary.groupby(_cell_cols(summary), observed=True)[value]
+    return {key: [v for v in part.tolist() if math.isfinite(v)] for key, part in grouped}
+
+
+def _separation(values: list[float], baseline_values: list[float]) -> str:
+    return "different" if significance.compare(values, baseline_values).different else "tie"
+
+
 def ratios_to_baseline(summary: pd.DataFrame, baseline: str = "",
                        value: str = "throughput_ops_s") -> pd.DataFrame:
     """Per run and cell: median ``value`` of each queue / that of the baseline queue.
 
     The baseline is ``baseline`` or, per scenario, the first registered queue
     that ran it in every run. Ratios compare queues within one machine, so
-    machines with different absolute speeds can be compared.
+    machines with different absolute speeds can be compared. ``vs_baseline``
+    says whether the queue's repetitions differ from the baseline's in the same
+    run and cell (``significance.compare``): "different", else "tie".
     """
     stats = cell_stats(summary, value)
+    repetitions = _repetitions(summary, value)
+    cols = _cell_cols(stats)
     parts = []
     for scenario, part in stats.groupby("scenario", observed=True):
         base = baseline or baseline_queue(summary, str(scenario))
-        keys = [c for c in _cell_cols(part) if c != "queue"]
+        keys = [c for c in cols if c != "queue"]
         ref = part[part["queue"] == base][keys + ["median"]].rename(
             columns={"median": "baseline_median"})
         if ref.empty:
@@ -159,6 +173,10 @@ def ratios_to_baseline(summary: pd.DataFrame, baseline: str = "",
         merged = part.merge(ref, on=keys, how="inner")
         merged["baseline"] = base
         merged["ratio"] = merged["median"] / merged["baseline_median"]
+        at = cols.index("queue")
+        merged["vs_baseline"] = [
+            _separation(repetitions[cell], repetitions[(*cell[:at], base, *cell[at + 1:])])
+            for cell in merged[cols].itertuples(index=False, name=None)]
         parts.append(merged)
     if not parts:
         raise ValueError(f"the baseline queue {baseline!r} ran in no scenario of these runs")

@@ -184,13 +184,26 @@ def _cmd_queues(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench_repeats(text: str) -> int:
+    """argparse type: repetitions enough for the U test to separate subject and peer."""
+    from pqlab.bench import MIN_REPEATS
+
+    value = positive_int(text)
+    if value < MIN_REPEATS:
+        raise argparse.ArgumentTypeError(
+            f"must be at least {MIN_REPEATS} (fewer cannot reach the significance threshold), "
+            f"got {text!r}")
+    return value
+
+
 def _add_bench(p: argparse.ArgumentParser) -> None:
-    from pqlab.bench import COMPARISONS, DEFAULT_REPEATS
+    from pqlab.bench import COMPARISONS, DEFAULT_REPEATS, MIN_REPEATS
 
     groups = sorted({c.group for c in COMPARISONS})
     p.add_argument("--tasks", type=positive_int, default=10_000, help="tasks (default 10,000)")
-    p.add_argument("--repeat", type=positive_int, default=DEFAULT_REPEATS,
-                   help=f"interleaved repetitions (default {DEFAULT_REPEATS})")
+    p.add_argument("--repeat", type=_bench_repeats, default=DEFAULT_REPEATS,
+                   help=f"interleaved repetitions, at least {MIN_REPEATS} "
+                        f"(default {DEFAULT_REPEATS})")
     p.add_argument("--seed", type=int, default=1, help="workload seed (default 1)")
     p.add_argument("--group", type=name_list("group", lambda: groups), default=None,
                    help=f"only these comparison groups: {', '.join(groups)}")
