@@ -54,6 +54,8 @@ MIN_REPEATS = next(n for n in range(2, 100)
 # A claim with a ceiling keeps the share of it that its target was set at: 3x where
 # the ceiling is 4x or more (ceiling 2.9x: target 2.175x).
 CEILING_SHARE = 0.75
+# ... but never below this: a capped claim of "faster" still needs the subject faster.
+MIN_CAPPED = 1.05
 
 
 @dataclass(frozen=True)
@@ -95,11 +97,17 @@ class Ratio:
 
     @property
     def target(self) -> float | None:
-        """The target in effect: the claim's, capped at ``CEILING_SHARE`` of the ceiling."""
+        """The target in effect: the claim's, capped at ``CEILING_SHARE`` of the ceiling.
+
+        A claim that the subject is faster (target above 1) stays one: where a busy
+        machine drags the ceiling itself down near 1, the cap stops at ``MIN_CAPPED``
+        and the subject must still be significantly better than its peer.
+        """
         target = self.comparison.target
         if target is None or self.ceiling is None:
             return target
-        return min(target, CEILING_SHARE * self.ceiling.median)
+        capped = min(target, CEILING_SHARE * self.ceiling.median)
+        return max(capped, MIN_CAPPED) if target > 1 else capped
 
     @property
     def met(self) -> bool:

@@ -98,6 +98,14 @@ def test_a_ceiling_below_4x_caps_the_target_at_three_quarters_of_it():
     assert synthetic(3.0, costs(100), costs(240)).target == 3.0  # no ceiling: as claimed
 
 
+def test_a_collapsed_ceiling_still_asks_the_subject_to_be_faster():
+    """On a busy machine the ceiling can fall near 1; a faster-claim does not become a tie."""
+    collapsed = reference(1.18)
+    assert synthetic(3.0, costs(100), costs(100), ceiling=collapsed).target == 1.05
+    assert not synthetic(3.0, costs(100), costs(100), ceiling=collapsed).met
+    assert synthetic(3.0, costs(100), costs(120), ceiling=collapsed).met
+
+
 def test_a_claim_above_1_needs_the_median_and_a_separation():
     assert synthetic(2.0, costs(100), costs(300)).met
     short = synthetic(2.0, costs(100), costs(180))  # separated, but under the target
