@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from pqlab.queues import QueueSpec, async_face, sync_face
+from pqlab.quiet import thread_ended
 from pqlab.task import PRIORITY_LEVELS, Task, make_ordering_workload, make_workload, next_seq
 
 pc = time.perf_counter_ns
@@ -196,12 +197,17 @@ class _Run:
 
 
 def _guard(run: _Run, body: Callable[[], None]) -> Callable[[], None]:
+    """A thread target: run ``body``, record what it raises, then note the thread's
+    scheduling times for the quiet-machine check (``pqlab.quiet``)."""
+
     def worker() -> None:
         try:
             body()
         except BaseException as exc:  # noqa: BLE001 - reported in the result
             run.errors.append(f"{type(exc).__name__}: {exc}")
             run.stop.set()
+        finally:
+            thread_ended()
 
     return worker
 
