@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from pqlab import metrics, verify
+from pqlab import metrics, quiet, verify
 from pqlab.runner import run
 from pqlab.scenarios import DEFAULT_DEADLINE_S, Records
 
@@ -95,15 +95,22 @@ def task_samples(records: list[Records], max_samples: int, seed: int) -> dict[st
 
 
 def measure(spec: UnitSpec) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """Warm up (unless told not to), run the unit, return its summary row and samples."""
+    """Warm up (unless told not to), run the unit, return its summary row and samples.
+
+    The row adds the quiet-machine readings over the measured run
+    (``pqlab.quiet.UnitWindow``: ``loadavg_1m``, ``others_cores``,
+    ``oncpu_share``) and the verdict on them (``busy``, ``busy_why``).
+    """
     kwargs = dict(producers=spec.producers, consumers=spec.consumers, seed=spec.seed,
                   deadline_s=spec.deadline_s)
     if spec.warmup:
         run(spec.queue, spec.scenario, tasks=min(spec.tasks, WARMUP_TASKS), memory=False,
             **kwargs)
+    window = quiet.UnitWindow()
     result = run(spec.queue, spec.scenario, tasks=spec.tasks, repetition=spec.repetition,
                  **kwargs)
-    row = result.to_dict()
+    row = {**result.to_dict(), **window.close(in_process=spec.scenario != "processes")}
+    row.update(quiet.judge(row, os.cpu_count() or 1))
     row["error_messages"] = "; ".join(row["error_messages"])
     samples = task_samples(result.records, spec.max_samples, spec.seed)
     row["samples_total"] = int(sum(len(verify.first_gets(r)[0]) for r in result.records))

@@ -232,7 +232,16 @@ def run_batch(plan: Plan, output: Path | None = None, *, run_id: str | None = No
                                "skipped": dict(result.skipped)})
     for line in where_lines(result, total):
         echo(line)
+    for line in busy_warnings(run):
+        print(line, file=sys.stderr)
     return result
+
+
+def busy_warnings(run: store.Run) -> list[str]:
+    """Lines naming the run's units measured on a busy machine (``pqlab.quiet``); [] if none."""
+    from pqlab import quiet
+
+    return quiet.warning_lines(run.summary())
 
 
 def where_lines(result: BatchResult, seconds: float) -> list[str]:

@@ -208,6 +208,44 @@ def headline(summary: pd.DataFrame) -> pd.DataFrame:
     return out.rename(columns=cols).round(2)
 
 
+def idle_burn(p: SimpleNamespace, run: store.Run, scenarios: list[str]) -> pd.DataFrame:
+    """Idle burn (``pqlab.idleburn``) of ``p.QUEUES`` in ``scenarios``, stored in ``run``.
+
+    Rows the run already holds are not measured again (a resumed batch), so
+    each new (queue, scenario) pair costs about ``idleburn.DEFAULT_SECONDS``.
+    Returns the run's rows for those queues and scenarios.
+    """
+    from pqlab import idleburn
+
+    def shown(queue: str, scenario: str, cores: float) -> None:
+        if p.PROGRESS:
+            print(f"{queue} in {scenario}: {cores:.3f} cores while idle")
+
+    have, consumers = run.idle(), idleburn.DEFAULT_CONSUMERS
+    done = set() if have.empty else set(zip(have["queue"], have["scenario"],
+                                            have["consumers"], strict=True))
+    for scenario in scenarios:
+        todo = [q for q in p.QUEUES if (q, scenario, consumers) not in done]
+        run.save_idle(idleburn.idle_frame(todo, [scenario], progress=shown))
+    idle = run.idle()
+    if idle.empty:
+        return idle
+    mine = (idle["queue"].isin(p.QUEUES) & idle["scenario"].isin(scenarios)
+            & (idle["consumers"] == consumers))
+    return idle[mine].reset_index(drop=True).round({"idle_cores": 3})
+
+
+def quiet_check(summary: pd.DataFrame) -> None:
+    """Print a warning naming every unit measured on a busy machine, or that all were quiet."""
+    from pqlab import quiet
+
+    lines = quiet.warning_lines(summary, limit=len(summary))
+    if lines:
+        print("\n".join(lines))
+    elif "busy" in summary.columns:
+        print(f"quiet machine: none of the {len(summary)} units was measured on a busy one")
+
+
 def produced(paths: config.Paths, run: store.Run, *extra: Path) -> pd.DataFrame:
     """The files this run holds so far (data, figures, ADR), with their sizes."""
     files = [p for p in sorted(run.dir.glob("*")) if p.is_file()]

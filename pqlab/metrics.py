@@ -97,6 +97,16 @@ def throughput_ops_s(tasks: int, wall_ns: int) -> float:
     return 2 * tasks / (wall_ns / 1e9) if wall_ns > 0 else math.nan
 
 
+def cpu_us_per_task(cpu_ns: float, tasks: int) -> float:
+    """CPU µs spent per task (NaN when the CPU time is unknown)."""
+    return cpu_ns / 1e3 / tasks if tasks > 0 else math.nan
+
+
+def cpu_cores(cpu_ns: float, wall_ns: int) -> float:
+    """Cores kept busy: CPU time over wall time (NaN when either is unknown)."""
+    return cpu_ns / wall_ns if wall_ns > 0 else math.nan
+
+
 @dataclass(frozen=True)
 class Memory:
     """Memory of a queue holding every task of the workload."""
@@ -142,6 +152,10 @@ class RunResult:
     bytes_per_task: float
     rss_bytes: int
     timer_overhead_ns: float
+    # CPU over the pass throughput comes from (user + system; for ``processes``
+    # the worker processes and the queue's server when this process started it).
+    cpu_us_per_task: float = math.nan
+    cpu_cores: float = math.nan  # that CPU time / that pass's wall time
     extra: dict[str, Any] = field(default_factory=dict)
     records: list[Records] = field(default_factory=list, repr=False)
 

@@ -197,7 +197,7 @@ def _timed(reverse: bool):
 def _untimed(reverse: bool):
     def untimed(spec: QueueSpec, tasks: list[Task], w: Workers) -> UntimedPass:
         run = _MixedPass(spec, tasks, w, False, reverse).execute().run
-        return UntimedPass(run.wall_ns(), run.gets(), list(run.errors))
+        return UntimedPass(run.wall_ns(), run.gets(), list(run.errors), run.cpu_ns())
 
     return untimed
 

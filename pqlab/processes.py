@@ -25,10 +25,13 @@ waited for).
 
 from __future__ import annotations
 
+import math
 import multiprocessing
 import time
 from collections.abc import Callable, Iterable
 from multiprocessing.connection import wait
+
+import psutil
 
 from pqlab.queues import QueueSpec, sync_face
 from pqlab.scenarios import (
@@ -45,6 +48,7 @@ from pqlab.scenarios import (
 from pqlab.task import Task
 
 pc = time.perf_counter_ns
+cpu = time.process_time_ns  # in a worker: that worker process's CPU, user + system
 CONTEXT = multiprocessing.get_context("spawn")
 # Spawning a worker and importing pqlab takes ~0.3 s on an idle machine and several
 # seconds on a loaded one; start-up is not measured, so it gets its own, longer deadline.
@@ -126,6 +130,8 @@ def _worker(name: str, body: Callable[..., list], face, args: tuple, shared: _Sh
             slot: int, conn) -> None:
     """A child process: set up, wait for the start, run ``body``, send (log, span) or an error.
 
+    The span is (wall start, wall end, CPU start, CPU end) of this process, ns.
+
     ``body(face, shared, slot, *args)`` returns the worker's log; it is a
     module-level function, so the child imports it by name.
     """
@@ -133,9 +139,9 @@ def _worker(name: str, body: Callable[..., list], face, args: tuple, shared: _Sh
         _warm_up(face)
         shared.ready.release()
         shared.go.wait()
-        start = pc()
+        start, cpu0 = pc(), cpu()
         log = body(face, shared, slot, *args)
-        conn.send(("ok", log, (start, pc())))
+        conn.send(("ok", log, (start, pc(), cpu0, cpu())))
     except BaseException as exc:  # noqa: BLE001 - reported to the parent
         conn.send(("error", f"{name}: {type(exc).__name__}: {exc}", None))
     finally:
@@ -180,6 +186,21 @@ class _Worker:
             self.reader.close()
 
 
+def _descendants_cpu_ns() -> dict[int, int]:
+    """CPU time (user + system, ns) of every living descendant of this process, by pid.
+
+    psutil reads ``/proc/<pid>/stat``, counted in clock ticks (10 ms here).
+    """
+    out: dict[int, int] = {}
+    for child in psutil.Process().children(recursive=True):
+        try:
+            times = child.cpu_times()
+        except psutil.Error:  # gone meanwhile: nothing to count
+            continue
+        out[child.pid] = round((times.user + times.system) * 1e9)
+    return out
+
+
 class _Pool:
     """The parent's side of worker processes: start them, start them together, watch, gather.
 
@@ -197,8 +218,10 @@ class _Pool:
         self.run, self.shared, self.workers = run, shared, workers
         self.n, self.deadline_s = run.n, deadline_s
         self.queue = queue  # kept alive until the workers are done (its owner may clean up)
+        self.servers_cpu_ns = 0
 
     def execute(self) -> _Run:
+        servers = _descendants_cpu_ns()  # before any worker: the queue's manager or server
         try:
             for worker in self.workers:
                 worker.start()
@@ -211,7 +234,23 @@ class _Pool:
             for worker in self.workers:
                 worker.end(kill=bool(self.run.errors))
             self.end()
+            after = _descendants_cpu_ns()
+            self.servers_cpu_ns = sum(after[pid] - ns for pid, ns in servers.items()
+                                      if pid in after)
         return self.run
+
+    def cpu_ns(self) -> float:
+        """CPU time of the pass: each worker process over its measured body, plus
+        the processes this one had started before the pass (the queue's manager, a
+        private redis-server) over the whole pass.
+
+        A server this process did not start (the one Redis a sweep shares, a
+        remote one) is not counted. NaN unless every worker reported.
+        """
+        spans = self.run.spans
+        if self.run.errors or len(spans) != len(self.workers):
+            return math.nan
+        return float(sum(s[3] - s[2] for s in spans) + self.servers_cpu_ns)
 
     def begin(self) -> None:
         """Called once, right after the start signal."""
@@ -284,17 +323,14 @@ def _pool(spec: QueueSpec, tasks: list[Task], w: Workers, timed: bool) -> _Pool:
     return _Pool(run, shared, workers, w.deadline_s, queue)
 
 
-def _processes_pass(spec: QueueSpec, tasks: list[Task], w: Workers, timed: bool) -> _Run:
-    return _pool(spec, tasks, w, timed).execute()
-
-
 def _timed(spec: QueueSpec, tasks: list[Task], w: Workers) -> list[Records]:
-    return [_processes_pass(spec, tasks, w, True).records(True, "processes")]
+    return [_pool(spec, tasks, w, True).execute().records(True, "processes")]
 
 
 def _untimed(spec: QueueSpec, tasks: list[Task], w: Workers) -> UntimedPass:
-    run = _processes_pass(spec, tasks, w, False)
-    return UntimedPass(run.wall_ns(), run.gets(), list(run.errors))
+    pool = _pool(spec, tasks, w, False)
+    run = pool.execute()
+    return UntimedPass(run.wall_ns(), run.gets(), list(run.errors), pool.cpu_ns())
 
 
 def _can_processes(spec: QueueSpec) -> bool:

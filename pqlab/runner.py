@@ -6,6 +6,7 @@ import asyncio
 import gc
 import math
 import random
+import time
 import tracemalloc
 from dataclasses import replace
 
@@ -121,6 +122,12 @@ def run(
     An open-loop scenario (``load``) runs only its timed pass, with ``load``
     (default ``LoadParams()``) setting arrivals, service times and the
     priority mix; its throughput and wall time come from that pass.
+
+    ``cpu_us_per_task`` and ``cpu_cores`` are the CPU time (user + system) of
+    the pass throughput comes from, per task and over its wall time. For
+    ``processes`` it is the worker processes' CPU plus that of the queue's
+    server if this process started it (the manager; a private redis-server),
+    not a shared or remote server's; for ``load`` on worker processes, NaN.
     """
     spec, sc = resolve(queue, scenario)
     _positive_int("tasks", tasks)
@@ -136,10 +143,15 @@ def run(
     else:
         workload = sc.workload(tasks, seed)
     gc.collect()
+    cpu0 = time.process_time_ns()
     records = sc.timed(spec, workload, w)
+    timed_cpu_ns = time.process_time_ns() - cpu0
     gc.collect()
     if sc.open_loop:
-        untimed = UntimedPass(records[-1].wall_ns, len(records[-1].get_task))
+        # Its CPU is read around the whole pass (thread start-up: ms against a
+        # pass of seconds); worker processes' CPU is not in this clock: NaN.
+        cpu_ns = math.nan if records[-1].label == "processes" else timed_cpu_ns
+        untimed = UntimedPass(records[-1].wall_ns, len(records[-1].get_task), cpu_ns=cpu_ns)
         memory = False
     else:
         untimed = sc.untimed(spec, workload, w)
@@ -162,6 +174,8 @@ def run(
         consumers=w.consumers, seed=seed, repetition=repetition,
         throughput_ops_s=metrics.throughput_ops_s(tasks, untimed.wall_ns),
         wall_s=untimed.wall_ns / 1e9,
+        cpu_us_per_task=metrics.cpu_us_per_task(untimed.cpu_ns, tasks),
+        cpu_cores=metrics.cpu_cores(untimed.cpu_ns, untimed.wall_ns),
         enqueue_us=metrics.latency_stats_us(metrics.enqueue_ns(main)),
         dequeue_us=metrics.latency_stats_us(metrics.dequeue_ns(main)),
         wait_us=metrics.wait_by_priority_us(main),

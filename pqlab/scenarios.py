@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import math
 import os
 import queue
 import threading
@@ -27,9 +28,11 @@ from typing import Any
 import numpy as np
 
 from pqlab.queues import QueueSpec, async_face, sync_face
+from pqlab.quiet import thread_ended
 from pqlab.task import PRIORITY_LEVELS, Task, make_ordering_workload, make_workload, next_seq
 
 pc = time.perf_counter_ns
+cpu = time.process_time_ns  # this process, every thread: user + system
 EMPTY_ERRORS = (queue.Empty, IndexError)
 
 
@@ -103,11 +106,13 @@ class Records:
 
 @dataclass
 class UntimedPass:
-    """An untimed pass: wall time from the first put to the last get."""
+    """An untimed pass: wall time from the first put to the last get, and the CPU
+    time spent over it (ns; NaN where the scenario cannot tell)."""
 
     wall_ns: int
     gets: int
     errors: list[str] = field(default_factory=list)
+    cpu_ns: float = math.nan
 
 
 def _sentinels(count: int) -> list[Task]:
@@ -126,7 +131,10 @@ class _Run:
         self.consumers = consumers
         self.put_logs: list[list] = [[] for _ in range(producers)]
         self.get_logs: list[list] = [[] for _ in range(consumers)]
-        self.spans: list[tuple[int, int]] = []
+        # Per worker (wall start, wall end, CPU start, CPU end), CPU from ``cpu()``
+        # read beside the wall clock just outside the measured loop; load's
+        # workers record the wall clock alone.
+        self.spans: list[tuple[int, ...]] = []
         self.taken = itertools.count(1)
         self.stop = threading.Event()
         self.errors: list[str] = []
@@ -146,7 +154,20 @@ class _Run:
     def wall_ns(self) -> int:
         if not self.spans:
             return 0
-        return max(e for _, e in self.spans) - min(s for s, _ in self.spans)
+        return max(s[1] for s in self.spans) - min(s[0] for s in self.spans)
+
+    def cpu_ns(self) -> float:
+        """This process's CPU time from the earliest span start to the latest span end.
+
+        ``process_time`` counts every thread of the process, so the two readings
+        bound the CPU of all workers (and of the watchdog beside them). NaN
+        without spans, or when a span carries no CPU readings.
+        """
+        if not self.spans or any(len(s) < 4 for s in self.spans):
+            return math.nan
+        first = min(self.spans, key=lambda s: s[0])
+        last = max(self.spans, key=lambda s: s[1])
+        return float(last[3] - first[2])
 
     def records(self, concurrent: bool, label: str) -> Records:
         tasks, n = self.tasks, self.n
@@ -176,12 +197,17 @@ class _Run:
 
 
 def _guard(run: _Run, body: Callable[[], None]) -> Callable[[], None]:
+    """A thread target: run ``body``, record what it raises, then note the thread's
+    scheduling times for the quiet-machine check (``pqlab.quiet``)."""
+
     def worker() -> None:
         try:
             body()
         except BaseException as exc:  # noqa: BLE001 - reported in the result
             run.errors.append(f"{type(exc).__name__}: {exc}")
             run.stop.set()
+        finally:
+            thread_ended()
 
     return worker
 
@@ -197,7 +223,7 @@ def _producer(run: _Run, face, p: int, barrier: threading.Barrier, timed: bool) 
     put, log = face.put, run.put_logs[p]
     append = log.append
     barrier.wait()
-    start = pc()
+    start, cpu0 = pc(), cpu()
     # A request handler does other work between enqueues; yielding the CPU after
     # each put (os.sched_yield releases the GIL) lets consumers run meanwhile.
     # Without it a producer can put all its tasks within one 5 ms switch
@@ -217,13 +243,13 @@ def _producer(run: _Run, face, p: int, barrier: threading.Barrier, timed: bool) 
             put(task)
             if yielding:
                 yield_()
-    run.spans.append((start, pc()))
+    run.spans.append((start, pc(), cpu0, cpu()))
 
 
 def _consumer(run: _Run, face, c: int, barrier: threading.Barrier, timed: bool) -> None:
     get, append, taken, n, stop = face.get, run.get_logs[c].append, run.taken, run.n, run.stop
     barrier.wait()
-    start = pc()
+    start, cpu0 = pc(), cpu()
     while True:
         t0 = pc() if timed else 0
         try:
@@ -240,7 +266,7 @@ def _consumer(run: _Run, face, c: int, barrier: threading.Barrier, timed: bool) 
         if next(taken) == n:
             _finish(run, face.put)
             break
-    run.spans.append((start, pc()))
+    run.spans.append((start, pc(), cpu0, cpu()))
 
 
 def _watch_threads(run: _Run, threads: list[threading.Thread], face, deadline_s: float) -> None:
@@ -287,7 +313,7 @@ def _threads_pass(spec: QueueSpec, tasks: list[Task], w: Workers, timed: bool) -
 def _single_sync_body(run: _Run, face, timed: bool) -> None:
     put, get, n = face.put, face.get, run.n
     putlog, getlog = run.put_logs[0].append, run.get_logs[0].append
-    start = pc()
+    start, cpu0 = pc(), cpu()
     if timed:
         for task in run.tasks:
             t0 = pc()
@@ -304,7 +330,7 @@ def _single_sync_body(run: _Run, face, timed: bool) -> None:
             put(task)
         for _ in range(n):
             getlog(get())
-    run.spans.append((start, pc()))
+    run.spans.append((start, pc(), cpu0, cpu()))
 
 
 def _single_sync_pass(spec: QueueSpec, tasks: list[Task], w: Workers, timed: bool) -> _Run:
@@ -323,7 +349,7 @@ async def _aproducer(run: _Run, q, p: int, barrier: asyncio.Barrier, timed: bool
     put, append, yield_ = q.put, run.put_logs[p].append, asyncio.sleep
     yielding = run.producer_yield
     await barrier.wait()
-    start = pc()
+    start, cpu0 = pc(), cpu()
     for task in mine:
         t0 = pc() if timed else 0
         await put(task)
@@ -333,13 +359,13 @@ async def _aproducer(run: _Run, q, p: int, barrier: asyncio.Barrier, timed: bool
         # unbounded put never suspends and nothing runs concurrently.
         if yielding:
             await yield_(0)
-    run.spans.append((start, pc()))
+    run.spans.append((start, pc(), cpu0, cpu()))
 
 
 async def _aconsumer(run: _Run, q, c: int, barrier: asyncio.Barrier, timed: bool) -> None:
     get, append, taken, n = q.get, run.get_logs[c].append, run.taken, run.n
     await barrier.wait()
-    start = pc()
+    start, cpu0 = pc(), cpu()
     while True:
         t0 = pc() if timed else 0
         task = await get()
@@ -351,13 +377,13 @@ async def _aconsumer(run: _Run, q, c: int, barrier: asyncio.Barrier, timed: bool
             for sentinel in run.sentinels[: run.consumers - 1]:
                 await q.put(sentinel)
             break
-    run.spans.append((start, pc()))
+    run.spans.append((start, pc(), cpu0, cpu()))
 
 
 async def _asingle_body(run: _Run, q, timed: bool) -> None:
     put, get = q.put, q.get
     putlog, getlog = run.put_logs[0].append, run.get_logs[0].append
-    start = pc()
+    start, cpu0 = pc(), cpu()
     for task in run.tasks:
         t0 = pc() if timed else 0
         await put(task)
@@ -367,7 +393,7 @@ async def _asingle_body(run: _Run, q, timed: bool) -> None:
         t0 = pc() if timed else 0
         task = await get()
         getlog((task.seq, t0, pc() if timed else 0))
-    run.spans.append((start, pc()))
+    run.spans.append((start, pc(), cpu0, cpu()))
 
 
 async def _watch_tasks(run: _Run, coros: list, deadline_s: float) -> None:
@@ -477,7 +503,7 @@ def _timed(pass_fn: PassFn, concurrent: bool, label: str):
 def _untimed(pass_fn: PassFn):
     def untimed(spec: QueueSpec, tasks: list[Task], w: Workers) -> UntimedPass:
         run = pass_fn(spec, tasks, w, False)
-        return UntimedPass(run.wall_ns(), run.gets(), list(run.errors))
+        return UntimedPass(run.wall_ns(), run.gets(), list(run.errors), run.cpu_ns())
 
     return untimed
 

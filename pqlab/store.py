@@ -9,6 +9,7 @@ A run folder holds::
     load.parquet      open-loop load: waits per priority and ρ (notebook 07), if measured
     load-spectrum.parquet  wait percentiles per priority at one ρ (notebook 07)
     load-aging.parquet     the same load on a queue with aging, if measured (notebook 07)
+    idle.parquet      idle burn: cores consumers use on an empty queue (notebooks 02, 03)
     cells/            per-unit files of a sweep still under way
     notebooks/        executed copies of the notebooks (written by the batch)
 
@@ -42,6 +43,8 @@ SAMPLES_FILE = "samples.parquet"
 LOAD_FILE = "load.parquet"
 LOAD_SPECTRUM_FILE = "load-spectrum.parquet"
 LOAD_AGING_FILE = "load-aging.parquet"
+IDLE_FILE = "idle.parquet"
+IDLE_KEYS = ["queue", "scenario", "consumers"]
 CELLS_DIR = "cells"
 TMP_MARK = ".tmp-"
 RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]*$")
@@ -300,6 +303,23 @@ class Run:
     def load_spectrum(self) -> pd.DataFrame:
         """Wait percentiles per priority at one ρ; empty if none was measured."""
         df = self._read(LOAD_SPECTRUM_FILE)
+        return df if df is not None else pd.DataFrame()
+
+    def save_idle(self, idle: pd.DataFrame) -> None:
+        """Add idle-burn rows (``pqlab.idleburn.idle_frame``) to ``idle.parquet``; a row
+        with the (queue, scenario, consumers) of a stored one replaces it."""
+        if idle.empty:
+            return
+        old = self.idle()
+        if not old.empty:
+            keys = pd.MultiIndex.from_frame(idle[IDLE_KEYS].astype(str))
+            kept = ~pd.MultiIndex.from_frame(old[IDLE_KEYS].astype(str)).isin(keys)
+            idle = pd.concat([old[kept], idle], ignore_index=True)
+        write_parquet(self.dir / IDLE_FILE, idle.reset_index(drop=True))
+
+    def idle(self) -> pd.DataFrame:
+        """The idle-burn frame (one row per queue, scenario, consumers); empty if none."""
+        df = self._read(IDLE_FILE)
         return df if df is not None else pd.DataFrame()
 
     def export_csv(self, out_dir: Path | None = None) -> list[Path]:

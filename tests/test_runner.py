@@ -69,3 +69,27 @@ def test_resolve_returns_specs():
 def test_public_api():
     for name in ("Priority", "Task", "QUEUES", "register_queue", "run", "RunResult"):
         assert hasattr(pqlab, name)
+
+
+@pytest.mark.parametrize("queue, scenario", [("heapq", "single"),
+                                             ("queue.PriorityQueue", "threads"),
+                                             ("asyncio.PriorityQueue", "async"),
+                                             ("BridgeBucketQueue", "mixed")])
+def test_cpu_cost_of_the_untimed_pass_is_in_the_summary_row(queue, scenario):
+    row = pqlab.run(queue, scenario, tasks=2_000, seed=1, memory=False).to_dict()
+    # A pass that ran used CPU; a pass whose CPU was read on another clock or
+    # not at all (0, NaN) fails here, and so does CPU beyond what 2 cores x the
+    # pass's wall time could hold plus the readings' slack.
+    assert row["cpu_us_per_task"] > 0
+    assert 0 < row["cpu_cores"] < 8
+    wall_us = row["wall_s"] * 1e6
+    assert row["cpu_us_per_task"] * 2_000 == pytest.approx(row["cpu_cores"] * wall_us, rel=1e-9)
+
+
+def test_cpu_cost_of_a_process_pass_counts_the_workers():
+    r = pqlab.run("multiprocessing", "processes", tasks=300, producers=1, consumers=1, seed=1,
+                  memory=False)
+    assert r.ok, r.error_messages
+    # The parent only polls; the work (pickling, sockets) is the workers' and the
+    # manager's: well over a tenth of a core while the pass runs.
+    assert r.cpu_cores > 0.1 and r.cpu_us_per_task > 0
