@@ -61,6 +61,9 @@ ONCPU_SHARE_MIN = 0.90  # a one-thread unit waited runnable more than a tenth of
 # reason the load average, which our own units push to 4-12, is recorded but
 # not judged.
 ONE_THREAD_SCENARIOS = ("single", "async")
+RULE_TEXT = (f"busy: other processes used more than {OTHERS_CORES_MAX} of a core beyond the "
+             f"tick blur, or a one-thread unit ({', '.join(ONE_THREAD_SCENARIOS)}) was on a CPU "
+             f"less than {ONCPU_SHARE_MIN:.0%} of its runnable time")
 
 _exited = [0, 0]  # on-CPU and run-queue ns of threads that ended (thread_ended)
 _exited_lock = threading.Lock()
