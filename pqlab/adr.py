@@ -1,17 +1,14 @@
 """The decision record ``docs/adr/0001-request-queue.md``, generated from a named run.
 
-For each context (an async API server, thread workers, single-threaded code)
-the candidates are the queues that ran its scenario. Each is judged at a
-reference cell (the task and worker counts closest to the ones asked for)
-against the success criteria of DESIGN.md: median throughput above 100,000
-ops/s, average latency below 10 µs, and no violation, lost or duplicated
-task and no error in any run of that scenario or of ``ordering``. Among the
-queues that pass, the highest median throughput is recommended. Nothing in
-the decision is typed in: change the data and the text changes.
+The rule lives in ``pqlab.decision`` (stated in the record itself, one
+sentence); this module turns its tables into Markdown. Every number is read
+from the run's frames (``summary``, ``idle``, ``load``) or measured by a
+probe (``pqlab.features``); nothing is typed in: change the data and the
+text changes.
 
-"Average latency" is the mean enqueue latency (what a request handler pays to
-submit work); where a scenario has no concurrent workers the mean dequeue
-latency is held to the same bound, since there a get never waits for work.
+A run measured on a busy machine (``pqlab.quiet``) is not decided from
+unless the caller says so (``allow_busy``); the record then says which cells
+were busy.
 """
 
 from __future__ import annotations
@@ -23,107 +20,46 @@ from pathlib import Path
 
 import pandas as pd
 
-from pqlab import analysis, config, plots, store
+from pqlab import analysis, config, decision, features, plots, quiet, significance, store
+from pqlab.decision import CONTEXTS, Context, Decision, decide, decision_table  # noqa: F401
 from pqlab.queues import QUEUES
-from pqlab.scenarios import SCENARIOS
 
 DEFAULT_REFERENCE_TASKS = config.REFERENCE_TASKS
 DEFAULT_REFERENCE_WORKERS = config.REFERENCE_WORKERS
-CORRECTNESS_SCENARIO = "ordering"
+CORRECTNESS_SCENARIO = decision.CORRECTNESS_SCENARIO
 PROCESS_SCENARIO = "processes"  # beyond one process: a consequence line, not a context
+FEATURES_FILE = "features.parquet"
 
 
-@dataclass(frozen=True)
-class Context:
-    """Where the request queue would live, and the scenario that models it."""
-
-    name: str
-    scenario: str
-    description: str
+class BusyRunError(store.StoreError):
+    """The run was measured on a busy machine and no override was given."""
 
 
-CONTEXTS = (
-    Context("async API server", "async",
-            "request handlers are coroutines on one event loop (FastAPI, gRPC async); "
-            "workers are coroutines too"),
-    Context("thread workers", "threads",
-            "handlers put requests from threads; a pool of worker threads takes them"),
-    Context("single-threaded code", "single",
-            "one thread puts and takes (a scheduler loop that owns the queue)"),
-    Context("async handlers feeding worker threads", "mixed",
-            "handlers are coroutines that put; a pool of worker threads takes (one queue "
-            "with an async face and a sync face)"),
-)
+def run_features(run: store.Run) -> pd.DataFrame:
+    """The features probed for ``run`` (stored beside it on first use, so a later rewrite
+    of the ADR reads what the run's code had)."""
+    path = run.dir / FEATURES_FILE
+    if path.is_file():
+        return pd.read_parquet(path)
+    frame = features.features_frame()
+    store.write_parquet(path, frame)
+    return frame
 
 
-@dataclass(frozen=True)
-class Decision:
-    context: Context
-    choice: str | None  # None: no candidate meets every criterion
-    table: pd.DataFrame  # this context's candidates, best first
+def run_idle(run: store.Run) -> pd.DataFrame:
+    """The run's idle-burn frame, empty when the run has none."""
+    reader = getattr(run, "idle", None)
+    return reader() if reader is not None else pd.DataFrame()
 
 
-def _failures(row: pd.Series, judge_dequeue: bool) -> list[str]:
-    out = []
-    if not row["throughput_median"] > analysis.MIN_THROUGHPUT_OPS_S:
-        out.append(f"throughput {row['throughput_median']:,.0f} ops/s is not above "
-                   f"{analysis.MIN_THROUGHPUT_OPS_S:,}")
-    if not row["enqueue_mean_us"] < analysis.MAX_LATENCY_US:
-        out.append(f"mean enqueue {row['enqueue_mean_us']:.2f} µs is not below "
-                   f"{analysis.MAX_LATENCY_US:g}")
-    if judge_dequeue and not row["dequeue_mean_us"] < analysis.MAX_LATENCY_US:
-        out.append(f"mean dequeue {row['dequeue_mean_us']:.2f} µs is not below "
-                   f"{analysis.MAX_LATENCY_US:g}")
-    for col in ("violations", "lost", "duplicated", "errors"):
-        if row[col] > (analysis.MAX_VIOLATIONS if col == "violations" else 0):
-            out.append(f"{row[col]} {col}")
-    return out
-
-
-def candidates(summary: pd.DataFrame, context: Context, reference_tasks: int,
-               reference_workers: int) -> pd.DataFrame:
-    """One row per queue that ran the context's scenario, judged at the reference cell."""
-    df = summary[summary["scenario"] == context.scenario]
-    if df.empty:
-        return pd.DataFrame()
-    tasks, workers = analysis.reference_cell(summary, context.scenario, reference_tasks,
-                                             reference_workers)
-    cell = df[(df["tasks"] == tasks) & (df["producers"] == workers)]
-    checked = summary[summary["scenario"].isin([context.scenario, CORRECTNESS_SCENARIO])]
-    counts = checked.groupby("queue", observed=True)[
-        ["violations", "lost", "duplicated", "errors"]].sum()
-    runs_checked = checked.groupby("queue", observed=True).size()
-    g = cell.groupby("queue", observed=True)
-    table = pd.DataFrame({
-        "throughput_median": g["throughput_ops_s"].median(),
-        "throughput_low": g["throughput_ops_s"].min(),
-        "throughput_high": g["throughput_ops_s"].max(),
-        "enqueue_mean_us": g["enqueue_mean_us"].median(),
-        "dequeue_mean_us": g["dequeue_mean_us"].median(),
-        "enqueue_p99_us": g["enqueue_p99_us"].median(),
-        "repetitions": g.size(),
-    }).join(counts).join(runs_checked.rename("runs_checked")).reset_index()
-    table.insert(0, "context", context.name)
-    table.insert(2, "tasks", tasks)
-    table.insert(3, "workers", workers)
-    judge_dequeue = not SCENARIOS[context.scenario].uses_workers
-    table["failures"] = [_failures(row, judge_dequeue) for _, row in table.iterrows()]
-    table["meets"] = table["failures"].map(lambda f: not f)
-    table["queue"] = table["queue"].astype(str)
-    return table.sort_values(["meets", "throughput_median"], ascending=[False, False],
-                             ignore_index=True)
-
-
-def decide(summary: pd.DataFrame, reference_tasks: int = DEFAULT_REFERENCE_TASKS,
-           reference_workers: int = DEFAULT_REFERENCE_WORKERS) -> list[Decision]:
-    """Per context: the queue that meets every criterion with the highest throughput."""
-    decisions = []
-    for context in CONTEXTS:
-        table = candidates(summary, context, reference_tasks, reference_workers)
-        passing = table[table["meets"]] if not table.empty else table
-        choice = str(passing.iloc[0]["queue"]) if not passing.empty else None
-        decisions.append(Decision(context, choice, table))
-    return decisions
+def decide_run(run: store.Run, reference: tuple[int, int] = (DEFAULT_REFERENCE_TASKS,
+                                                             DEFAULT_REFERENCE_WORKERS)
+               ) -> list[Decision]:
+    """``decision.decide`` on a stored run's frames."""
+    summary = run.summary()
+    if summary.empty:
+        raise store.StoreError(f"run {run.run_id!r} has no measurements")
+    return decide(summary, idle=run_idle(run), features=run_features(run), reference=reference)
 
 
 def across_processes(summary: pd.DataFrame, reference_tasks: int = DEFAULT_REFERENCE_TASKS,
@@ -156,21 +92,15 @@ def _processes_line(table: pd.DataFrame) -> list[str]:
     rates = ", ".join(f"`{r['queue']}` {r['throughput_median']:,.0f} ops/s"
                       for _, r in table.iterrows())
     best = first["throughput_median"]
-    criterion = (f"{analysis.MIN_THROUGHPUT_OPS_S / best:.0f}x below the throughput "
+    criterion = (f"{analysis.MIN_THROUGHPUT_OPS_S / best:.0f}x below the POC's throughput "
                  "criterion at best" if best <= analysis.MIN_THROUGHPUT_OPS_S
-                 else "above the throughput criterion")
+                 else "above the POC's throughput criterion")
     problems, runs = int(table["problems"].sum()), int(table["runs"].sum())
     return [f"- Across processes (scenario `{PROCESS_SCENARIO}`, notebook 06; "
             f"{first['tasks']:,} tasks, {first['workers']} producer and {first['workers']} "
             f"consumer processes): {rates} (median), {criterion}; {problems} violations, "
             f"lost or duplicated tasks or errors in {runs} runs. Every operation there is a "
             "round trip to another process."]
-
-
-def decision_table(decisions: list[Decision]) -> pd.DataFrame:
-    """Every context's candidates in one frame (the ADR's measured table)."""
-    tables = [d.table for d in decisions if not d.table.empty]
-    return pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
 
 
 # -- text ----------------------------------------------------------------------------
@@ -180,19 +110,96 @@ def _row(cells: list[str]) -> str:
     return "| " + " | ".join(cells) + " |"
 
 
-def _measured_table(table: pd.DataFrame) -> list[str]:
-    head = ["context", "queue", "tasks", "workers", "throughput ops/s, median (min-max)",
-            "mean enqueue µs", "mean dequeue µs", "p99 enqueue µs", "violations", "lost",
-            "duplicated", "errors", "meets criteria"]
+def _num(x: float, fmt: str) -> str:
+    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else format(x, fmt)
+
+
+def _ci(r: pd.Series) -> str:
+    """Median and its interval, with the interval's coverage when it is not 99%."""
+    cover = r["ci_confidence"]
+    label = "" if cover >= significance.CONFIDENCE else f", {cover:.0%}"
+    return (f"{r['throughput_median']:,.0f} ({r['throughput_ci_low']:,.0f}-"
+            f"{r['throughput_ci_high']:,.0f}{label})")
+
+
+def _yes(value: object) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    return "yes" if bool(value) else "no"
+
+
+def options_table(queues: list[str], feats: pd.DataFrame, summary: pd.DataFrame) -> list[str]:
+    """The options: capabilities, probed features and measured bytes per queued task."""
+    head = ["queue", "thread-safe", "async-safe", "API",
+            *[features.FEATURE_TITLES[f] for f in features.FEATURES],
+            "bytes per queued task", "description"]
+    by_queue = feats.set_index("queue") if not feats.empty else pd.DataFrame()
+    memory = summary.groupby(summary["queue"].astype(str))["bytes_per_task"].median()
     lines = [_row(head), _row(["---"] * len(head))]
-    for _, r in table.iterrows():
+    for q in queues:
+        spec = QUEUES[q]
+        probed = [_yes(by_queue.loc[q, f]) if q in by_queue.index else "n/a"
+                  for f in features.FEATURES]
+        lines.append(_row([f"`{q}`", _yes(spec.thread_safe), _yes(spec.async_safe), spec.api,
+                           *probed, _num(memory.get(q, math.nan), ".1f"), spec.description]))
+    return lines
+
+
+def measured_table(d: Decision) -> list[str]:
+    """One context's candidates, in the rule's order."""
+    head = ["queue", "throughput ops/s, median (99% CI)", "speed group", "groups per cell",
+            "worst cell ops/s", "CPU µs per task", "idle burn, cores", "mean enqueue µs",
+            "p99 enqueue µs", "violations / lost / duplicated / errors", "needed features",
+            "set aside"]
+    lines = [_row(head), _row(["---"] * len(head))]
+    for _, r in d.table.iterrows():
+        mark = " (chosen)" if r["chosen"] else ""
         lines.append(_row([
-            r["context"], f"`{r['queue']}`", f"{r['tasks']:,}", str(r["workers"]),
-            f"{r['throughput_median']:,.0f} ({r['throughput_low']:,.0f}-"
-            f"{r['throughput_high']:,.0f})",
-            f"{r['enqueue_mean_us']:.2f}", f"{r['dequeue_mean_us']:.2f}",
-            f"{r['enqueue_p99_us']:.2f}", str(r["violations"]), str(r["lost"]),
-            str(r["duplicated"]), str(r["errors"]), "yes" if r["meets"] else "no"]))
+            f"`{r['queue']}`{mark}", _ci(r), str(int(r["speed_group"])), r["groups_by_cell"],
+            f"{r['worst_throughput']:,.0f}", _num(r["cpu_us_per_task"], ".2f"),
+            _num(r["idle_cores"], ".3f"), f"{r['enqueue_mean_us']:.2f}",
+            f"{r['enqueue_p99_us']:.2f}",
+            f"{r['violations']} / {r['lost']} / {r['duplicated']} / {r['errors']}",
+            f"{r['features']} of {len(d.context.needs)}", r["set_aside"] or "no"]))
+    return lines
+
+
+def _context_block(d: Decision) -> list[str]:
+    c = d.context
+    if d.table.empty:
+        return [f"### {c.name}", "", f"Not measured in this run (scenario `{c.scenario}`).", ""]
+    first = d.table.iloc[0]
+    reps = d.table["repetitions"]
+    resolves = (f"differences of about {d.resolution - 1:.0%} or more in throughput"
+                if d.resolution == d.resolution and d.resolution < math.inf
+                else "no difference (too few repetitions)")
+    lines = [f"### {c.name}", "",
+             f"Scenario `{c.scenario}`; reference cell {int(first['tasks']):,} tasks, "
+             f"{int(first['workers'])} worker(s), {int(reps.min())}-{int(reps.max())} "
+             f"repetitions per queue. At that cell this run resolves {resolves} "
+             f"(Mann-Whitney U at p < {significance.P_THRESHOLD:g} and at least "
+             f"{significance.MIN_FACTOR - 1:.0%}, else non-overlapping intervals). Needs: "
+             f"{decision.needs_text(c)}.", "", *measured_table(d), ""]
+    lines += [f"- Note: {n}." for n in d.notes]
+    return lines + ([""] if d.notes else [])
+
+
+def costs_table(decisions: list[Decision]) -> list[str]:
+    """What each eligible queue costs at the service's rates, from its worst measured cell."""
+    rates = decision.SERVICE_RATES_PER_S
+    head = ["context", "queue", *[f"CPU at {r:,}/s, % of a core" for r in rates],
+            "added latency µs", f"% of a {decision.SERVICE_TIME_MS:g} ms service"]
+    lines = [_row(head), _row(["---"] * len(head))]
+    for d in decisions:
+        for _, r in d.table.iterrows():
+            if r["set_aside"] and "slow" not in decision._kind(r["set_aside"]):
+                continue
+            shares = [decision.costs_at(rate, r["cpu_us_per_task"], r["worst_throughput"])
+                      for rate in rates]
+            added = shares[-1][1]
+            lines.append(_row([d.context.name, f"`{r['queue']}`",
+                               *[_num(100 * s[0], ".3f") for s in shares], f"{added:,.1f}",
+                               f"{100 * added / (decision.SERVICE_TIME_MS * 1e3):.2f}"]))
     return lines
 
 
@@ -201,18 +208,21 @@ def _verdict_line(d: Decision) -> str:
     if d.table.empty:
         return f"- **{name}**: not measured in this run (scenario `{d.context.scenario}`)."
     if d.choice is None:
-        best = d.table.iloc[0]
-        return (f"- **{name}**: no measured queue meets every criterion. Closest: "
-                f"`{best['queue']}` ({'; '.join(best['failures'])}).")
+        return (f"- **{name}**: no measured queue passes every gate: "
+                + "; ".join(f"`{r['queue']}` {r['set_aside']}" for _, r in d.table.iterrows())
+                + ".")
     r = d.table[d.table["queue"] == d.choice].iloc[0]
-    others = [str(q) for q in d.table[d.table["meets"]]["queue"] if q != d.choice]
-    also = f" Also meeting the criteria: {', '.join(f'`{q}`' for q in others)}." if others \
-        else ""
-    return (f"- **{name}**: use `{d.choice}`: {r['throughput_median']:,.0f} ops/s "
-            f"({analysis.throughput_verdict(r['throughput_median'])}), mean enqueue "
-            f"{r['enqueue_mean_us']:.2f} µs "
-            f"({analysis.latency_verdict(r['enqueue_mean_us'])}), 0 violations in "
-            f"{r['runs_checked']} runs.{also}")
+    met = ", ".join(features.FEATURE_TITLES[f] for f in r["needs_met"]) or "none needed"
+    tied = [q for q in d.tie_group if q != d.choice]
+    tie = (f" Tied with {', '.join(f'`{q}`' for q in tied)} on every step before registry "
+           "order." if tied else "")
+    aside = [f"`{x['queue']}` ({x['set_aside']})" for _, x in d.table.iterrows()
+             if x["set_aside"]]
+    aside_text = f" Set aside: {'; '.join(aside)}." if aside else ""
+    return (f"- **{name}**: use `{d.choice}`: {r['features']} of {len(d.context.needs)} needed "
+            f"features ({met}); {_ci(r)} ops/s at the reference cell, speed group "
+            f"{int(r['speed_group'])}; {_num(r['cpu_us_per_task'], '.2f')} CPU µs per task; "
+            f"idle burn {_num(r['idle_cores'], '.3f')} cores.{tie}{aside_text}")
 
 
 def _headline(primary: Decision) -> str:
@@ -223,8 +233,8 @@ def _headline(primary: Decision) -> str:
     if primary.table.empty:
         return (f"**No recommendation**: scenario `{primary.context.scenario}` "
                 f"({primary.context.name}) was not measured in this run. Per context:")
-    return (f"**No measured queue meets every criterion for the {primary.context.name}**; "
-            "the request queue needs another candidate or relaxed criteria. Per context:")
+    return (f"**No measured queue passes every gate for the {primary.context.name}**; the "
+            "request queue needs another candidate. Per context:")
 
 
 def _spread(table: pd.DataFrame) -> tuple[float, str, str]:
@@ -238,7 +248,8 @@ def loop_cost_finding(decisions: list[Decision]) -> list[str]:
     """How much the queue matters on an event loop: spread in `async` against `single`."""
     tables = {d.context.scenario: d.table for d in decisions}
     async_table, single_table = tables.get("async"), tables.get("single")
-    if async_table is None or len(async_table) < 2 or single_table is None:
+    if async_table is None or len(async_table) < 2 or single_table is None \
+            or single_table.empty:
         return []
     single_table = single_table[single_table["queue"].isin(async_table["queue"])]
     if len(single_table) < 2:
@@ -254,23 +265,39 @@ def loop_cost_finding(decisions: list[Decision]) -> list[str]:
             f"in `single` (`{fast_single}` to `{slow_single}`): {verdict}."]
 
 
+def _service_line(decisions: list[Decision]) -> list[str]:
+    """How far every eligible queue is from mattering at the service's rates."""
+    worst = [(d.context.name, r) for d in decisions for _, r in d.table.iterrows()
+             if not r["set_aside"]]
+    if not worst:
+        return []
+    top = decision.SERVICE_RATES_PER_S[-1]
+    cpu = max(decision.costs_at(top, r["cpu_us_per_task"], r["worst_throughput"])[0]
+              for _, r in worst)
+    added = max(decision.costs_at(top, r["cpu_us_per_task"], r["worst_throughput"])[1]
+                for _, r in worst)
+    if cpu != cpu:
+        cpu_text = "CPU time was not measured"
+    else:
+        cpu_text = f"at most {cpu:.2%} of one core"
+    return [f"- At {top:,} requests a second (ten times today's peak) every eligible queue "
+            f"costs {cpu_text} and adds at most {added:,.0f} µs "
+            f"({added / (decision.SERVICE_TIME_MS * 10):.2f}% of a "
+            f"{decision.SERVICE_TIME_MS:g} ms inference): speed does not separate them at the "
+            "service's rates, so the needed features decide."]
+
+
 def _consequences(decisions: list[Decision], machine: dict,
                   processes: pd.DataFrame | None = None) -> list[str]:
-    lines = []
+    lines = _service_line(decisions)
     for d in decisions:
         if d.choice is not None:
             spec = QUEUES.get(d.choice)
-            r = d.table[d.table["queue"] == d.choice].iloc[0]
-            headroom = r["throughput_median"] / analysis.MIN_THROUGHPUT_OPS_S
             safe = ("thread-safe" if spec and spec.thread_safe else "not thread-safe") + \
                 ", " + ("async-safe" if spec and spec.async_safe else "not async-safe")
-            lines.append(f"- {d.context.name}: `{d.choice}` ({safe}) runs at "
-                         f"{headroom:.1f}x the throughput criterion at "
-                         f"{r['tasks']:,} tasks and {r['workers']} worker(s).")
+            lines.append(f"- {d.context.name}: `{d.choice}` ({safe}).")
         elif not d.table.empty:
-            lines.append(f"- {d.context.name}: no queue met every criterion on this machine; "
-                         "the request queue should not be handed between threads here "
-                         "unless the criteria are relaxed or a faster candidate is added.")
+            lines.append(f"- {d.context.name}: no queue passed every gate on this machine.")
     broken = [(d.context.name, str(r["queue"]))
               for d in decisions if not d.table.empty
               for _, r in d.table.iterrows()
@@ -283,8 +310,8 @@ def _consequences(decisions: list[Decision], machine: dict,
     lines += loop_cost_finding(decisions)
     lines += _processes_line(processes if processes is not None else pd.DataFrame())
     lines.append(f"- The numbers hold for {machine.get('machine')}; on other hardware rerun "
-                 "`make run` and compare machines with notebook 05 (ratios to a baseline "
-                 "queue, since absolute times differ).")
+                 "`make run` and compare the decisions with `python -m pqlab adr --compare`, "
+                 "and machines with notebook 05 (ratios to a baseline queue).")
     return lines
 
 
@@ -441,31 +468,79 @@ def load_findings(frame: pd.DataFrame, target_ms: float = LOAD_TARGET_MS,
     return lines
 
 
+
+
+# -- the quiet-machine check ---------------------------------------------------------------
+
+
+def busy_cells(summary: pd.DataFrame) -> pd.DataFrame | None:
+    """The units measured on a busy machine (``pqlab.quiet``); None if the run lacks the check."""
+    if "busy" not in summary.columns:
+        return None
+    return quiet.busy_cells(summary)
+
+
+def check_quiet(summary: pd.DataFrame, run_id: str, allow_busy: bool) -> pd.DataFrame | None:
+    """Refuse a busy run unless ``allow_busy``; return its busy cells (None: not checked)."""
+    busy = busy_cells(summary)
+    if busy is not None and not busy.empty and not allow_busy:
+        first = busy.iloc[0]
+        raise BusyRunError(
+            f"run {run_id!r} has {len(busy)} unit(s) measured on a busy machine (first: "
+            f"{first['queue']} [{first['scenario']}] {int(first['tasks']):,} tasks, "
+            f"{int(first['producers'])} workers: {first['why']}); rerun on a quiet machine "
+            "or pass --allow-busy")
+    return busy
+
+
+def _quiet_lines(busy: pd.DataFrame | None, units: int) -> list[str]:
+    if busy is None:
+        return ["Quiet-machine check: not recorded by this run (it predates the check)."]
+    if busy.empty:
+        return [f"Quiet-machine check: all {units:,} units ran on a quiet machine "
+                f"({quiet.RULE_TEXT})."]
+    cells = "; ".join(f"`{r['queue']}` [{r['scenario']}] {int(r['tasks']):,}×"
+                      f"{int(r['producers'])} rep {int(r['repetition'])}: {r['why']}"
+                      for _, r in busy.head(20).iterrows())
+    more = f" (and {len(busy) - 20} more)" if len(busy) > 20 else ""
+    return [f"**Warning: decided with `--allow-busy`.** {len(busy)} of {units:,} units were "
+            f"measured on a busy machine ({quiet.RULE_TEXT}): {cells}{more}."]
+
+
 def render(run: store.Run, decisions: list[Decision], figure_links: list[tuple[str, str]],
-           reference: tuple[int, int], processes: pd.DataFrame | None = None) -> str:
+           reference: tuple[int, int], processes: pd.DataFrame | None = None,
+           busy: pd.DataFrame | None = None, allow_busy: bool = False) -> str:
     """The ADR's Markdown text; ``processes``: ``across_processes`` of the run, if any."""
-    machine, manifest = run.machine(), run.manifest()
+    machine, manifest, summary = run.machine(), run.manifest(), run.summary()
     table = decision_table(decisions)
     queues = sorted(set(table["queue"]) if not table.empty else set(),
                     key=lambda q: list(QUEUES).index(q) if q in QUEUES else len(QUEUES))
     dirty = " (uncommitted changes)" if machine.get("git_dirty") else ""
+    rates = decision.SERVICE_RATES_PER_S
+    command = f"python -m pqlab adr --run {run.run_id}" + (" --allow-busy" if allow_busy else "")
     out = [
         "# ADR 0001: The request queue of the model-serving scheduler",
         "",
-        f"Status: proposed. Generated by `python -m pqlab adr --run {run.run_id}` from run "
-        f"`{run.run_id}`; every number below is read from that run's `summary` frame.",
+        f"Status: proposed. Generated by `{command}` from run `{run.run_id}`; every number "
+        "below is read from that run's frames or probed on the queues themselves.",
         "",
         "## Context",
         "",
         "The scheduler holds incoming inference requests in one priority queue: CRITICAL=1, "
-        "HIGH=2, NORMAL=3, LOW=4, first in first out within a priority. The queue must "
-        f"sustain more than {analysis.MIN_THROUGHPUT_OPS_S:,} operations per second, add "
-        f"less than {analysis.MAX_LATENCY_US:g} µs on average per operation, and never "
-        "serve a task out of order, lose it or serve it twice.",
+        "HIGH=2, NORMAL=3, LOW=4, first in first out within a priority. The service runs "
+        f"{rates[0]}-{rates[1]} requests a second today ({rates[2]:,} with growth), each "
+        f"taking {decision.SERVICE_TIME_MS:g} ms to 1 s of inference. The queue must never "
+        "serve a task out of order, lose it or serve it twice; its workers must sleep while "
+        "they wait; it should offer what a scheduler needs (a timeout on a blocking get, "
+        "shutdown, a get that survives a client's cancellation, bounded capacity). The POC's "
+        f"criteria (more than {analysis.MIN_THROUGHPUT_OPS_S:,} operations per second, less "
+        f"than {analysis.MAX_LATENCY_US:g} µs per operation) are shown for reference; they are "
+        "thousands of times what the service needs.",
         "",
         "Contexts judged:",
         "",
-        *[f"- **{c.name}** (scenario `{c.scenario}`): {c.description}." for c in CONTEXTS],
+        *[f"- **{c.name}** (scenario `{c.scenario}`): {c.description}. Needs: "
+          f"{decision.needs_text(c)}." for c in CONTEXTS],
         "",
         f"Measured on {machine.get('machine')}, "
         f"{machine.get('os_distribution') or machine.get('os')}, kernel "
@@ -476,25 +551,41 @@ def render(run: store.Run, decisions: list[Decision], figure_links: list[tuple[s
         f"`{(machine.get('git_commit') or 'unknown')[:12]}`{dirty}, started "
         f"{manifest.get('created_utc')}.",
         "",
+        *_quiet_lines(busy, len(summary)),
+        "",
         "## Options compared",
         "",
-        _row(["queue", "thread-safe", "async-safe", "API", "description"]),
-        _row(["---"] * 5),
-        *[_row([f"`{q}`", "yes" if QUEUES[q].thread_safe else "no",
-                "yes" if QUEUES[q].async_safe else "no", QUEUES[q].api,
-                QUEUES[q].description]) for q in queues if q in QUEUES],
+        "Features are probed on each queue (`pqlab.features`): a get with a timeout that "
+        "raises `Empty`, a `shutdown()` that wakes a blocked getter, an async get cancelled "
+        "just after a put woke it that leaves the task queued, one object with both faces, "
+        "and `maxsize=1` refusing a second put. Bytes per queued task: tracemalloc, median "
+        "over the run.",
+        "",
+        *options_table(queues, run_features(run), summary),
         "",
         "## Measurements",
         "",
-        f"Reference cell per context: the task count nearest {reference[0]:,} and the worker "
-        f"count nearest {reference[1]} among those measured (producers = consumers). "
-        "Throughput is the median over repetitions (min-max in brackets), from the untimed "
-        "pass; latencies are medians over repetitions of each run's mean or p99. "
-        "Violations, lost, duplicated and errors are summed over every run of the scenario "
-        f"and of `{CORRECTNESS_SCENARIO}`. A blocking get's dequeue latency includes its wait "
-        "for work, so it is judged only where no worker waits (single-threaded code).",
+        f"Per context, at the reference cell (the measured task count nearest {reference[0]:,} "
+        f"and worker count nearest {reference[1]}, producers = consumers): throughput median "
+        "over repetitions with a distribution-free confidence interval of the median (its "
+        "coverage in brackets when too few repetitions reach 99%). The speed group ranks the "
+        "queues with a significance test: group 1 is the fastest queue and every queue the "
+        f"test cannot separate from it (Mann-Whitney U, p < {significance.P_THRESHOLD:g}, and "
+        f"a difference of at least {significance.MIN_FACTOR - 1:.0%}), group 2 the next, and "
+        "so on; *groups per cell* gives the group in every measured cell (tasks×workers). "
+        "*Worst cell* is the lowest median throughput over every measured cell, *CPU µs per "
+        "task* the highest median (process CPU time over the untimed pass), *idle burn* the "
+        "cores used by the context's consumers waiting 1 s on an empty queue. Correctness "
+        "counts are summed over every run of the scenario and of `ordering`.",
         "",
-        *_measured_table(table),
+        *[line for d in decisions for line in _context_block(d)],
+        "## What the queue costs at the service's rates",
+        "",
+        "From each eligible queue's worst measured cell: CPU share of one core at each rate "
+        "(rate × CPU µs per task) and the latency it adds to a request (its time per task at "
+        "its measured throughput, one put and one get).",
+        "",
+        *costs_table(decisions),
         "",
         *load_findings(run.load(), aging=run.load_aging()),
         "## Figures",
@@ -503,6 +594,9 @@ def render(run: store.Run, decisions: list[Decision], figure_links: list[tuple[s
           for i, (title, link) in enumerate(figure_links)],
         "",
         "## Decision",
+        "",
+        f"The rule: {decision.RULE} Every measured cell counts: the gates read each queue's "
+        "worst cell.",
         "",
         _headline(decisions[0]),
         "",
@@ -524,12 +618,23 @@ def figure_links(figures_dir: Path, adr_dir: Path) -> list[tuple[str, str]]:
             for p in svgs]
 
 
+def cost_frame(decisions: list[Decision]) -> pd.DataFrame:
+    """Per context and queue: CPU µs per task and idle burn (the ``cpu-cost`` figure's input)."""
+    table = decision_table(decisions)
+    if table.empty:
+        return pd.DataFrame(columns=["context", "queue", "cpu_us_per_task", "idle_cores"])
+    return table[["context", "queue", "cpu_us_per_task", "idle_cores"]].copy()
+
+
 def write_adr(run_id: str | None = None, paths: config.Paths | None = None, *,
               reference_tasks: int = DEFAULT_REFERENCE_TASKS,
-              reference_workers: int = DEFAULT_REFERENCE_WORKERS) -> Path:
+              reference_workers: int = DEFAULT_REFERENCE_WORKERS,
+              allow_busy: bool = False) -> Path:
     """Write the ADR for ``run_id`` (default: the latest run); return its path.
 
-    Also draws the decision overview figure into ``figures/<run-id>/``.
+    Also draws the decision overview and CPU cost figures into ``figures/<run-id>/``.
+    Raises ``BusyRunError`` when the run was measured on a busy machine and
+    ``allow_busy`` is false.
     """
     paths = paths or config.paths()
     run_id = run_id or store.latest_run(paths.data)
@@ -537,10 +642,100 @@ def write_adr(run_id: str | None = None, paths: config.Paths | None = None, *,
     summary = run.summary()
     if summary.empty:
         raise store.StoreError(f"run {run_id!r} has no measurements")
-    decisions = decide(summary, reference_tasks, reference_workers)
+    busy = check_quiet(summary, run_id, allow_busy)
+    reference = (reference_tasks, reference_workers)
+    decisions = decide_run(run, reference)
     figures_dir = paths.figures_dir(run_id)
     plots.decision_overview(decision_table(decisions), out_dir=figures_dir)
-    text = render(run, decisions, figure_links(figures_dir, paths.adr_dir),
-                  (reference_tasks, reference_workers),
-                  across_processes(summary, reference_tasks, reference_workers))
+    if hasattr(plots, "cpu_cost"):
+        plots.cpu_cost(cost_frame(decisions), out_dir=figures_dir)
+    text = render(run, decisions, figure_links(figures_dir, paths.adr_dir), reference,
+                  across_processes(summary, reference_tasks, reference_workers), busy,
+                  allow_busy)
     return store.write_text(paths.adr_file, text)
+
+
+# -- comparing the decisions of two runs -------------------------------------------------
+
+
+def find_run(where: str, paths: config.Paths | None = None) -> store.Run:
+    """A run named by a run folder, an output folder holding one ``data/`` (its latest run),
+    or a run id under the repository's ``data/``; ``StoreError`` says which was tried."""
+    path = Path(where).expanduser()
+    if (path / store.RUN_FILE).is_file():
+        return store.Run.open(path.parent, path.name)
+    if (path / "data").is_dir():
+        return store.Run.open(path / "data", store.latest_run(path / "data"))
+    data = (paths or config.paths()).data
+    if path.is_dir():
+        raise store.StoreError(f"{where} is neither a run folder nor an output folder with a "
+                               "data/ folder of runs")
+    return store.Run.open(data, where)
+
+
+@dataclass(frozen=True)
+class DecisionDiff:
+    """Two runs' decisions side by side: per context, and every statement that differs."""
+
+    run_a: str
+    run_b: str
+    contexts: list[tuple[str, str, str, bool]]  # (context, decision A, decision B, agree)
+    differing: list[tuple[str, str, str]]  # (subject, claim in A, claim in B)
+
+    @property
+    def same(self) -> bool:
+        return all(agree for *_, agree in self.contexts)
+
+    def lines(self) -> list[str]:
+        out = [f"pqlab adr --compare: {self.run_a} vs {self.run_b}"]
+        for name, a, b, agree in self.contexts:
+            out.append(f"  {'same' if agree else 'DIFFERS'}: {name}: "
+                       + (a if a == b else f"{a} vs {b}"))
+        if self.differing:
+            out.append(f"  {len(self.differing)} statement(s) differ:")
+            out += [f"    {subject}: {a!r} vs {b!r}" for subject, a, b in self.differing]
+        else:
+            out.append("  every statement agrees")
+        out.append("same decision in every context" if self.same
+                   else "the decisions differ")
+        return out
+
+
+def _decision_text(d: Decision) -> str:
+    if d.table.empty:
+        return "not measured"
+    tie = sorted(d.tie_group)
+    return f"{d.choice or 'none'}" + (f" (tie group: {', '.join(tie)})" if len(tie) > 1 else "")
+
+
+def compare_decisions(a: list[Decision], b: list[Decision], run_a: str = "A",
+                      run_b: str = "B") -> DecisionDiff:
+    """Whether two lists of decisions agree per context: the same queue, or the same tie group
+    (the queues the rule cannot separate before registry order)."""
+    contexts = []
+    for da, db in zip(a, b, strict=True):
+        agree = (da.choice == db.choice) or (
+            bool(da.tie_group) and set(da.tie_group) == set(db.tie_group))
+        contexts.append((da.context.name, _decision_text(da), _decision_text(db), agree))
+    sa, sb = decision.statements(a), decision.statements(b)
+    differing = [(k, sa.get(k, "absent"), sb.get(k, "absent"))
+                 for k in dict.fromkeys([*sa, *sb]) if sa.get(k) != sb.get(k)]
+    return DecisionDiff(run_a, run_b, contexts, differing)
+
+
+def compare_runs(where_a: str, where_b: str, paths: config.Paths | None = None,
+                 reference: tuple[int, int] = (DEFAULT_REFERENCE_TASKS,
+                                               DEFAULT_REFERENCE_WORKERS)) -> DecisionDiff:
+    """Decide from two stored runs and compare; ``StoreError`` when a run is missing or
+    measured none of the contexts."""
+    runs = [find_run(w, paths) for w in (where_a, where_b)]
+    decided = []
+    for run in runs:
+        summary = run.summary()
+        scenarios = set(summary["scenario"].astype(str)) if not summary.empty else set()
+        if not scenarios & {c.scenario for c in CONTEXTS}:
+            raise store.StoreError(
+                f"run {run.run_id!r} measured none of the contexts' scenarios ("
+                + ", ".join(c.scenario for c in CONTEXTS) + ")")
+        decided.append(decide_run(run, reference))
+    return compare_decisions(*decided, run_a=runs[0].run_id, run_b=runs[1].run_id)

@@ -163,8 +163,16 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return run_command(args)
 
 
+# Five repetitions per queue and scenario is the fewest with which the significance
+# test (Mann-Whitney U at p < 0.01) can separate two queues (pqlab.significance).
+POC_REPEATS = 5
+
+
 def _add_poc(p: argparse.ArgumentParser) -> None:
     add_workload_arguments(p)
+    p.add_argument("--repeat", type=positive_int, default=POC_REPEATS,
+                   help="repetitions per queue and scenario, compared with a significance "
+                        f"test (default {POC_REPEATS}; below 5 every queue ties)")
 
 
 def _cmd_poc(args: argparse.Namespace) -> int:
@@ -356,17 +364,27 @@ def _add_adr(p: argparse.ArgumentParser) -> None:
     p.add_argument("--reference-workers", type=positive_int,
                    default=config.REFERENCE_WORKERS,
                    help="judge at the measured worker count nearest this (default %(default)s)")
+    p.add_argument("--allow-busy", action="store_true",
+                   help="decide even from a run measured on a busy machine (the ADR says so)")
+    p.add_argument("--compare", nargs=2, metavar=("RUN_A", "RUN_B"), default=None,
+                   help="compare two runs' decisions instead of writing the ADR: run folders, "
+                        "batch output folders or run ids; exit 1 when a decision differs")
     _add_output(p)
 
 
 def _cmd_adr(args: argparse.Namespace) -> int:
-    from pqlab import config
-    from pqlab.adr import write_adr
+    from pqlab import adr, config
 
     try:
-        path = write_adr(args.run, config.paths(args.output),
-                         reference_tasks=args.reference_tasks,
-                         reference_workers=args.reference_workers)
+        if args.compare:
+            diff = adr.compare_runs(*args.compare, config.paths(args.output),
+                                    (args.reference_tasks, args.reference_workers))
+            print("\n".join(diff.lines()))
+            return 0 if diff.same else 1
+        path = adr.write_adr(args.run, config.paths(args.output),
+                             reference_tasks=args.reference_tasks,
+                             reference_workers=args.reference_workers,
+                             allow_busy=args.allow_busy)
     except ValueError as exc:
         raise UsageError(f"pqlab adr: {exc}") from None
     print(path)

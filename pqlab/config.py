@@ -81,6 +81,11 @@ REFERENCE_WORKERS = 4  # the grid's power of two nearest the POC's 5 workers
 
 # -- the batch plan ----------------------------------------------------------------
 
+# Repetitions of every cell the decision reads (notebooks 01-03) in the default profile:
+# 5 a side is the fewest with which the significance test (Mann-Whitney U, p < 0.01;
+# pqlab.significance) can separate two queues at all (its smallest p is 2/252).
+DECISIVE_REPETITIONS = 5
+
 PROFILES = ("quick", "default", "full")
 PROFILE_HELP = {
     "quick": "CI and smoke checks: tiny grids, under 3 minutes",
@@ -132,18 +137,21 @@ def _no_redis() -> str | None:
 NOTEBOOKS: list[NotebookSpec] = [
     NotebookSpec("01-single-baseline.ipynb", {
         "quick": {"TASK_COUNTS": [1_000, 10_000], "REPETITIONS": 1},
-        "default": {"TASK_COUNTS": [1_000, 10_000, 100_000], "REPETITIONS": 3},
+        "default": {"TASK_COUNTS": [1_000, 10_000, 100_000],
+                    "REPETITIONS": DECISIVE_REPETITIONS},
         "full": {"TASK_COUNTS": [1_000, 10_000, 100_000, 1_000_000], "REPETITIONS": 2},
     }),
     NotebookSpec("02-threads.ipynb", {
         "quick": {"TASK_COUNTS": [5_000], "WORKER_COUNTS": [1, 4], "REPETITIONS": 2},
-        "default": {"TASK_COUNTS": [10_000], "WORKER_COUNTS": [1, 4, 16], "REPETITIONS": 3},
+        "default": {"TASK_COUNTS": [10_000], "WORKER_COUNTS": [1, 4, 16],
+                    "REPETITIONS": DECISIVE_REPETITIONS},
         "full": {"TASK_COUNTS": [10_000, 100_000], "WORKER_COUNTS": [1, 4, 16, 32],
                  "REPETITIONS": 2},
     }),
     NotebookSpec("03-asyncio.ipynb", {
         "quick": {"TASK_COUNTS": [5_000], "WORKER_COUNTS": [1, 4], "REPETITIONS": 2},
-        "default": {"TASK_COUNTS": [10_000], "WORKER_COUNTS": [1, 4, 16], "REPETITIONS": 3},
+        "default": {"TASK_COUNTS": [10_000], "WORKER_COUNTS": [1, 4, 16],
+                    "REPETITIONS": DECISIVE_REPETITIONS},
         "full": {"TASK_COUNTS": [10_000, 100_000], "WORKER_COUNTS": [1, 4, 16, 32],
                  "REPETITIONS": 2},
     }),

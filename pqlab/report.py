@@ -119,52 +119,62 @@ def comparison_lines(results: list[RunResult]) -> list[str]:
 # -- recommendations ------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Role:
-    title: str
-    scenario: str
-    why: str
-    sync_only: bool = False  # the caller is plain synchronous code
+def representatives(results: list[RunResult]) -> list[RunResult]:
+    """Per (queue, scenario), the repetition with the median throughput (the lower of two)."""
+    groups: dict[tuple[str, str], list[RunResult]] = {}
+    for r in results:
+        groups.setdefault((r.queue, r.scenario), []).append(r)
+    out = []
+    for runs in groups.values():
+        ranked = sorted(runs, key=lambda r: r.throughput_ops_s
+                        if r.throughput_ops_s == r.throughput_ops_s else -math.inf)
+        out.append(ranked[(len(ranked) - 1) // 2])
+    return out
 
 
-ROLES = (
-    Role("Single-Node Async API Server", "async",
-         "coroutine-safe; put/get from FastAPI/gRPC async handlers"),
-    Role("Multi-threaded Workers", "threads", "thread-safe, for thread-pool workers"),
-    Role("Performance-Critical Single-Threaded", "single", "no locking; one thread only",
-         sync_only=True),
-    Role("Async Handlers Feeding Worker Threads", "mixed",
-         "one queue with an async face and a thread face"),
-    Role("Multi-Process / Distributed", "processes", "process-safe; workers in other processes"),
-)
+def decide(results: list[RunResult], idle=None) -> list:
+    """``pqlab.decision.decide`` on these results (the same rule as the ADR)."""
+    import pandas as pd
+
+    from pqlab import decision, features, frames
+
+    summary = frames.typed_summary(pd.DataFrame([r.to_dict() for r in results]))
+    return decision.decide(summary, idle=idle, features=features.features_frame(),
+                           reference=(max(r.tasks for r in results),
+                                      max(r.producers for r in results)))
 
 
-def best_for(results: list[RunResult], scenario: str, sync_only: bool = False
-             ) -> RunResult | None:
-    """The fastest correct run of ``scenario`` (0 violations, lost, duplicated, errors)."""
-    fit = [r for r in results if r.scenario == scenario and r.ok
-           and not (sync_only and r.queue in QUEUES and not QUEUES[r.queue].has_sync_face)]
-    return max(fit, key=lambda r: r.throughput_ops_s, default=None)
+def recommendation_lines(decisions: list) -> list[str]:
+    """Per context, the queue the decision rule chooses and why, from this run."""
+    from pqlab import decision
 
-
-def recommendation_lines(results: list[RunResult]) -> list[str]:
-    lines = ["", RULE, "RECOMMENDATIONS (from this run's measurements)", RULE]
+    lines = ["", RULE, "RECOMMENDATIONS (from this run's measurements)", RULE, "",
+             f"Rule (as in the ADR): {decision.RULE}"]
     n = 0
-    for role in ROLES:
-        best = best_for(results, role.scenario, role.sync_only)
-        if best is None:
+    for d in decisions:
+        if d.table.empty:
             continue
         n += 1
-        lines += ["", f"{n}. {role.title} (scenario `{role.scenario}`):",
-                  f"   ✅ Use: {best.queue}",
-                  f"   Throughput: {_num(best.throughput_ops_s)} ops/sec "
-                  f"{throughput_verdict(best.throughput_ops_s)}",
-                  f"   Avg latency: {best.enqueue_us['mean']:.2f}μs enqueue, "
-                  f"{best.dequeue_us['mean']:.2f}μs dequeue "
-                  f"({latency_verdict(best.enqueue_us['mean'])} enqueue)",
-                  f"   💡 {role.why}"]
+        lines += ["", f"{n}. {d.context.name} (scenario `{d.context.scenario}`):"]
+        if d.choice is None:
+            lines.append("   ❌ no queue passes every gate")
+        else:
+            r = d.table[d.table["queue"] == d.choice].iloc[0]
+            tied = [q for q in d.tie_group if q != d.choice]
+            lines += [f"   ✅ Use: {d.choice}",
+                      f"   Needs {decision.needs_text(d.context)}: has {r['features']} of "
+                      f"{len(d.context.needs)}",
+                      f"   Throughput: {_num(r['throughput_median'])} ops/sec median of "
+                      f"{int(r['repetitions'])} ({_num(r['throughput_ci_low'])}-"
+                      f"{_num(r['throughput_ci_high'])}), speed group {int(r['speed_group'])} "
+                      f"of {int(r['groups_in_cell'])}"]
+            if tied:
+                lines.append(f"   Tied on every step but registry order: {', '.join(tied)}")
+        for _, x in d.table.iterrows():
+            if x["set_aside"]:
+                lines.append(f"   Set aside: {x['queue']}: {x['set_aside']}")
     if n == 0:
-        lines.append("No queue ran correctly in any scenario: no recommendation.")
+        lines.append("No context was measured: no recommendation.")
     return lines
 
 
@@ -175,9 +185,15 @@ class Criterion:
     measured: str
 
 
-def success_criteria(results: list[RunResult]) -> list[Criterion]:
-    """The POC's success criteria, judged on the recommended async-server queue."""
-    pick = best_for(results, "async")
+def _pick(results: list[RunResult], queue: str | None) -> RunResult | None:
+    """The median-throughput repetition of ``queue`` in ``async``."""
+    return next((r for r in representatives(results)
+                 if r.queue == queue and r.scenario == "async"), None)
+
+
+def success_criteria(results: list[RunResult], choice: str | None) -> list[Criterion]:
+    """The POC's success criteria, judged on the queue chosen for the async API server."""
+    pick = _pick(results, choice)
     concurrent = [r for r in results if SCENARIOS[r.scenario].uses_workers
                   and r.scenario not in ("single", "ordering")]
     claimed = [r for r in results if _claims(r)]
@@ -186,7 +202,8 @@ def success_criteria(results: list[RunResult]) -> list[Criterion]:
                           "no async-safe queue ran correctly in `async`")]
     # Queue overhead is judged where no get waits for work: the pick's `single` run.
     # In `async` a get that finds the queue empty counts its wait, which is idle time.
-    own = next((r for r in results if r.queue == pick.queue and r.scenario == "single"), pick)
+    own = next((r for r in representatives(results)
+                if r.queue == pick.queue and r.scenario == "single"), pick)
     worst = max(own.enqueue_us["mean"], own.dequeue_us["mean"])
     return [
         Criterion(f"Throughput > {TARGET_THROUGHPUT_OPS_S:,} ops/sec", pick.throughput_ops_s >
@@ -215,9 +232,10 @@ def _claims(r: RunResult) -> bool:
         QUEUES[r.queue])
 
 
-def decision_lines(results: list[RunResult]) -> list[str]:
+def decision_lines(results: list[RunResult], choice: str | None) -> list[str]:
+    """The POC's decision block for ``choice``, the queue chosen for the async API server."""
     lines = ["", RULE, "ARCHITECTURE DECISION", RULE, ""]
-    pick = best_for(results, "async")
+    pick = _pick(results, choice)
     if pick is None:
         return lines + ["No async-safe queue ran correctly: no decision from this run."]
     tasks_s = pick.throughput_ops_s / 2
@@ -231,7 +249,7 @@ def decision_lines(results: list[RunResult]) -> list[str]:
               f"p99 {pick.enqueue_us['p99']:.2f}μs",
               f"  • {'Well within' if pick.enqueue_us['p99'] < 50_000 else 'Above'} "
               "the <50ms queueing target", "", "Success criteria:"]
-    for c in success_criteria(results):
+    for c in success_criteria(results, choice):
         lines.append(f"  {'✅ met' if c.met else '❌ NOT met'}: {c.text} — {c.measured}")
     return lines
 
@@ -292,16 +310,25 @@ def poc_command(args) -> int:
             scenario = scen
             out(f"\n🔬 Test: {scen} — {SCENARIOS[scen].description}")
         out(f"\n{RULE}\nTEST {n}: {queue} [{scen}]\n{RULE}")
-        out(f"Running {args.tasks:,} tasks (timed pass, untimed pass, memory pass)...")
-        r = run(queue, scen, tasks=args.tasks, producers=args.producers,
-                consumers=args.consumers, seed=args.seed, deadline_s=args.deadline,
-                producer_yield=args.producer_yield)
-        results.append(r)
-        for line in result_lines(r):
+        out(f"Running {args.tasks:,} tasks, {args.repeat} repetitions (timed pass, untimed "
+            "pass, memory pass each)...")
+        mine = [run(queue, scen, tasks=args.tasks, producers=args.producers,
+                    consumers=args.consumers, seed=args.seed, repetition=rep,
+                    deadline_s=args.deadline, producer_yield=args.producer_yield)
+                for rep in range(args.repeat)]
+        results += mine
+        for line in result_lines(representatives(mine)[0]):
             out(line)
-    for block in (comparison_lines, recommendation_lines, decision_lines):
-        for line in block(results):
-            out(line)
+        if args.repeat > 1:
+            rates = sorted(r.throughput_ops_s for r in mine)
+            out(f"  Repetitions: {args.repeat}, throughput {_num(rates[0])}-{_num(rates[-1])} "
+                "ops/sec (the block above is the median one)")
+    decisions = decide(results)
+    choice = next((d.choice for d in decisions if d.context.scenario == "async"), None)
+    lines = [*comparison_lines(representatives(results)), *recommendation_lines(decisions),
+             *decision_lines(results, choice)]
+    for line in lines:
+        out(line)
     return 0
 
 

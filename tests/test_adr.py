@@ -6,7 +6,9 @@ import re
 
 import pytest
 
-from pqlab import adr, analysis, config, store
+from pqlab import adr, config, decision, idleburn, significance, store
+from pqlab.cli import main
+from pqlab.queues import QUEUES
 from pqlab.sweep import Grid, run_sweep
 
 
@@ -14,29 +16,45 @@ from pqlab.sweep import Grid, run_sweep
 def lab(tmp_path_factory):
     paths = config.paths(tmp_path_factory.mktemp("adr"))
     run = store.Run.create(paths.data, "adr-test")
-    for grid in (Grid(scenarios=("single",), task_counts=(300, 600), repetitions=2),
+    for grid in (Grid(scenarios=("single",), task_counts=(300, 600), repetitions=5),
                  Grid(scenarios=("threads", "async"), task_counts=(600,), worker_counts=(2, 4),
-                      repetitions=2),
+                      repetitions=5),
                  Grid(scenarios=("ordering",), task_counts=(600,), worker_counts=(2,),
                       repetitions=1)):
         run_sweep(grid, run, fresh_process=False, progress=False)
-    return paths, run, adr.write_adr("adr-test", paths).read_text()
+    in_process = [q for q, spec in QUEUES.items() if not spec.process_safe]
+    run.save_idle(idleburn.idle_frame(in_process, ["threads", "async"], consumers=4,
+                                      seconds=0.3))
+    return paths, run, adr.write_adr("adr-test", paths, allow_busy=True).read_text()
 
 
 def _table_rows(text):
-    """The measured table of the ADR as dicts of the cell texts."""
-    lines = text.split("## Measurements", 1)[1].split("## Figures", 1)[0].splitlines()
-    table = [line for line in lines if line.startswith("| ")]
-    head = [c.strip() for c in table[0].strip("|").split("|")]
-    return [dict(zip(head, (c.strip() for c in line.strip("|").split("|")), strict=True))
-            for line in table[2:]]
+    """The measured tables of the ADR (one per context) as dicts of the cell texts."""
+    section = text.split("## Measurements", 1)[1].split("## What the queue costs", 1)[0]
+    rows = []
+    for block in section.split("### ")[1:]:
+        name = block.splitlines()[0].strip()
+        table = [line for line in block.splitlines() if line.startswith("| ")]
+        if not table:
+            continue
+        head = [c.strip() for c in table[0].strip("|").split("|")]
+        for line in table[2:]:
+            cells = (c.strip() for c in line.strip("|").split("|"))
+            rows.append({"context": name, **dict(zip(head, cells, strict=True))})
+    return rows
 
 
 def _number(text):
     return float(text.replace(",", ""))
 
 
-def test_every_number_in_the_table_matches_the_frames(lab):
+def _reference(text, context):
+    block = text.split(f"### {context}", 1)[1]
+    tasks, workers = re.search(r"reference cell ([\d,]+) tasks, (\d+) worker", block).groups()
+    return int(_number(tasks)), int(workers)
+
+
+def test_every_number_in_the_tables_matches_the_frames(lab):
     paths, run, text = lab
     summary = run.summary()
     rows = _table_rows(text)
@@ -44,66 +62,86 @@ def test_every_number_in_the_table_matches_the_frames(lab):
     measured = set(summary["scenario"].astype(str))
     assert {r["context"] for r in rows} == {c for c, s in contexts.items() if s in measured}
     for r in rows:
-        queue = r["queue"].strip("`")
-        tasks, workers = int(_number(r["tasks"])), int(r["workers"])
-        cell = summary[(summary["scenario"] == contexts[r["context"]])
-                       & (summary["queue"] == queue) & (summary["tasks"] == tasks)
-                       & (summary["producers"] == workers)]
-        assert len(cell) == 2, (queue, r["context"])
-        median, rest = r["throughput ops/s, median (min-max)"].split(" (")
-        low, high = rest.rstrip(")").split("-")
-        assert _number(median) == pytest.approx(cell["throughput_ops_s"].median(), abs=0.5)
-        assert _number(low) == pytest.approx(cell["throughput_ops_s"].min(), abs=0.5)
-        assert _number(high) == pytest.approx(cell["throughput_ops_s"].max(), abs=0.5)
+        queue = r["queue"].split("`")[1]
+        scenario = contexts[r["context"]]
+        tasks, workers = _reference(text, r["context"])
+        mine = summary[(summary["scenario"] == scenario) & (summary["queue"] == queue)]
+        cell = mine[(mine["tasks"] == tasks) & (mine["producers"] == workers)]
+        assert len(cell) == 5, (queue, r["context"])
+        ci = significance.summarize(cell["throughput_ops_s"].tolist())
+        median, low, high = re.match(r"([\d,]+) \(([\d,]+)-([\d,]+)",
+                                     r["throughput ops/s, median (99% CI)"]).groups()
+        assert _number(median) == pytest.approx(ci.median, abs=0.5)
+        assert _number(low) == pytest.approx(ci.ci_low, abs=0.5)
+        assert _number(high) == pytest.approx(ci.ci_high, abs=0.5)
+        worst = mine.groupby(["tasks", "producers"])["throughput_ops_s"].median().min()
+        assert _number(r["worst cell ops/s"]) == pytest.approx(worst, abs=0.5)
+        cpu = mine.groupby(["tasks", "producers"])["cpu_us_per_task"].median().max()
+        assert _number(r["CPU µs per task"]) == pytest.approx(cpu, abs=0.005)
         assert _number(r["mean enqueue µs"]) == pytest.approx(
             cell["enqueue_mean_us"].median(), abs=0.005)
-        assert _number(r["mean dequeue µs"]) == pytest.approx(
-            cell["dequeue_mean_us"].median(), abs=0.005)
         assert _number(r["p99 enqueue µs"]) == pytest.approx(
             cell["enqueue_p99_us"].median(), abs=0.005)
         checked = summary[(summary["queue"] == queue) & summary["scenario"].isin(
-            [contexts[r["context"]], "ordering"])]
-        for col in ("violations", "lost", "duplicated", "errors"):
-            assert int(r[col]) == checked[col].sum()
+            [scenario, "ordering"])]
+        counts = [int(x) for x in r["violations / lost / duplicated / errors"].split(" / ")]
+        assert counts == [checked[c].sum() for c in ("violations", "lost", "duplicated",
+                                                      "errors")]
+        idle = run.idle()
+        burn = idle[(idle["queue"] == queue) & (idle["scenario"] == scenario)]
+        if scenario == "single":
+            assert r["idle burn, cores"] == "n/a"
+        else:
+            assert _number(r["idle burn, cores"]) == pytest.approx(
+                burn["idle_cores"].median(), abs=0.0005)
 
 
 def test_the_reference_cell_is_the_nearest_measured(lab):
     _, _, text = lab
-    rows = _table_rows(text)
-    assert {r["tasks"] for r in rows} == {"600"}  # nearest 10,000 among 300 and 600
-    assert {r["workers"] for r in rows if r["context"] != "single-threaded code"} == {"4"}
+    assert _reference(text, "single-threaded code") == (600, 1)  # nearest 10,000: 600
+    assert _reference(text, "thread workers") == (600, 4)
 
 
-def test_the_decision_follows_the_criteria(lab):
+def test_the_decision_follows_the_rule(lab):
     _, run, text = lab
-    for d in adr.decide(run.summary(), 10_000, 4):
+    for d in adr.decide_run(run, (10_000, 4)):
         if d.table.empty:  # the context's scenario was not measured in this run
-            assert f"**{d.context.name}**" in text and "not measured" in text
+            assert f"**{d.context.name}**: not measured" in text
             continue
-        passing = d.table[d.table["meets"]]
-        if passing.empty:
-            assert d.choice is None and "no measured queue meets" in text
-        else:
-            best = passing.sort_values("throughput_median").iloc[-1]["queue"]
-            assert d.choice == best and f"use `{best}`" in text
-            row = passing[passing["queue"] == best].iloc[0]
-            assert row["throughput_median"] > analysis.MIN_THROUGHPUT_OPS_S
-            assert row["enqueue_mean_us"] < analysis.MAX_LATENCY_US
+        eligible = d.table[d.table["set_aside"] == ""]
+        if eligible.empty:
+            assert d.choice is None
+            continue
+        best = eligible.sort_values(["features", "registry_order"],
+                                    ascending=[False, True]).iloc[0]
+        lean = eligible[eligible["features"] == best["features"]]
+        least = lean["bytes_per_task"].min()
+        first = lean[lean["bytes_per_task"] <= 2 * least].sort_values("registry_order")
+        assert d.choice == first.iloc[0]["queue"]
+        assert f"**{d.context.name}**: use `{d.choice}`" in text
+    assert decision.RULE in text
+
+
+def test_a_polling_queue_is_not_recommended_for_waiting_workers(lab):
+    _, run, text = lab
+    threads = next(d for d in adr.decide_run(run) if d.context.scenario == "threads")
+    row = threads.table.set_index("queue").loc["ThreadSafeHeapQueue"]
+    assert row["idle_cores"] > decision.IDLE_LIMIT_CORES
+    assert "burn" in row["set_aside"] and threads.choice != "ThreadSafeHeapQueue"
+    assert "`ThreadSafeHeapQueue` (its waiting consumers burn" in text
 
 
 def test_changing_the_data_changes_the_decision(lab):
     _, run, _ = lab
     summary = run.summary()
-    slow = summary.copy()
-    slow["throughput_ops_s"] = 1_000.0
-    assert all(d.choice is None for d in adr.decide(slow))
     broken = summary.copy()
     heapq_rows = broken["queue"] == "heapq"
     broken.loc[heapq_rows, "violations"] = 3
-    single = next(d for d in adr.decide(broken) if d.context.scenario == "single")
+    decisions = adr.decide(broken, idle=run.idle(), features=adr.run_features(run))
+    single = next(d for d in decisions if d.context.scenario == "single")
     assert single.choice != "heapq"
     row = single.table[single.table["queue"] == "heapq"].iloc[0]
-    assert row["failures"] == [f"{3 * heapq_rows.sum()} violations"]
+    assert row["set_aside"] == f"incorrect: {3 * heapq_rows.sum()} violations"
 
 
 def test_a_missing_context_is_said_not_invented(lab):
@@ -112,6 +150,42 @@ def test_a_missing_context_is_said_not_invented(lab):
     decisions = adr.decide(summary[summary["scenario"] != "async"])
     assert decisions[0].context.scenario == "async" and decisions[0].choice is None
     assert "not measured" in adr._verdict_line(decisions[0])
+
+
+def test_a_busy_run_is_refused_without_the_override(lab, tmp_path):
+    paths, run, _ = lab
+    busy = run.summary()
+    busy["others_cores"] = 1.5
+    busy["busy"] = True
+    with pytest.raises(adr.BusyRunError, match="--allow-busy"):
+        adr.check_quiet(busy, run.run_id, allow_busy=False)
+    cells = adr.check_quiet(busy, run.run_id, allow_busy=True)
+    assert len(cells) == len(busy)
+    assert "Warning: decided with `--allow-busy`" in adr._quiet_lines(cells, len(busy))[0]
+
+
+def test_compare_says_the_same_run_decides_the_same(lab, capsys):
+    paths, run, _ = lab
+    assert main(["adr", "--compare", str(run.dir), str(run.dir), "--output",
+                 str(paths.root)]) == 0
+    out = capsys.readouterr().out
+    assert "same decision in every context" in out and "every statement agrees" in out
+
+
+@pytest.mark.parametrize("args, message", [
+    (["no-such-run", "adr-test"], "no run 'no-such-run'"),
+    (["adr-test", "only-ordering"], "measured none of the contexts"),
+])
+def test_compare_bad_input_is_one_line_and_exit_2(lab, capsys, args, message):
+    paths, _, _ = lab
+    if "only-ordering" in args and not (paths.data / "only-ordering").exists():
+        other = store.Run.create(paths.data, "only-ordering")
+        run_sweep(Grid(queues=("heapq",), scenarios=("ordering",), task_counts=(200,),
+                       worker_counts=(2,), repetitions=1), other, fresh_process=False,
+                  progress=False)
+    assert main(["adr", "--compare", *args, "--output", str(paths.root)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and "\n" not in err
 
 
 def test_the_adr_links_the_run_and_its_figures(lab):
