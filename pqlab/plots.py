@@ -18,7 +18,7 @@ import seaborn as sns
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
-from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 
 from pqlab import analysis, store
 from pqlab.queues import QUEUES
@@ -96,8 +96,17 @@ def _queue_legend(fig: Figure, queues, dashes: dict | None = None, dash_title: s
                            else str(level))
                     for level, dash in dashes.items()]
     handles += list(extra)
-    _small(fig.legend(handles=handles, title="queue", loc="outside right upper",
-                      handlelength=3.0))
+    _figure_legend(fig, handles, "queue")
+
+
+def _figure_legend(fig: Figure, handles: list, title: str) -> None:
+    """One legend right of the top-right panel, below the figure's title, which a legend
+    in the figure's corner would cross when the title is wide."""
+    top_right = max((ax for ax in fig.axes if ax.get_visible()),
+                    key=lambda ax: (-ax.get_subplotspec().rowspan.start,
+                                    ax.get_subplotspec().colspan.stop))
+    _small(top_right.legend(handles=handles, title=title, loc="upper left",
+                            bbox_to_anchor=(1.02, 1.0), handlelength=3.0))
 
 
 def _figure(panels: int = 1, cols: int | None = None, sharey: bool = False):
@@ -141,9 +150,11 @@ def _log(ax, axis: str = "y") -> None:
     (ax.set_yscale if axis == "y" else ax.set_xscale)("log")
     low, high = ax.get_ylim() if axis == "y" else ax.get_xlim()
     decades = np.log10(high / low) if low > 0 and high > low else 0.0
-    # Over a short range, 1-2-5 steps so more than one tick is labelled.
-    target.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0) if decades < 2.5
-                                        else (1.0,)))
+    # Over a short range, 1-2-5 steps so more than one tick is labelled; within a
+    # decade, evenly spaced round numbers (0.6 0.8 1 1.2).
+    target.set_major_locator(MaxNLocator(nbins=5, steps=[1, 2, 2.5, 5, 10]) if decades < 1
+                             else LogLocator(base=10, subs=(1.0, 2.0, 5.0) if decades < 2.5
+                                             else (1.0,)))
     target.set_major_formatter(FuncFormatter(_plain))
     target.set_minor_formatter(NullFormatter())
 
@@ -155,20 +166,22 @@ def _small(legend) -> None:
 
 
 def _tidy_legends(fig: Figure) -> None:
-    """Small legends outside the data: panels that repeat one legend share a single one
-    on the figure's right; any other legend goes on its panel's right."""
+    """Small legends outside the data: panels that repeat one legend share a single one;
+    any legend goes on its panel's right."""
     axes = [ax for ax in fig.axes if ax.get_legend() is not None]
     labels = [[t.get_text() for t in ax.get_legend().get_texts()] for ax in axes]
     if len(axes) > 1 and all(lab == labels[0] for lab in labels):
         legend = axes[0].get_legend()
         handles, title = legend.legend_handles, legend.get_title().get_text()
+        for handle, label in zip(handles, labels[0], strict=True):
+            handle.set_label(label)
         for ax in axes:
             ax.get_legend().remove()
-        _small(fig.legend(handles, labels[0], title=title, loc="outside right upper",
-                          handlelength=3.0))
+        _figure_legend(fig, handles, title)
         return
     for ax in axes:
-        sns.move_legend(ax, "upper left", bbox_to_anchor=(1.02, 1.0))
+        if ax.get_legend().get_bbox_to_anchor() is ax.bbox:  # placed inside, by default
+            sns.move_legend(ax, "upper left", bbox_to_anchor=(1.02, 1.0))
         _small(ax.get_legend())
 
 
@@ -366,28 +379,73 @@ def correctness(summary: pd.DataFrame, *, out_dir: Path | None = None) -> Figure
     sns.heatmap(grid.astype(float), annot=True, fmt=".0f", cmap="Reds", vmin=0,
                 vmax=max(1.0, float(np.nanmax(grid.to_numpy(float)))), cbar=False,
                 linewidths=0.5, ax=ax)
+    ax.grid(False)  # the style's grid lines would cross the blank (not run) cells
     ax.set(xlabel="scenario", ylabel="queue")
     fig.suptitle("Correctness: violations + lost + duplicated + errors\n"
                  "(count summed over runs; 0 passes, blank: not run)")
     return export(fig, data, "correctness", out_dir)
 
 
+MACHINE_HATCHES = ("", "///", "...", "xxx", "\\\\\\", "ooo")
+
+
+def _machine_bars(ax, part: pd.DataFrame, machines: list[str], rows: int) -> None:
+    """Per queue (a row, in registry order; ``rows`` rows drawn, so bars are as thick in
+    every panel) a bar per machine from the ratio 1 to the median ratio, in the queue's
+    colour, machines told apart by hatching."""
+    medians = part.groupby(["queue", "machine"], observed=True)["ratio"].median()
+    queues = _queue_order(part["queue"])
+    height = 0.8 / len(machines)
+    for i, queue in enumerate(queues):
+        color = queue_style(queue).color
+        # White hatching on dark bars, black on light ones (relative luminance).
+        hatch_color = "white" if np.dot(mcolors.to_rgb(color), (0.2126, 0.7152, 0.0722)) \
+            < 0.4 else "black"
+        for j, machine in enumerate(machines):
+            if (queue, machine) in medians.index:
+                ratio = medians[(queue, machine)]
+                ax.barh(i - 0.4 + height * (j + 0.5), ratio - 1, left=1, height=height,
+                        color=color, hatch=MACHINE_HATCHES[j % len(MACHINE_HATCHES)],
+                        hatchcolor=hatch_color, edgecolor="white", linewidth=0.5)
+    baseline = str(part["baseline"].iloc[0])
+    ax.set_yticks(range(len(queues)), [f"{q} (baseline)" if q == baseline else q
+                                       for q in queues], fontsize="small")
+    ax.set_ylim(rows - 0.5, -0.5)
+    ax.grid(axis="y", visible=False)
+
+
 def ratios_across_machines(ratios: pd.DataFrame, *, out_dir: Path | None = None) -> Figure:
-    """Median throughput as a ratio to each machine's baseline queue, per scenario."""
+    """Median throughput as a ratio to each machine's baseline queue, per scenario: a
+    bar from 1 per queue and machine, on a log axis so 2x and 0.5x look alike."""
     name, title = "ratios-across-machines", "Throughput relative to a baseline queue"
     if ratios.empty:
         return export(_no_data(title, "no runs"), ratios, name, out_dir)
     scenarios = _present(ratios, "scenario")
-    fig, axes = _figure(len(scenarios), cols=min(2, len(scenarios)))
-    for ax, scenario in zip(axes, scenarios, strict=True):
+    machines = _present(ratios, "machine")
+    counts = [ratios[ratios["scenario"] == s]["queue"].nunique() for s in scenarios]
+    cols = min(2, len(scenarios))
+    rows = -(-len(scenarios) // cols)
+    heights = [max(counts[r * cols:(r + 1) * cols]) for r in range(rows)]
+    use_style()
+    # About 0.16 in per bar: the queue names keep apart; 1 in per row for its labels.
+    fig = Figure(figsize=(5.6 * cols + 1.6,
+                          0.9 + sum((0.16 * len(machines) + 0.12) * h + 1.0 for h in heights)),
+                 layout="constrained")
+    axes = fig.subplots(rows, cols, squeeze=False,
+                        gridspec_kw={"height_ratios": heights}).ravel()
+    for ax in axes[len(scenarios):]:
+        ax.set_visible(False)
+    for i, (ax, scenario) in enumerate(zip(axes, scenarios, strict=False)):
         part = _used(ratios[ratios["scenario"] == scenario])
-        sns.barplot(part, x="queue", y="ratio", hue="machine", ax=ax, errorbar=None,
-                    estimator="median")
-        ax.axhline(1.0, color="grey", linewidth=1)
-        base = part["baseline"].iloc[0]
-        ax.set(xlabel="", ylabel=f"throughput / {base} (ratio)", title=scenario)
-        ax.tick_params(axis="x", labelrotation=20)
-        ax.legend(title="machine")
+        _machine_bars(ax, part, machines, heights[i // cols])
+        ax.axvline(1.0, color="dimgrey", linewidth=1)
+        _log(ax, "x")
+        ax.set(xlabel=f"throughput / {part['baseline'].iloc[0]} (ratio, log scale)",
+               title=scenario)
+    _figure_legend(fig, [Patch(facecolor="lightgrey", edgecolor="white",
+                               hatch=MACHINE_HATCHES[j % len(MACHINE_HATCHES)],
+                               hatchcolor="black", label=machine)
+                         for j, machine in enumerate(machines)], "machine")
     fig.suptitle(f"{title} on the same machine\n(median over cells and repetitions)")
     return export(fig, ratios, name, out_dir)
 
@@ -507,7 +565,7 @@ def decision_overview(table: pd.DataFrame, *, out_dir: Path | None = None) -> Fi
                       label="★ chosen"),
                 Patch(facecolor=mcolors.to_rgba("grey", SET_ASIDE_ALPHA), edgecolor="grey",
                       hatch="///", label="set aside")]
-    _small(fig.legend(handles=handles, loc="outside right upper", title="key"))
+    _small(fig.legend(handles=handles, loc="outside lower center", ncols=3))
     fig.suptitle(title)
     return export(fig, table, name, out_dir)
 
@@ -535,22 +593,28 @@ def cpu_cost(table: pd.DataFrame, out_dir: Path | None = None) -> Figure:
         _queue_bars(cpu_ax, part, "cpu_us_per_task")
         _queue_bars(idle_ax, part, "idle_cores")
         idle_ax.axvline(IDLE_LIMIT_CORES, color="dimgrey", linestyle="--", linewidth=1.2)
+        # The value beside each bar: a blocked consumer's 0 core draws no bar at all.
         for i, idle in enumerate(part["idle_cores"]):
-            if np.isnan(idle):
-                idle_ax.text(0.02, i, "not measured", transform=idle_ax.get_yaxis_transform(),
-                             va="center", fontsize="x-small", color="dimgrey")
+            measured = not np.isnan(idle)
+            idle_ax.text(idle if measured else 0.02, i, f" {idle:.2g}" if measured
+                         else "not measured", va="center", fontsize="x-small",
+                         color="black" if measured else "dimgrey",
+                         transform=idle_ax.transData if measured
+                         else idle_ax.get_yaxis_transform())
     cpu_ax, idle_ax = axes[-1]
     _log(cpu_ax, "x")
     cpu_ax.set_xlabel("CPU per task (µs, median, log scale)")
     # Idle burn runs from 0 (a blocked get) to whole cores (polling): linear up to
     # 0.01 core, log above, so 0 and the 0.05 limit both show.
     idle_ax.set_xscale("symlog", linthresh=0.01, linscale=0.5)
-    idle_ax.set_xlim(left=0)
+    # Room on the right for the value beside the longest bar.
+    idle_ax.set_xlim(0, max(2 * IDLE_LIMIT_CORES, 4 * np.nanmax(
+        [0.0, *data["idle_cores"].to_numpy(float)])))
     idle_ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
     idle_ax.set_xlabel("idle burn (cores, median, symlog scale)")
     _small(fig.legend(handles=[_criterion_legend(
         f"limit for waiting workers ({IDLE_LIMIT_CORES:g} core)")],
-        loc="outside right upper", title="key"))
+        loc="outside lower center"))
     fig.suptitle(f"{title}\n(idle burn: cores used by the consumers while they wait "
                  "on an empty queue)")
     return export(fig, data, name, out_dir)
