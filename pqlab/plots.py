@@ -9,6 +9,7 @@ figure) there, usually ``figures/<run-id>/``.
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import matplotlib.colors as mcolors
@@ -185,9 +186,21 @@ def _tidy_legends(fig: Figure) -> None:
         _small(ax.get_legend())
 
 
+def _wrap_title(fig: Figure) -> None:
+    """Wrap the figure title's lines to the figure's width, which a long line overran."""
+    title = fig._suptitle
+    if title is None:
+        return
+    # A character of the title font is about 0.55 of its size wide.
+    width = int(fig.get_figwidth() * 72 / (0.55 * title.get_fontsize()))
+    title.set_text("\n".join(textwrap.fill(line, width) for line in
+                             title.get_text().split("\n")))
+
+
 def export(fig: Figure, data: pd.DataFrame, name: str, out_dir: Path | None) -> Figure:
     """Write ``name``.svg/.png/.csv to ``out_dir`` (atomically); return the figure."""
     _tidy_legends(fig)
+    _wrap_title(fig)
     if out_dir is None:
         return fig
     out_dir = Path(out_dir)
@@ -233,8 +246,8 @@ def latency_ecdf(samples: pd.DataFrame, scenario: str = "single", *,
         _queue_lines(ax, part, "latency_us", "quantile", drawstyle="steps-post",
                      markevery=0.2)
         _log(ax, "x")
-        ax.set(xlabel=f"{op} latency (µs, log scale)", title=op)
-    axes[0].set_ylabel("fraction of operations")
+        ax.set(xlabel=f"{op} latency (µs, log scale)", ylabel="fraction of operations",
+               title=op)
     _queue_legend(fig, data["queue"])
     fig.suptitle(f"{title}\n{int(data['tasks'].max()):,} tasks (ECDF)")
     return export(fig, data, name, out_dir)
@@ -262,8 +275,7 @@ def tail_vs_tasks(summary: pd.DataFrame, scenario: str = "single", *,
         _queue_lines(ax, part, "tasks", "latency_us", "percentile", dashes)
         _tasks_axis(ax, data["tasks"])
         _log(ax, "y")
-        ax.set(xlabel="tasks (log scale)", title=op)
-    axes[0].set_ylabel("latency (µs, log scale)")
+        ax.set(xlabel="tasks (log scale)", ylabel="latency (µs, log scale)", title=op)
     _queue_legend(fig, data["queue"], dashes, "percentile")
     fig.suptitle(f"{title}\n(median of repetitions)")
     return export(fig, data, name, out_dir)
@@ -441,7 +453,7 @@ def ratios_across_machines(ratios: pd.DataFrame, *, out_dir: Path | None = None)
         ax.axvline(1.0, color="dimgrey", linewidth=1)
         _log(ax, "x")
         ax.set(xlabel=f"throughput / {part['baseline'].iloc[0]} (ratio, log scale)",
-               title=scenario)
+               ylabel="queue", title=scenario)
     _figure_legend(fig, [Patch(facecolor="lightgrey", edgecolor="white",
                                hatch=MACHINE_HATCHES[j % len(MACHINE_HATCHES)],
                                hatchcolor="black", label=machine)

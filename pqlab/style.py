@@ -41,14 +41,14 @@ class Family:
 # Simulated deuteranopia turns the greens grey, so every queue has its own marker.
 FAMILIES = (
     Family("stdlib heap", ("heapq", "queue.PriorityQueue", "asyncio.PriorityQueue"),
-           ("#0b3d91", "#2f7fd0", "#6aaee6"), ("o", "s", "^")),
+           ("#10389a", "#3a6fd6", "#7aa2ec"), ("o", "s", "^")),
     Family("POC lock + heap", ("ThreadSafeHeapQueue",), ("#a0449f",), ("D",)),
     Family("pqlab bucket", ("BucketQueue", "ThreadSafeBucketQueue", "AsyncBucketQueue",
                             "BridgeBucketQueue", "ThreadSafeAgingQueue"),
            ("#dd5f0a", "#6e2400", "#f4a060", "#a83800", "#f0843a"),
            ("v", "P", "X", "p", "h")),
     Family("third-party bridge", ("janus.PriorityQueue", "culsans.PriorityQueue"),
-           ("#00735a", "#4fc1a0"), ("<", ">")),
+           ("#007a4d", "#4cc28c"), ("<", ">")),
     Family("process-safe", ("multiprocessing", "redis"), ("#1c1c1c", "#8c8c8c"),
            ("*", "d")),
 )
