@@ -35,10 +35,11 @@ class Family:
     markers: tuple[str, ...]  # per member; no marker is used by two queues
 
 
-# Hues from the Okabe-Ito colour-blind-safe set (blue, reddish purple, vermillion,
-# bluish green) plus greys, each stretched into a lightness ramp: families sit at
-# least 60 degrees of hue apart, members of a family at least 0.1 apart in lightness.
-# Simulated deuteranopia turns the greens grey, so every queue has its own marker.
+# Hues near the Okabe-Ito colour-blind-safe set (blue, purple, vermillion, bluish
+# green) plus greys, each stretched into a lightness ramp: families sit at least 60
+# degrees of hue apart, members of a family at least 0.08 apart in HLS lightness
+# (tests/test_plots.py checks both). Simulated deuteranopia turns the greens grey and
+# the oranges olive, so every registered queue also has a marker of its own.
 FAMILIES = (
     Family("stdlib heap", ("heapq", "queue.PriorityQueue", "asyncio.PriorityQueue"),
            ("#10389a", "#3a6fd6", "#7aa2ec"), ("o", "s", "^")),
