@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import colorsys
+import itertools
+
+import matplotlib.colors as mcolors
+import numpy as np
 import pandas as pd
 import pytest
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 
-from pqlab import QUEUES, analysis, frames, plots
+from pqlab import QUEUES, analysis, frames, plots, style
 from pqlab.sweep import Grid, run_sweep
 
 
@@ -33,6 +40,43 @@ def _exported(tmp_path, name):
         assert (tmp_path / f"{name}.{ext}").stat().st_size > 0, ext
 
 
+def _overlapping(boxes):
+    """Pairs of boxes (name, Bbox) that overlap by more than a pixel each way."""
+    return [(a, b) for (a, box_a), (b, box_b) in itertools.combinations(boxes, 2)
+            if min(box_a.x1, box_b.x1) - max(box_a.x0, box_b.x0) > 1
+            and min(box_a.y1, box_b.y1) - max(box_a.y0, box_b.y0) > 1]
+
+
+def _readable(fig: Figure) -> None:
+    """No two tick labels of an axis overlap, no title crosses another title or a
+    legend or runs off the figure, and every legend lies outside every panel's data
+    area."""
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    axes = [ax for ax in fig.axes if ax.get_visible() and ax.axison]
+    for ax in axes:
+        for axis in (ax.xaxis, ax.yaxis):
+            labels = [(t.get_text(), t.get_window_extent(renderer))
+                      for t in axis.get_ticklabels() if t.get_visible() and t.get_text()]
+            assert not _overlapping(labels), (ax.get_title(), _overlapping(labels))
+    legends = [ax.get_legend() for ax in fig.axes if ax.get_legend()] + list(fig.legends)
+    titles = [(f"title {ax.get_title(loc)!r}", ax.title if loc == "center"
+               else getattr(ax, f"_{loc}_title")) for ax in axes
+              for loc in ("center", "left") if ax.get_title(loc)]
+    if fig._suptitle is not None:
+        titles.append(("suptitle", fig._suptitle))
+        title = fig._suptitle.get_window_extent(renderer)
+        assert title.x0 >= 0 and title.x1 <= fig.bbox.x1, "the title runs off the figure"
+    boxes = [(name, text.get_window_extent(renderer)) for name, text in titles]
+    boxes += [(f"legend {i}", legend.get_window_extent(renderer))
+              for i, legend in enumerate(legends)]
+    assert not _overlapping(boxes), _overlapping(boxes)
+    for legend, ax in itertools.product(legends, axes):
+        assert not _overlapping([("legend", legend.get_window_extent(renderer)),
+                                 ("data", ax.get_window_extent(renderer))]), ax.get_title()
+
+
 @pytest.mark.parametrize("name, draw", [
     ("latency-ecdf-single", lambda s, x, out: plots.latency_ecdf(x, "single", out_dir=out)),
     ("tail-vs-tasks-single", lambda s, x, out: plots.tail_vs_tasks(s, "single", out_dir=out)),
@@ -47,6 +91,7 @@ def test_each_figure_is_labelled_and_exported(frames_, tmp_path, name, draw):
     summary, samples = frames_
     fig = draw(summary, samples, tmp_path)
     _labelled(fig)
+    _readable(fig)
     _exported(tmp_path, name)
 
 
@@ -66,7 +111,9 @@ def test_ratios_across_machines(frames_, tmp_path):
                          summary.assign(run_id="b", machine="box b")])
     ratios = analysis.ratios_to_baseline(two)
     assert (ratios[ratios["queue"] == ratios["baseline"]]["ratio"] == 1.0).all()
-    _labelled(plots.ratios_across_machines(ratios, out_dir=tmp_path))
+    fig = plots.ratios_across_machines(ratios, out_dir=tmp_path)
+    _labelled(fig)
+    _readable(fig)
     _exported(tmp_path, "ratios-across-machines")
 
 
@@ -80,3 +127,150 @@ def test_a_queue_keeps_its_color():
     with_extra = plots.queue_colors(["extra"])
     assert plots.queue_colors() == {q: with_extra[q] for q in QUEUES}
     assert with_extra["extra"] not in plots.queue_colors().values()
+
+
+# -- one look per queue ---------------------------------------------------------------
+
+
+def _line_styles(fig):
+    return {line.get_label(): (line.get_color(), line.get_marker(), line.get_linestyle())
+            for ax in fig.axes for line in ax.get_lines() if line.get_label() in QUEUES}
+
+
+def test_a_queue_looks_the_same_whatever_else_a_figure_shows(frames_):
+    _, samples = frames_
+    alone = samples[samples["queue"] == "queue.PriorityQueue"]
+    with_others = _line_styles(plots.latency_ecdf(samples, "single"))
+    by_itself = _line_styles(plots.latency_ecdf(alone, "single"))
+    assert by_itself == {"queue.PriorityQueue": with_others["queue.PriorityQueue"]}
+    assert len(set(with_others.values())) == len(with_others) == 3
+    expected = plots.queue_style("queue.PriorityQueue")
+    assert by_itself["queue.PriorityQueue"] == (expected.color, expected.marker, "--")
+
+
+def test_registered_queues_differ_in_colour_and_in_marker():
+    styles = {name: plots.queue_style(name) for name in QUEUES}
+    assert len({(s.color, s.marker, s.linestyle) for s in styles.values()}) == len(QUEUES)
+    assert len({mcolors.to_hex(s.color) for s in styles.values()}) == len(QUEUES)
+    assert len({s.marker for s in styles.values()}) == len(QUEUES)
+    assert all(s.family != style.OTHER.name for s in styles.values()), styles
+
+
+def _hls(color):
+    return colorsys.rgb_to_hls(*mcolors.to_rgb(color))
+
+
+def _hue_gap(a, b):
+    gap = abs(a - b) % 1.0
+    return min(gap, 1.0 - gap) * 360
+
+
+def test_a_family_shares_a_hue_and_its_members_differ_in_lightness():
+    hues = {}
+    for family in style.FAMILIES:
+        hls = [_hls(plots.queue_style(name).color) for name in family.members]
+        assert all(plots.queue_style(n).family == family.name for n in family.members)
+        if max(s for _, _, s in hls) < 0.05:  # a grey family: lightness only
+            pass
+        else:
+            assert all(_hue_gap(h, hls[0][0]) <= 20 for h, _, _ in hls), family.name
+            hues[family.name] = hls[0][0]
+        for (_, l_a, _), (_, l_b, _) in itertools.combinations(hls, 2):
+            assert abs(l_a - l_b) >= 0.08, family.name
+    for (a, hue_a), (b, hue_b) in itertools.combinations(hues.items(), 2):
+        assert _hue_gap(hue_a, hue_b) >= 60, (a, b)
+
+
+def test_an_unknown_queue_gets_a_stable_style_of_its_own_family():
+    first = plots.queue_style("my.Queue")
+    assert first == plots.queue_style("my.Queue")
+    assert first.family == style.OTHER.name
+    assert first.color not in {plots.queue_style(q).color for q in QUEUES}
+    assert plots.queue_style("ThreadSafeAgingQueue(age=20ms)") == \
+        plots.queue_style("ThreadSafeAgingQueue")
+    assert plots.queue_style("ThreadSafeAgingQueue").family == "pqlab bucket"
+
+
+# -- decision overview and CPU cost ------------------------------------------------------
+
+CONTEXTS = {"async API server": ["BridgeBucketQueue", "AsyncBucketQueue", "janus.PriorityQueue"],
+            "thread workers": ["ThreadSafeHeapQueue", "queue.PriorityQueue"],
+            "single-threaded code": list(QUEUES)[:10],
+            "async handlers feeding worker threads": ["BridgeBucketQueue",
+                                                      "culsans.PriorityQueue"]}
+
+
+def _decision_table() -> pd.DataFrame:
+    rows = []
+    for context, queues in CONTEXTS.items():
+        for i, queue in enumerate(queues):
+            median = 400_000 / (i + 1)
+            rows.append({"context": context, "queue": queue, "throughput_median": median,
+                         "throughput_ci_low": median * 0.8, "throughput_ci_high": median * 1.1,
+                         "chosen": i == 0, "set_aside": "" if median > 100_000
+                         else "throughput is not above 100,000 ops/s"})
+    table = pd.DataFrame(rows)
+    table.loc[1, ["throughput_ci_low", "throughput_ci_high"]] = np.nan  # one repetition
+    return table
+
+
+def test_decision_overview_marks_the_choice_and_what_is_set_aside(tmp_path):
+    table = _decision_table()
+    fig = plots.decision_overview(table, out_dir=tmp_path)
+    _exported(tmp_path, "decision-overview")
+    _readable(fig)
+    panels = [ax for ax in fig.axes if ax.get_visible()]
+    assert [ax.get_title(loc="left") for ax in panels] == list(CONTEXTS)
+    ticks = [t for ax in panels for t in ax.get_yticklabels()]
+    starred = [t.get_text() for t in ticks if t.get_text().startswith("★")]
+    assert starred == [f"★ {q[0]}" for q in CONTEXTS.values()]
+    assert all(t.get_fontweight() == "bold" for t in ticks if t.get_text() in starred)
+    hatched = [p for ax in panels for p in ax.patches if p.get_hatch()]
+    assert len(hatched) == (table["set_aside"] != "").sum() > 0
+    criteria = [line.get_xdata()[0] for ax in panels for line in ax.get_lines()
+                if line.get_linestyle() == "--"]
+    assert criteria == [analysis.MIN_THROUGHPUT_OPS_S] * len(CONTEXTS)
+
+
+def test_decision_overview_without_the_optional_columns():
+    table = _decision_table().drop(columns=["chosen", "set_aside"])
+    fig = plots.decision_overview(table)
+    ticks = [t.get_text() for ax in fig.axes for t in ax.get_yticklabels()]
+    assert ticks and not any(t.startswith("★") for t in ticks)
+    assert not any(p.get_hatch() for ax in fig.axes for p in ax.patches)
+
+
+def test_decision_overview_names_missing_columns(tmp_path):
+    table = _decision_table().drop(columns=["throughput_ci_high"])
+    with pytest.raises(ValueError, match="missing: throughput_ci_high"):
+        plots.decision_overview(table, out_dir=tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cpu_cost_marks_what_was_not_measured(tmp_path):
+    table = _decision_table()[["context", "queue"]]
+    table = pd.concat([table, table], ignore_index=True)  # two repetitions
+    table["cpu_us_per_task"] = np.linspace(0.5, 40.0, len(table))
+    table["idle_cores"] = np.where(table["context"] == "single-threaded code", np.nan,
+                                   np.linspace(0.0, 1.5, len(table)))
+    fig = plots.cpu_cost(table, out_dir=tmp_path)
+    _exported(tmp_path, "cpu-cost")
+    _readable(fig)
+    drawn = pd.read_csv(tmp_path / "cpu-cost.csv")
+    assert len(drawn) == len(table) // 2
+    medians = table.groupby(["context", "queue"], sort=False)["cpu_us_per_task"].median()
+    assert np.allclose(drawn["cpu_us_per_task"], medians.to_numpy())
+    notes = [t.get_text() for ax in fig.axes for t in ax.texts]
+    assert notes.count("not measured") == len(CONTEXTS["single-threaded code"])
+    limits = [line for ax in fig.axes for line in ax.get_lines()
+              if line.get_linestyle() == "--"]
+    assert {line.get_xdata()[0] for line in limits} == {0.05}
+    assert len(limits) == len(CONTEXTS)
+    labels = [t.get_text() for legend in fig.legends for t in legend.get_texts()]
+    assert any("limit for waiting workers" in label for label in labels)
+
+
+def test_cpu_cost_names_missing_columns():
+    with pytest.raises(ValueError, match="missing: idle_cores"):
+        plots.cpu_cost(pd.DataFrame({"context": ["x"], "queue": ["heapq"],
+                                     "cpu_us_per_task": [1.0]}))
