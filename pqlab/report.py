@@ -16,7 +16,7 @@ import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from pqlab import analysis
+from pqlab import analysis, idleburn
 from pqlab.load import choose_driver, overload_warning
 from pqlab.loadreport import load_lines, load_options
 from pqlab.metrics import RunResult
@@ -194,7 +194,7 @@ def _pick(results: list[RunResult], queue: str | None) -> RunResult | None:
 def success_criteria(results: list[RunResult], choice: str | None) -> list[Criterion]:
     """The POC's success criteria, judged on the queue chosen for the async API server."""
     pick = _pick(results, choice)
-    concurrent = [r for r in results if SCENARIOS[r.scenario].uses_workers
+    concurrent = [r for r in representatives(results) if SCENARIOS[r.scenario].uses_workers
                   and r.scenario not in ("single", "ordering")]
     claimed = [r for r in results if _claims(r)]
     if pick is None:
@@ -221,7 +221,8 @@ def success_criteria(results: list[RunResult], choice: str | None) -> list[Crite
         Criterion("Clear recommendation", True, f"{pick.queue} for the async API server"),
         Criterion("Concurrency safety shown (overlapping workers, nothing lost or duplicated)",
                   bool(concurrent) and all(r.overlap > 0 and r.lost == 0 and r.duplicated == 0
-                                           for r in concurrent if _claims(r)),
+                                           for r in results if r.scenario in
+                                           {c.scenario for c in concurrent} and _claims(r)),
                   ", ".join(f"{label(r)} overlap {r.overlap:.0%}" for r in concurrent)
                   or "no concurrent runs"),
     ]
@@ -323,7 +324,14 @@ def poc_command(args) -> int:
             rates = sorted(r.throughput_ops_s for r in mine)
             out(f"  Repetitions: {args.repeat}, throughput {_num(rates[0])}-{_num(rates[-1])} "
                 "ops/sec (the block above is the median one)")
-    decisions = decide(results)
+    out(f"\nIdle burn: {args.consumers} consumers waiting "
+        f"{idleburn.DEFAULT_SECONDS:g} s on an empty queue, per queue and context...")
+    idle = idleburn.idle_frame(
+        dict.fromkeys(q for q, _ in pairs), [s for s in idleburn.CONTEXTS
+                                             if any(s == sc for _, sc in pairs)],
+        consumers=args.consumers,
+        progress=lambda q, sc, cores: out(f"  {q} [{sc}]: {cores:.3f} cores"))
+    decisions = decide(results, idle)
     choice = next((d.choice for d in decisions if d.context.scenario == "async"), None)
     lines = [*comparison_lines(representatives(results)), *recommendation_lines(decisions),
              *decision_lines(results, choice)]
