@@ -647,8 +647,7 @@ def write_adr(run_id: str | None = None, paths: config.Paths | None = None, *,
     decisions = decide_run(run, reference)
     figures_dir = paths.figures_dir(run_id)
     plots.decision_overview(decision_table(decisions), out_dir=figures_dir)
-    if hasattr(plots, "cpu_cost"):
-        plots.cpu_cost(cost_frame(decisions), out_dir=figures_dir)
+    plots.cpu_cost(cost_frame(decisions), out_dir=figures_dir)
     text = render(run, decisions, figure_links(figures_dir, paths.adr_dir), reference,
                   across_processes(summary, reference_tasks, reference_workers), busy,
                   allow_busy)
