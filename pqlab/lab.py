@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from pqlab import config, frames, store
+from pqlab.progress import Reporter
 from pqlab.sweep import Grid, SweepResult, run_sweep
 
 VERSION_PACKAGES = ("pqlab", "numpy", "pandas", "pyarrow", "matplotlib", "seaborn", "papermill")
@@ -94,8 +95,11 @@ def load_sweep(p: SimpleNamespace, run: store.Run) -> tuple[pd.DataFrame, pd.Dat
     from pqlab import load, loadframes
 
     spectra: list[pd.DataFrame] = []
+    aging_runs = sum(rho >= p.SPECTRUM_RHO for rho in p.RHOS) if _aging(p) else 0
+    report = Reporter(len(p.RHOS) + aging_runs)  # units for the batch's console
 
     def seen(result) -> None:
+        report.advance()
         rho = result.extra["rho"]
         if abs(rho - p.SPECTRUM_RHO) < 1e-9:
             spectra.append(loadframes.wait_spectrum(result).assign(rho=p.SPECTRUM_RHO))
@@ -110,7 +114,7 @@ def load_sweep(p: SimpleNamespace, run: store.Run) -> tuple[pd.DataFrame, pd.Dat
         p.QUEUE, p.RHOS, workers=p.WORKERS, service=load.ServiceTime("exp", p.SERVICE_MS / 1e3),
         duration_s=p.DURATION_S, seed=p.SEED, progress=seen), p)
     spectrum = pd.concat(spectra, ignore_index=True) if spectra else pd.DataFrame()
-    aging = _aging_sweep(p) if getattr(p, "AGING_MS", 0) > 0 else pd.DataFrame()
+    aging = _aging_sweep(p, report) if _aging(p) else pd.DataFrame()
     run.save_load(frame, spectrum, aging)
     return run.load(), run.load_spectrum()
 
@@ -149,7 +153,11 @@ def aging_queue(age_ms: float):
         unregister_queue(name)
 
 
-def _aging_sweep(p: SimpleNamespace) -> pd.DataFrame:
+def _aging(p: SimpleNamespace) -> bool:
+    return getattr(p, "AGING_MS", 0) > 0
+
+
+def _aging_sweep(p: SimpleNamespace, report: Reporter) -> pd.DataFrame:
     """The same runs (same seeds) on the aging queue at each ρ ≥ ``SPECTRUM_RHO``."""
     from pqlab import load, loadframes
 
@@ -160,7 +168,8 @@ def _aging_sweep(p: SimpleNamespace) -> pd.DataFrame:
                 frames.append(loadframes.sweep_utilization(
                     name, [rho], workers=p.WORKERS,
                     service=load.ServiceTime("exp", p.SERVICE_MS / 1e3),
-                    duration_s=p.DURATION_S, seed=p.SEED + i))
+                    duration_s=p.DURATION_S, seed=p.SEED + i,
+                    progress=lambda _result: report.advance()))
     frame = _tidy_load(pd.concat(frames, ignore_index=True), p)
     frame["aging_ms"] = p.AGING_MS
     return frame
