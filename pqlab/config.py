@@ -21,6 +21,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS_DIR = ROOT / "notebooks"
+EXPLORER = NOTEBOOKS_DIR / "explore.ipynb"  # interactive (pqlab.explore), outside the batch
 ADR_FILENAME = "0001-request-queue.md"  # the published record, in docs/adr/
 RUN_ADR_FILENAME = "adr.md"  # a run's own record, in data/<run-id>/
 KERNEL_NAME = "pqlab"  # the kernelspec `make setup` installs; the batch provides its own
