@@ -3,6 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# JupyterLab refuses to start as root (containers, CI) without --allow-root.
+LAB_ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root)
+LAB_FLAGS ?=
 
 .DEFAULT_GOAL := help
 .PHONY: help setup run quick full adr poc test lint bench lab clean
@@ -19,7 +22,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m ipykernel install --sys-prefix --name pqlab --display-name "Python (pqlab)"
 	touch $(STAMP)
 
-run: setup ## the main job: the notebooks in a batch, default profile (data/, figures/, docs/adr/)
+run: setup ## the main job: the notebooks in a batch, default profile (data/, figures/; docs/adr/ untouched)
 	$(BIN)/python -m pqlab batch --profile default
 
 quick: setup ## the quick profile (CI, smoke check) into out/quick/
@@ -28,7 +31,7 @@ quick: setup ## the quick profile (CI, smoke check) into out/quick/
 full: setup ## the full study (30-40 min): task counts to 1,000,000, 1-32 workers
 	$(BIN)/python -m pqlab batch --profile full
 
-adr: setup ## rewrite docs/adr/0001-request-queue.md from the latest run in data/
+adr: setup ## publish the latest run's ADR: rewrite docs/adr/0001-request-queue.md
 	$(BIN)/python -m pqlab adr
 
 poc: setup ## the POC's console report on every queue and scenario (10,000 tasks)
@@ -43,8 +46,8 @@ lint: setup ## ruff over the package and the tests
 bench: setup ## speed claims as side-by-side ratios (python -m pqlab bench)
 	$(BIN)/python -m pqlab bench
 
-lab: setup ## open the notebooks in JupyterLab
-	$(BIN)/jupyter lab notebooks
+lab: setup ## open the notebooks in JupyterLab (LAB_FLAGS='--no-browser --port 8890' adds options)
+	$(BIN)/jupyter lab $(LAB_ROOT_FLAG) $(LAB_FLAGS) notebooks
 
 clean: ## remove the virtual environment and caches
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

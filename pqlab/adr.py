@@ -611,7 +611,8 @@ def render(run: store.Run, decisions: list[Decision], figure_links: list[tuple[s
 
 
 def figure_links(figures_dir: Path, adr_dir: Path) -> list[tuple[str, str]]:
-    """(title, relative link) of the run's SVG figures, the decision overview first."""
+    """(title, link relative to ``adr_dir``, the ADR's folder) of the run's SVG figures,
+    the decision overview first."""
     svgs = sorted(Path(figures_dir).glob("*.svg"),
                   key=lambda p: (p.stem != "decision-overview", p.stem))
     return [(p.stem.replace("-", " "), os.path.relpath(p, adr_dir).replace(os.sep, "/"))
@@ -627,14 +628,18 @@ def cost_frame(decisions: list[Decision]) -> pd.DataFrame:
 
 
 def write_adr(run_id: str | None = None, paths: config.Paths | None = None, *,
-              reference_tasks: int = DEFAULT_REFERENCE_TASKS,
+              publish: bool = False, reference_tasks: int = DEFAULT_REFERENCE_TASKS,
               reference_workers: int = DEFAULT_REFERENCE_WORKERS,
               allow_busy: bool = False) -> Path:
-    """Write the ADR for ``run_id`` (default: the latest run); return its path.
+    """Write the ADR for ``run_id`` (default: the latest run) into its run folder.
 
-    Also draws the decision overview and CPU cost figures into ``figures/<run-id>/``.
-    Raises ``BusyRunError`` when the run was measured on a busy machine and
-    ``allow_busy`` is false.
+    The run's copy is ``data/<run-id>/adr.md``; with ``publish`` the record is
+    also written to ``docs/adr/0001-request-queue.md``, the committed one. Each
+    copy links the figures relative to its own folder. Returns the published
+    file if ``publish``, else the run's copy. Also draws the decision overview
+    and CPU cost figures into ``figures/<run-id>/``. Raises ``store.StoreError``
+    for a run that is missing or holds no measurements, and ``BusyRunError``
+    when the run was measured on a busy machine and ``allow_busy`` is false.
     """
     paths = paths or config.paths()
     run_id = run_id or store.latest_run(paths.data)
@@ -648,10 +653,13 @@ def write_adr(run_id: str | None = None, paths: config.Paths | None = None, *,
     figures_dir = paths.figures_dir(run_id)
     plots.decision_overview(decision_table(decisions), out_dir=figures_dir)
     plots.cpu_cost(cost_frame(decisions), out_dir=figures_dir)
-    text = render(run, decisions, figure_links(figures_dir, paths.adr_dir), reference,
-                  across_processes(summary, reference_tasks, reference_workers), busy,
-                  allow_busy)
-    return store.write_text(paths.adr_file, text)
+    processes = across_processes(summary, reference_tasks, reference_workers)
+    destinations = [paths.run_adr_file(run_id)] + ([paths.adr_file] if publish else [])
+    for path in destinations:
+        text = render(run, decisions, figure_links(figures_dir, path.parent), reference,
+                      processes, busy, allow_busy)
+        store.write_text(path, text)
+    return destinations[-1]
 
 
 # -- comparing the decisions of two runs -------------------------------------------------

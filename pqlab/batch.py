@@ -11,8 +11,11 @@ YAML file (``-f``) that starts from a profile and overrides parameters::
 The whole plan is checked before anything is written: a malformed file, an
 unknown key, notebook or parameter, or a bad value is one error line.
 Every notebook gets the batch's ``RUN_ID`` and ``OUTPUT_DIR``; executed
-copies go to ``data/<run-id>/notebooks/``. The kernel is a kernelspec that
-runs this very interpreter with this pqlab first on ``PYTHONPATH``.
+copies go to ``data/<run-id>/notebooks/``, the decision record to
+``data/<run-id>/adr.md`` (``docs/adr/`` only with ``publish_adr``). The kernel
+is a kernelspec that runs this very interpreter with this pqlab first on
+``PYTHONPATH``. While a notebook runs, its sweeps' progress is printed
+(``pqlab.progress``): units done of total and the time left.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from typing import Any
 import yaml
 
 from pqlab import config, params, store
+from pqlab.progress import PRINT_EVERY_S, watching
 
 RESERVED = ("RUN_ID", "OUTPUT_DIR")  # set by the batch itself
 PLAN_KEYS = ("profile", "timeout_s", "notebooks")
@@ -61,6 +65,7 @@ class BatchResult:
     executed: list[Path] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
+    published_adr: Path | None = None  # docs/adr/... when the batch was asked to publish
 
 
 def notebook_parameters(spec: config.NotebookSpec) -> list[str]:
@@ -193,8 +198,14 @@ def _failure(spec: config.NotebookSpec, exc: Exception, executed: Path) -> Batch
 
 def run_batch(plan: Plan, output: Path | None = None, *, run_id: str | None = None,
               resume: bool = False, kernel: str | None = None, progress: bool = False,
+              publish_adr: bool = False, progress_every_s: float = PRINT_EVERY_S,
               echo: Callable[[str], None] = print) -> BatchResult:
-    """Execute the plan into one run; ``BatchError`` stops at the first failing notebook."""
+    """Execute the plan into one run; ``BatchError`` stops at the first failing notebook.
+
+    ``progress`` shows papermill's cell bar; the sweeps' units are printed
+    through ``echo`` at most every ``progress_every_s``. ``publish_adr`` writes
+    the run's decision record to ``docs/adr/`` too, once every notebook ran.
+    """
     import papermill
 
     paths = config.paths(output)
@@ -215,17 +226,21 @@ def run_batch(plan: Plan, output: Path | None = None, *, run_id: str | None = No
             executed.parent.mkdir(parents=True, exist_ok=True)
             t0 = time.perf_counter()
             try:
-                papermill.execute_notebook(
-                    str(spec.source), str(executed),
-                    parameters={**values, "RUN_ID": run.run_id, "OUTPUT_DIR": str(paths.root)},
-                    kernel_name=kernel, progress_bar=progress, log_output=False,
-                    execution_timeout=plan.timeout_s, cwd=str(config.NOTEBOOKS_DIR))
+                with watching(spec.name, echo, every_s=progress_every_s):
+                    papermill.execute_notebook(
+                        str(spec.source), str(executed),
+                        parameters={**values, "RUN_ID": run.run_id,
+                                    "OUTPUT_DIR": str(paths.root)},
+                        kernel_name=kernel, progress_bar=progress, log_output=False,
+                        execution_timeout=plan.timeout_s, cwd=str(config.NOTEBOOKS_DIR))
             except Exception as exc:  # noqa: BLE001 - reported as one line naming the cell
                 raise _failure(spec, exc, executed) from None
             result.seconds[spec.name] = round(time.perf_counter() - t0, 1)
             result.executed.append(executed)
             echo(f"  [{i}/{len(plan.notebooks)}] {spec.filename}: done in "
                  f"{result.seconds[spec.name]:.0f} s")
+    if publish_adr:
+        result.published_adr = _publish_adr(plan, run.run_id, paths)
     total = round(time.perf_counter() - started, 1)
     run.update_manifest(batch={"profile": plan.profile, "plan": plan.source,
                                "seconds": total, "notebook_seconds": result.seconds,
@@ -244,18 +259,37 @@ def busy_warnings(run: store.Run) -> list[str]:
     return quiet.warning_lines(run.summary())
 
 
+def _publish_adr(plan: Plan, run_id: str, paths: config.Paths) -> Path:
+    """Write the run's ADR to ``docs/adr/`` as well, judged as notebook 00 was."""
+    from pqlab.adr import write_adr
+
+    decision = dict((spec.name, values) for spec, values in plan.notebooks).get("00-decision", {})
+    return write_adr(run_id, paths, publish=True,
+                     reference_tasks=decision.get("REFERENCE_TASKS", config.REFERENCE_TASKS),
+                     reference_workers=decision.get("REFERENCE_WORKERS",
+                                                    config.REFERENCE_WORKERS))
+
+
+def _adr_line(result: BatchResult) -> str:
+    adr = result.paths.run_adr_file(result.run.run_id)
+    if not adr.is_file():
+        return f"  ADR:       {adr} (not written)"
+    if result.published_adr is not None:
+        return f"  ADR:       {adr}, published to {result.published_adr}"
+    return f"  ADR:       {adr} (docs/adr/ unchanged: `make adr` or --publish-adr publishes it)"
+
+
 def where_lines(result: BatchResult, seconds: float) -> list[str]:
     """The closing report: where data, figures, executed notebooks and the ADR went."""
     run, paths = result.run, result.paths
     figures = paths.figures_dir(run.run_id)
     svgs = len(list(figures.glob("*.svg"))) if figures.is_dir() else 0
     minutes, secs = divmod(round(seconds), 60)
-    adr = paths.adr_file
     return [
         f"pqlab batch: done in {minutes} min {secs:02d} s",
         f"  data:      {run.dir}/ (summary.parquet, samples.parquet, machine.json)",
         f"  figures:   {figures}/ ({svgs} figures, SVG + PNG + CSV)",
         f"  notebooks: {paths.executed_dir(run.run_id)}/ ({len(result.executed)} executed"
         + (f", {len(result.skipped)} skipped" if result.skipped else "") + ")",
-        f"  ADR:       {adr}" + ("" if adr.is_file() else " (not written)"),
+        _adr_line(result),
     ]

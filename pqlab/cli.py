@@ -330,6 +330,9 @@ def _add_batch(p: argparse.ArgumentParser) -> None:
     p.add_argument("--kernel", default=None, help="a Jupyter kernel name (default: one that "
                    "runs this Python)")
     p.add_argument("--csv", action="store_true", help="also export summary.csv and samples.csv")
+    p.add_argument("--publish-adr", action="store_true",
+                   help="also write the run's ADR to docs/adr/ (default: only into "
+                        "data/<run-id>/adr.md, leaving the checkout clean)")
     _add_output(p)
 
 
@@ -343,7 +346,8 @@ def _cmd_batch(args: argparse.Namespace) -> int:
         if args.timeout:
             plan.timeout_s = args.timeout
         result = batch.run_batch(plan, args.output, run_id=args.run_id, resume=args.resume,
-                                 kernel=args.kernel, progress=sys.stderr.isatty())
+                                 kernel=args.kernel, progress=sys.stderr.isatty(),
+                                 publish_adr=args.publish_adr)
     except (batch.PlanError, store.StoreError) as exc:
         raise UsageError(f"pqlab batch: {exc}") from None
     except batch.BatchError as exc:
@@ -384,7 +388,7 @@ def _cmd_adr(args: argparse.Namespace) -> int:
         path = adr.write_adr(args.run, config.paths(args.output),
                              reference_tasks=args.reference_tasks,
                              reference_workers=args.reference_workers,
-                             allow_busy=args.allow_busy)
+                             allow_busy=args.allow_busy, publish=True)
     except ValueError as exc:
         raise UsageError(f"pqlab adr: {exc}") from None
     print(path)
@@ -405,9 +409,11 @@ COMMANDS: dict[str, Command] = {
                _cmd_queues),
     "sweep": ("measure a grid (queues x scenarios x tasks x workers x repetitions) into "
               "data/<run-id>/", _add_sweep, _cmd_sweep),
-    "batch": ("execute the notebooks with papermill: data, figures, executed notebooks, ADR",
+    "batch": ("execute the notebooks with papermill: data, figures, executed notebooks, "
+              "the run's ADR",
               _add_batch, _cmd_batch),
-    "adr": ("write docs/adr/0001-request-queue.md from a run", _add_adr, _cmd_adr),
+    "adr": ("write a run's ADR into its folder and publish it to "
+            "docs/adr/0001-request-queue.md", _add_adr, _cmd_adr),
 }
 
 

@@ -2,7 +2,10 @@
 
 Outputs go under the repository by default (``data/``, ``figures/``,
 ``docs/adr/``); ``paths(DIR)`` moves all of them under ``DIR`` (the batch's
-``--output``). Notebook sources always come from the repository.
+``--output``). Notebook sources always come from the repository. A run's
+decision record goes into its own folder (``data/<run-id>/adr.md``); the
+committed one, ``docs/adr/0001-request-queue.md``, is written only when asked
+(``make adr``, ``pqlab batch --publish-adr``), so a batch leaves the checkout clean.
 
 ``NOTEBOOKS`` is the batch plan: the notebooks in execution order, each with
 its parameters per profile. Adding a notebook is one entry here.
@@ -18,7 +21,9 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS_DIR = ROOT / "notebooks"
-ADR_FILENAME = "0001-request-queue.md"
+EXPLORER = NOTEBOOKS_DIR / "explore.ipynb"  # interactive (pqlab.explore), outside the batch
+ADR_FILENAME = "0001-request-queue.md"  # the published record, in docs/adr/
+RUN_ADR_FILENAME = "adr.md"  # a run's own record, in data/<run-id>/
 KERNEL_NAME = "pqlab"  # the kernelspec `make setup` installs; the batch provides its own
 KERNEL_DISPLAY_NAME = "Python (pqlab)"
 
@@ -49,7 +54,12 @@ class Paths:
 
     @property
     def adr_file(self) -> Path:
+        """The published decision record (committed in the repository)."""
         return self.adr_dir / ADR_FILENAME
+
+    def run_adr_file(self, run_id: str) -> Path:
+        """The decision record of one run, beside its data (links relative to that folder)."""
+        return self.run_dir(run_id) / RUN_ADR_FILENAME
 
     def run_dir(self, run_id: str) -> Path:
         return self.data / run_id
@@ -175,7 +185,10 @@ NOTEBOOKS: list[NotebookSpec] = [
                  "SPECTRUM_RHO": 0.8, "DURATION_S": 25.0},
     }),
     NotebookSpec("05-across-machines.ipynb", _same({})),
-    NotebookSpec("00-decision.ipynb", _same({})),
+    # The quick profile is a smoke check, measured beside whatever else runs: its ADR
+    # is written even from busy units (and says so); the others refuse a busy run.
+    NotebookSpec("00-decision.ipynb", {"quick": {"ALLOW_BUSY": True}, "default": {},
+                                       "full": {}}),
 ]
 
 

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from pqlab import config, frames, store
+from pqlab.progress import Reporter
 from pqlab.sweep import Grid, SweepResult, run_sweep
 
 VERSION_PACKAGES = ("pqlab", "numpy", "pandas", "pyarrow", "matplotlib", "seaborn", "papermill")
@@ -50,6 +51,26 @@ def read_run(p: SimpleNamespace) -> tuple[config.Paths, store.Run]:
     """The run a reading notebook reads: ``RUN_ID``, or the latest run in ``data/``."""
     paths = config.paths(p.OUTPUT_DIR)
     return paths, store.Run.open(paths.data, p.RUN_ID or store.latest_run(paths.data))
+
+
+def decide(p: SimpleNamespace, run: store.Run) -> list:
+    """The decision of notebook 00 (``pqlab.decision``), on the run's frames."""
+    from pqlab import adr
+
+    return adr.decide_run(run, (p.REFERENCE_TASKS, p.REFERENCE_WORKERS))
+
+
+def write_adr(p: SimpleNamespace, paths: config.Paths, run: store.Run) -> Path | None:
+    """Write the run's ADR; on a busy run without ``ALLOW_BUSY``, print why and write none."""
+    from pqlab import adr, quiet
+
+    try:
+        return adr.write_adr(run.run_id, paths, reference_tasks=p.REFERENCE_TASKS,
+                             reference_workers=p.REFERENCE_WORKERS, allow_busy=p.ALLOW_BUSY)
+    except adr.BusyRunError as exc:
+        print(f"No ADR written: {exc}")
+        print("\n".join(quiet.warning_lines(run.summary(), limit=10)))
+        return None
 
 
 def sweep(p: SimpleNamespace, run: store.Run, scenarios: list[str],
@@ -94,8 +115,11 @@ def load_sweep(p: SimpleNamespace, run: store.Run) -> tuple[pd.DataFrame, pd.Dat
     from pqlab import load, loadframes
 
     spectra: list[pd.DataFrame] = []
+    aging_runs = sum(rho >= p.SPECTRUM_RHO for rho in p.RHOS) if _aging(p) else 0
+    report = Reporter(len(p.RHOS) + aging_runs)  # units for the batch's console
 
     def seen(result) -> None:
+        report.advance()
         rho = result.extra["rho"]
         if abs(rho - p.SPECTRUM_RHO) < 1e-9:
             spectra.append(loadframes.wait_spectrum(result).assign(rho=p.SPECTRUM_RHO))
@@ -110,7 +134,7 @@ def load_sweep(p: SimpleNamespace, run: store.Run) -> tuple[pd.DataFrame, pd.Dat
         p.QUEUE, p.RHOS, workers=p.WORKERS, service=load.ServiceTime("exp", p.SERVICE_MS / 1e3),
         duration_s=p.DURATION_S, seed=p.SEED, progress=seen), p)
     spectrum = pd.concat(spectra, ignore_index=True) if spectra else pd.DataFrame()
-    aging = _aging_sweep(p) if getattr(p, "AGING_MS", 0) > 0 else pd.DataFrame()
+    aging = _aging_sweep(p, report) if _aging(p) else pd.DataFrame()
     run.save_load(frame, spectrum, aging)
     return run.load(), run.load_spectrum()
 
@@ -149,7 +173,11 @@ def aging_queue(age_ms: float):
         unregister_queue(name)
 
 
-def _aging_sweep(p: SimpleNamespace) -> pd.DataFrame:
+def _aging(p: SimpleNamespace) -> bool:
+    return getattr(p, "AGING_MS", 0) > 0
+
+
+def _aging_sweep(p: SimpleNamespace, report: Reporter) -> pd.DataFrame:
     """The same runs (same seeds) on the aging queue at each ρ ≥ ``SPECTRUM_RHO``."""
     from pqlab import load, loadframes
 
@@ -160,7 +188,8 @@ def _aging_sweep(p: SimpleNamespace) -> pd.DataFrame:
                 frames.append(loadframes.sweep_utilization(
                     name, [rho], workers=p.WORKERS,
                     service=load.ServiceTime("exp", p.SERVICE_MS / 1e3),
-                    duration_s=p.DURATION_S, seed=p.SEED + i))
+                    duration_s=p.DURATION_S, seed=p.SEED + i,
+                    progress=lambda _result: report.advance()))
     frame = _tidy_load(pd.concat(frames, ignore_index=True), p)
     frame["aging_ms"] = p.AGING_MS
     return frame

@@ -200,6 +200,7 @@ CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "AGING_MS": non_negative_number,
     "FRESH_PROCESS": boolean,
     "PROGRESS": boolean,
+    "ALLOW_BUSY": boolean,
 }
 
 

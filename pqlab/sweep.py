@@ -5,7 +5,8 @@ after a warm-up in that process, so repetitions share no heap, caches or
 thread state; ``fresh_process=False`` runs everything here, faster, for
 exploration. Repetitions are the outer loop (every cell once, then again),
 so a drift of the machine spreads over all cells alike. A tqdm bar shows
-runs done, the current cell and the time left.
+runs done, the current cell and the time left; under a batch, units done also
+go to the batch's console (``pqlab.progress``).
 
 With a ``store.Run``, each finished unit is saved at once and units already
 there are skipped: that is how ``--resume`` finishes an interrupted sweep.
@@ -32,6 +33,7 @@ from tqdm import tqdm
 
 from pqlab import config, frames, params
 from pqlab._worker import SAMPLES_PER_RUN, UnitFields, UnitSpec, measure
+from pqlab.progress import Reporter
 from pqlab.runner import supported_pairs
 from pqlab.scenarios import DEFAULT_DEADLINE_S, SCENARIOS
 from pqlab.store import TMP_MARK, Run
@@ -236,6 +238,7 @@ def run_sweep(grid: Grid, run: Run | None = None, *, fresh_process: bool = True,
     _start_servers(servers, todo)
     bar = tqdm(total=len(units), initial=len(units) - len(todo), unit="run", desc="sweep",
                disable=not progress, mininterval=1.0, file=sys.stderr, dynamic_ncols=True)
+    report = Reporter(len(units), len(units) - len(todo))
     try:
         for unit in todo:
             bar.set_postfix_str(unit.label(), refresh=False)
@@ -254,6 +257,7 @@ def run_sweep(grid: Grid, run: Run | None = None, *, fresh_process: bool = True,
                 summaries.append(summary)
                 samples.append(sample)
             bar.update()
+            report.advance()
     finally:
         bar.close()
         servers.close()

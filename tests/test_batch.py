@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import os
+import re
+import shutil
+import subprocess
 import sys
+from pathlib import Path
 
 import nbformat
 import pytest
@@ -75,7 +79,7 @@ def test_the_batch_produces_data_figures_notebooks_and_the_adr():
         nb = nbformat.read(path, as_version=4)
         assert not [o for c in nb.cells for o in c.get("outputs", [])
                     if o["output_type"] == "error"], path.name
-    assert (out / "docs" / "adr" / config.ADR_FILENAME).is_file()
+    assert (run_dir / config.RUN_ADR_FILENAME).is_file()
     assert set(store.Run.open(out / "data", result.run.run_id).summary()["scenario"]) >= {
         "single", "threads", "async", "ordering"}
     manifest = result.run.manifest()
@@ -83,6 +87,75 @@ def test_the_batch_produces_data_figures_notebooks_and_the_adr():
     printed = "\n".join(lines)
     for word in ("data:", "figures:", "notebooks:", "ADR:", str(out)):
         assert word in printed
+
+
+def test_the_batch_writes_only_into_its_run_folders():
+    """Nothing outside data/<run-id>/ and figures/<run-id>/: docs/adr/ is published only
+    when asked, so a batch in a checkout leaves `git status` clean (see the next test)."""
+    out, result, lines = tiny_batch()
+    run_id = result.run.run_id
+    written = {p.relative_to(out).parts[:2] for p in out.rglob("*") if p.is_file()}
+    assert written == {("data", run_id), ("figures", run_id)}
+    assert not (out / "docs").exists()
+    adr_line = next(line for line in lines if "ADR:" in line)
+    assert str(out / "data" / run_id / config.RUN_ADR_FILENAME) in adr_line
+    assert "make adr" in adr_line
+
+
+def test_the_runs_adr_links_its_figures_relative_to_its_folder():
+    out, result, _ = tiny_batch()
+    adr = out / "data" / result.run.run_id / config.RUN_ADR_FILENAME
+    links = re.findall(r"\]\(([^)]+\.svg)\)", adr.read_text())
+    assert links and all((adr.parent / link).resolve().is_file() for link in links)
+    assert any("decision-overview" in link for link in links)
+
+
+def test_new_runs_are_ignored_by_git_and_the_reference_run_is_tracked():
+    git = shutil.which("git")
+    if git is None or not (config.ROOT / ".git").exists():
+        pytest.skip("not a git checkout")
+
+    def ignored(path: str) -> bool:
+        return subprocess.run([git, "check-ignore", "-q", "--no-index", path],
+                              cwd=config.ROOT).returncode == 0
+
+    for path in ("data/20990101T000000Z-host/adr.md", "data/20990101T000000Z-host/summary.parquet",
+                 "data/20990101T000000Z-host/notebooks/01-single-baseline.ipynb",
+                 "figures/20990101T000000Z-host/correctness.svg"):
+        assert ignored(path), path
+    tracked = subprocess.run([git, "ls-files", "data", "figures"], cwd=config.ROOT,
+                             capture_output=True, text=True, check=True).stdout.split()
+    reference = sorted({Path(p).parts[1] for p in tracked})
+    assert reference and not any(ignored(f"{top}/{run}/x") for top in ("data", "figures")
+                                 for run in reference)
+
+
+def test_publish_adr_also_writes_docs_adr_with_its_own_links(tmp_path):
+    plan = tiny_plan()
+    plan.notebooks = [(s, v) for s, v in plan.notebooks
+                      if s.name in ("01-single-baseline", "00-decision")]
+    lines = []
+    result = batch.run_batch(plan, tmp_path, publish_adr=True, echo=lines.append)
+    published = tmp_path / "docs" / "adr" / config.ADR_FILENAME
+    assert result.published_adr == published and published.is_file()
+    links = re.findall(r"\]\(([^)]+\.svg)\)", published.read_text())
+    assert links and all((published.parent / link).resolve().is_file() for link in links)
+    assert (tmp_path / "data" / result.run.run_id / config.RUN_ADR_FILENAME).is_file()
+    assert any(f"published to {published}" in line for line in lines)
+
+
+def test_the_batch_prints_each_notebooks_progress_while_it_runs(tmp_path):
+    plan = tiny_plan(**{"01-single-baseline": {"REPETITIONS": 3}})
+    plan.notebooks = [(s, v) for s, v in plan.notebooks if s.name == "01-single-baseline"]
+    lines = []
+    batch.run_batch(plan, tmp_path, progress_every_s=0.0, echo=lines.append)
+    done_at = next(i for i, line in enumerate(lines) if "01-single-baseline.ipynb: done" in line)
+    shown = [m for line in lines[:done_at]
+             for m in [re.fullmatch(r"  01-single-baseline: (\d+)/(\d+) units(, ~\d+ s left)?",
+                                    line)] if m]
+    assert shown, lines
+    assert all(0 <= int(m[1]) <= int(m[2]) for m in shown)
+    assert any(m[3] for m in shown)  # a time left once a unit was measured
 
 
 def test_a_failing_notebook_stops_the_batch_naming_the_cell(tmp_path):

@@ -13,15 +13,18 @@ from batch_helpers import TINY, tiny_batch
 from pqlab import batch, config
 from pqlab.params import CHECKS
 
-SOURCES = sorted(config.NOTEBOOKS_DIR.glob("*.ipynb"))
+# The batch's notebooks; the explorer has its own checks (test_explore.py).
+SOURCES = sorted(p for p in config.NOTEBOOKS_DIR.glob("*.ipynb") if p != config.EXPLORER)
 
 
 def _read(path):
     return nbformat.read(path, as_version=4)
 
 
-def test_the_batch_plan_lists_every_notebook():
+def test_the_batch_plan_lists_every_notebook_but_the_explorer():
     assert sorted(p.name for p in SOURCES) == sorted(s.filename for s in config.NOTEBOOKS)
+    assert config.EXPLORER.is_file() and config.EXPLORER.name not in {
+        s.filename for s in config.NOTEBOOKS}
     assert all(re.match(r"\d\d-[a-z0-9-]+\.ipynb$", p.name) for p in SOURCES)
 
 
