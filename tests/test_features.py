@@ -73,3 +73,13 @@ def test_the_frame_has_a_row_per_in_process_queue_and_unknown_names_fail():
     assert list(frame.columns) == ["queue", *features.FEATURES]
     with pytest.raises(KeyError, match="allowed"):
         features.probe("no-such-queue")
+
+
+def test_probes_run_inside_a_running_event_loop():
+    """A Jupyter kernel runs a loop; the async probes must still work there."""
+
+    async def main():
+        return features.probe("AsyncBucketQueue")
+
+    probed = asyncio.run(main())
+    assert probed.cancel_safe_get and probed.shutdown
