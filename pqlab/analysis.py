@@ -14,7 +14,7 @@ import pandas as pd
 
 from pqlab import frames, significance
 
-# Verdict bands of DESIGN.md (the POC's interpretation guide).
+# Verdict bands of docs/design.md (the POC's interpretation guide).
 THROUGHPUT_BANDS = ((200_000, "Excellent"), (100_000, "Good"), (50_000, "Acceptable"),
                     (0, "Moderate"))
 LATENCY_BANDS = ((5, "Excellent"), (10, "Good"), (50, "Acceptable"), (math.inf, "Moderate"))

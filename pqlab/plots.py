@@ -614,8 +614,15 @@ def cpu_cost(table: pd.DataFrame, out_dir: Path | None = None) -> Figure:
                          transform=idle_ax.transData if measured
                          else idle_ax.get_yaxis_transform())
     cpu_ax, idle_ax = axes[-1]
-    _log(cpu_ax, "x")
-    cpu_ax.set_xlabel("CPU per task (µs, median, log scale)")
+    if (data["cpu_us_per_task"] > 0).any():
+        _log(cpu_ax, "x")
+        cpu_ax.set_xlabel("CPU per task (µs, median, log scale)")
+    else:  # a run from before CPU time was recorded
+        for ax, _ in axes:
+            ax.text(0.02, 0.5, "not measured", transform=ax.transAxes, color="dimgrey",
+                    fontsize="x-small", va="center")
+            ax.set_xticks([])
+        cpu_ax.set_xlabel("CPU per task (µs, median)")
     # Idle burn runs from 0 (a blocked get) to whole cores (polling): linear up to
     # 0.01 core, log above, so 0 and the 0.05 limit both show.
     idle_ax.set_xscale("symlog", linthresh=0.01, linscale=0.5)

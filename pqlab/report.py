@@ -1,7 +1,7 @@
 """Console reports: the POC's layout (``poc``), the ``run`` table, the queue list.
 
 Every number and every recommendation here comes from ``RunResult``s measured
-in the same invocation, judged with the verdict bands of DESIGN.md. Formatting
+in the same invocation, judged with the verdict bands of docs/design.md. Formatting
 functions return lines; the commands print them.
 """
 
@@ -29,7 +29,7 @@ RULE = "=" * 78
 THIN = "-" * 78
 Out = Callable[[str], None]
 
-# The verdict bands live in pqlab.analysis (DESIGN.md); the console adds a mark.
+# The verdict bands live in pqlab.analysis (docs/design.md); the console adds a mark.
 MARKS = {"Excellent": "✅", "Good": "✅", "Acceptable": "✅", "Moderate": "⚠️", "PASS": "✅",
          "CAUTION": "⚠️", "FAIL": "❌", "n/a": "?"}
 TARGET_THROUGHPUT_OPS_S = analysis.MIN_THROUGHPUT_OPS_S

@@ -274,3 +274,12 @@ def test_cpu_cost_names_missing_columns():
     with pytest.raises(ValueError, match="missing: idle_cores"):
         plots.cpu_cost(pd.DataFrame({"context": ["x"], "queue": ["heapq"],
                                      "cpu_us_per_task": [1.0]}))
+
+
+def test_cpu_cost_of_a_run_without_cpu_readings(tmp_path):
+    """A run from before CPU time was recorded draws 'not measured', not an error."""
+    table = pd.DataFrame({"context": ["thread workers"] * 2,
+                          "queue": ["queue.PriorityQueue", "ThreadSafeHeapQueue"],
+                          "cpu_us_per_task": [np.nan, np.nan], "idle_cores": [np.nan, np.nan]})
+    plots.cpu_cost(table, out_dir=tmp_path)
+    assert (tmp_path / "cpu-cost.png").is_file()

@@ -27,7 +27,7 @@ def make_records(priority, seq, put, gets, concurrent=True):
 
 
 def brute_force(rec: Records) -> int:
-    """The ordering rule of DESIGN.md, pair by pair."""
+    """The ordering rule of docs/design.md, pair by pair."""
     first = {}
     for t, s, e in zip(rec.get_task, rec.get_start, rec.get_end, strict=True):
         if t >= 0 and (t not in first or s < first[t][0]):
