@@ -267,7 +267,8 @@ def _publish_adr(plan: Plan, run_id: str, paths: config.Paths) -> Path:
     return write_adr(run_id, paths, publish=True,
                      reference_tasks=decision.get("REFERENCE_TASKS", config.REFERENCE_TASKS),
                      reference_workers=decision.get("REFERENCE_WORKERS",
-                                                    config.REFERENCE_WORKERS))
+                                                    config.REFERENCE_WORKERS),
+                     allow_busy=decision.get("ALLOW_BUSY", False))
 
 
 def _adr_line(result: BatchResult) -> str:

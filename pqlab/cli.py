@@ -173,6 +173,9 @@ def _add_poc(p: argparse.ArgumentParser) -> None:
     p.add_argument("--repeat", type=positive_int, default=POC_REPEATS,
                    help="repetitions per queue and scenario, compared with a significance "
                         f"test (default {POC_REPEATS}; below 5 every queue ties)")
+    p.add_argument("--idle-seconds", type=positive_float, default=1.0,
+                   help="how long consumers wait on an empty queue for the idle-burn "
+                        "measurement (default 1)")
 
 
 def _cmd_poc(args: argparse.Namespace) -> int:

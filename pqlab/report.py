@@ -325,11 +325,11 @@ def poc_command(args) -> int:
             out(f"  Repetitions: {args.repeat}, throughput {_num(rates[0])}-{_num(rates[-1])} "
                 "ops/sec (the block above is the median one)")
     out(f"\nIdle burn: {args.consumers} consumers waiting "
-        f"{idleburn.DEFAULT_SECONDS:g} s on an empty queue, per queue and context...")
+        f"{args.idle_seconds:g} s on an empty queue, per queue and context...")
     idle = idleburn.idle_frame(
         dict.fromkeys(q for q, _ in pairs), [s for s in idleburn.CONTEXTS
                                              if any(s == sc for _, sc in pairs)],
-        consumers=args.consumers,
+        consumers=args.consumers, seconds=args.idle_seconds,
         progress=lambda q, sc, cores: out(f"  {q} [{sc}]: {cores:.3f} cores"))
     decisions = decide(results, idle)
     choice = next((d.choice for d in decisions if d.context.scenario == "async"), None)

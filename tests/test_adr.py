@@ -8,22 +8,25 @@ import pytest
 
 from pqlab import adr, config, decision, idleburn, significance, store
 from pqlab.cli import main
-from pqlab.queues import QUEUES
 from pqlab.sweep import Grid, run_sweep
+
+# The stdlib queues, the POC's polling heap and pqlab's own: every context has candidates.
+SOME = ("heapq", "queue.PriorityQueue", "asyncio.PriorityQueue", "ThreadSafeHeapQueue",
+        "ThreadSafeBucketQueue", "AsyncBucketQueue", "BridgeBucketQueue")
 
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
     paths = config.paths(tmp_path_factory.mktemp("adr"))
     run = store.Run.create(paths.data, "adr-test")
-    for grid in (Grid(scenarios=("single",), task_counts=(300, 600), repetitions=5),
-                 Grid(scenarios=("threads", "async"), task_counts=(600,), worker_counts=(2, 4),
+    for grid in (Grid(queues=SOME, scenarios=("single",), task_counts=(300, 600),
                       repetitions=5),
+                 Grid(queues=SOME, scenarios=("threads", "async"), task_counts=(600,),
+                      worker_counts=(2, 4), repetitions=5),
                  Grid(scenarios=("ordering",), task_counts=(600,), worker_counts=(2,),
                       repetitions=1)):
         run_sweep(grid, run, fresh_process=False, progress=False)
-    in_process = [q for q, spec in QUEUES.items() if not spec.process_safe]
-    run.save_idle(idleburn.idle_frame(in_process, ["threads", "async"], consumers=4,
+    run.save_idle(idleburn.idle_frame(SOME, ["threads", "async"], consumers=4,
                                       seconds=0.3))
     return paths, run, adr.write_adr("adr-test", paths, allow_busy=True).read_text()
 

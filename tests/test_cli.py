@@ -56,7 +56,8 @@ def test_bad_input_is_one_line_and_exit_2(args, message):
 
 
 def test_poc_report_has_the_poc_layout():
-    p = pqlab_cli("poc", "--tasks", "400", "--seed", "2")
+    p = pqlab_cli("poc", "--tasks", "400", "--seed", "2", "--repeat", "2", "--idle-seconds",
+                  "0.2")
     assert p.returncode == 0, p.stderr
     out = p.stdout
     for heading in ("Dependency Check:", "Configuration:", "RUNNING BENCHMARKS",
@@ -68,6 +69,8 @@ def test_poc_report_has_the_poc_layout():
 
     assert out.count("✅ Complete:") == len(poc_pairs())
     assert "Priority violations: 0/400" in out
+    assert "Repetitions: 2" in out and "Idle burn: 5 consumers waiting 0.2 s" in out
+    assert "Set aside: ThreadSafeHeapQueue: its waiting consumers burn" in out
 
 
 def test_queues_lists_the_registry():

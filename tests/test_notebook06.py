@@ -100,7 +100,7 @@ def test_its_run_holds_both_scenarios_with_nothing_lost_and_its_figures():
 def test_the_adr_says_what_crossing_processes_costs_from_the_run():
     require_redis_server()
     out, result, _ = tiny_batch()
-    text = (out / "docs" / "adr" / config.ADR_FILENAME).read_text()
+    text = config.paths(out).run_adr_file(result.run.run_id).read_text()
     line = next(x for x in text.splitlines() if x.startswith("- Across processes"))
     summary = store.Run.open(out / "data", result.run.run_id).summary()
     cell = summary[summary["scenario"] == "processes"]
