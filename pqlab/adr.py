@@ -212,17 +212,20 @@ def _verdict_line(d: Decision) -> str:
                 + "; ".join(f"`{r['queue']}` {r['set_aside']}" for _, r in d.table.iterrows())
                 + ".")
     r = d.table[d.table["queue"] == d.choice].iloc[0]
-    met = ", ".join(features.FEATURE_TITLES[f] for f in r["needs_met"]) or "none needed"
+    met = ", ".join(features.FEATURE_TITLES[f] for f in r["needs_met"]) or "none of them"
     tied = [q for q in d.tie_group if q != d.choice]
     tie = (f" Tied with {', '.join(f'`{q}`' for q in tied)} on every step before registry "
            "order." if tied else "")
     aside = [f"`{x['queue']}` ({x['set_aside']})" for _, x in d.table.iterrows()
              if x["set_aside"]]
     aside_text = f" Set aside: {'; '.join(aside)}." if aside else ""
-    return (f"- **{name}**: use `{d.choice}`: {r['features']} of {len(d.context.needs)} needed "
-            f"features ({met}); {_ci(r)} ops/s at the reference cell, speed group "
-            f"{int(r['speed_group'])}; {_num(r['cpu_us_per_task'], '.2f')} CPU µs per task; "
-            f"idle burn {_num(r['idle_cores'], '.3f')} cores.{tie}{aside_text}")
+    needs = (f"{r['features']} of {len(d.context.needs)} needed features ({met})"
+             if d.context.needs else "needs no feature beyond put and get")
+    idle = (f"; idle burn {_num(r['idle_cores'], '.3f')} cores" if d.context.workers_wait
+            else "")
+    return (f"- **{name}**: use `{d.choice}`: {needs}; {_ci(r)} ops/s at the reference cell, "
+            f"speed group {int(r['speed_group'])}; {_num(r['cpu_us_per_task'], '.2f')} CPU µs "
+            f"per task{idle}.{tie}{aside_text}")
 
 
 def _headline(primary: Decision) -> str:

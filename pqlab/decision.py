@@ -271,8 +271,8 @@ def _set_aside(row: pd.Series, ctx: Context) -> str:
     if problems:
         return "incorrect: " + ", ".join(problems)
     if ctx.workers_wait and row["idle_cores"] > IDLE_LIMIT_CORES:
-        return (f"its waiting consumers burn {row['idle_cores']:.2f} of a core "
-                f"(limit {IDLE_LIMIT_CORES:g})")
+        return (f"its waiting consumers burn {row['idle_cores']:.2f} of a core, over the "
+                f"limit of {IDLE_LIMIT_CORES:g}")
     top = SERVICE_RATES_PER_S[-1]
     cpu, added = costs_at(top, row["cpu_us_per_task"], row["worst_throughput"])
     if cpu > MATERIAL_SHARE:
