@@ -178,6 +178,13 @@ def _labelled(widget: widgets.Widget, css: str) -> widgets.Widget:
     return widget
 
 
+def _workers_box(description: str, name: str, style: dict):
+    """A worker-count control (1-64), labelled ``pqlab-<name>`` for the browser test."""
+    return _labelled(widgets.BoundedIntText(value=DEFAULT_WORKERS, min=1, max=64,
+                                            description=description, style=style),
+                     f"pqlab-{name}")
+
+
 class Explorer:
     """The explorer's widgets and what its Run button and run picker do."""
 
@@ -194,18 +201,12 @@ class Explorer:
         self.tasks = _labelled(widgets.BoundedIntText(
             value=DEFAULT_TASKS, min=1, max=MAX_TASKS, description="tasks", style=style),
             "pqlab-tasks")
-        self.producers = _labelled(widgets.BoundedIntText(
-            value=DEFAULT_WORKERS, min=1, max=64, description="producers", style=style),
-            "pqlab-producers")
-        self.consumers = _labelled(widgets.BoundedIntText(
-            value=DEFAULT_WORKERS, min=1, max=64, description="consumers", style=style),
-            "pqlab-consumers")
+        self.producers = _workers_box("producers", "producers", style)
+        self.consumers = _workers_box("consumers", "consumers", style)
         self.rate = _labelled(widgets.BoundedFloatText(
             value=DEFAULT_RATE_PER_S, min=0.1, max=1e6, description="rate /s", style=style),
             "pqlab-rate")
-        self.workers = _labelled(widgets.BoundedIntText(
-            value=DEFAULT_WORKERS, min=1, max=64, description="load workers", style=style),
-            "pqlab-workers")
+        self.workers = _workers_box("load workers", "workers", style)
         self.service = _labelled(widgets.Text(
             value=DEFAULT_SERVICE, description="service", style=style), "pqlab-service")
         self.button = _labelled(widgets.Button(description="Run", button_style="primary"),
