@@ -680,6 +680,9 @@ def find_run(where: str, paths: config.Paths | None = None) -> store.Run:
     if path.is_dir():
         raise store.StoreError(f"{where} is neither a run folder nor an output folder with a "
                                "data/ folder of runs")
+    if os.sep in where or where.startswith("."):
+        raise store.StoreError(f"no run at {where}: give a run folder, a batch output folder "
+                               f"or a run id in {data}")
     return store.Run.open(data, where)
 
 

@@ -178,6 +178,7 @@ def test_compare_says_the_same_run_decides_the_same(lab, capsys):
 @pytest.mark.parametrize("args, message", [
     (["no-such-run", "adr-test"], "no run 'no-such-run'"),
     (["adr-test", "only-ordering"], "measured none of the contexts"),
+    (["/no/such/folder", "adr-test"], "no run at /no/such/folder"),
 ])
 def test_compare_bad_input_is_one_line_and_exit_2(lab, capsys, args, message):
     paths, _, _ = lab
