@@ -274,7 +274,11 @@ def _publish_adr(plan: Plan, run_id: str, paths: config.Paths) -> Path:
 def _adr_line(result: BatchResult) -> str:
     adr = result.paths.run_adr_file(result.run.run_id)
     if not adr.is_file():
-        return f"  ADR:       {adr} (not written)"
+        busy = busy_warnings(result.run)
+        why = (f"not written: units were measured on a busy machine; `python -m pqlab adr "
+               f"--run {result.run.run_id} --allow-busy` writes it anyway" if busy
+               else "not written")
+        return f"  ADR:       {adr} ({why})"
     if result.published_adr is not None:
         return f"  ADR:       {adr}, published to {result.published_adr}"
     return f"  ADR:       {adr} (docs/adr/ unchanged: `make adr` or --publish-adr publishes it)"
