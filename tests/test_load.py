@@ -195,7 +195,11 @@ def test_measured_waits_follow_the_ideal_queue_loosely():
     measured = np.array([r.extra[f"queue_wait_mean_ms_{p.name}"] for p in Priority])
     replay = np.array([r.extra[f"replay_wait_mean_ms_{p.name}"] for p in Priority])
     theory_ms = np.array([r.extra[f"theory_wait_mean_ms_{p.name}"] for p in Priority])
-    assert np.all(np.abs(measured - replay) <= 0.5 * replay + 3.0), (measured, replay)
+    # A busy machine puts late and each late put starts late by as much, so the slack
+    # grows by this run's measured mean lateness (0.03 ms quiet, 2.6-3.9 ms beside 2 `yes`).
+    late_ms = r.extra["producer_late_mean_ms"]
+    assert np.all(np.abs(measured - replay) <= 0.5 * replay + 3.0 + late_ms), (
+        measured, replay, late_ms)
     assert np.all((theory_ms / 3 < replay) & (replay < 3 * theory_ms)), (replay, theory_ms)
 
 
