@@ -203,6 +203,7 @@ def test_library_bridges_hold_priority_order_entries(cls):
     assert [q.sync_q.get() for _ in tasks] == sorted(tasks)
 
 
+@pytest.mark.timing
 def test_the_loop_hands_a_starving_getter_thread_the_gil():
     """Puts that never suspend would keep the GIL from a woken thread for 5 ms."""
     q = BridgeBucketQueue()

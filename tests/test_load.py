@@ -171,6 +171,7 @@ def test_load_run_fills_records_series_and_summary(queue, driver):
     assert r.throughput_ops_s > 0 and math.isnan(r.bytes_per_task)
 
 
+@pytest.mark.redis
 def test_load_runs_on_process_safe_queues_from_threads(monkeypatch):
     # redis stores tasks as JSON: the Request payload comes back as a list.
     server = private_server()
@@ -185,6 +186,7 @@ def test_load_runs_on_process_safe_queues_from_threads(monkeypatch):
         server.stop()
 
 
+@pytest.mark.timing
 def test_measured_waits_follow_the_ideal_queue_loosely():
     # A short run: sampling noise is large, so the check is against the replay
     # of the same arrivals and service times (an ideal queue), and loose.

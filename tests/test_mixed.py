@@ -74,6 +74,7 @@ def test_a_stalled_mixed_run_ends_at_the_deadline_with_an_error():
         unregister_queue("test.LosingBridge")
 
 
+@pytest.mark.timing
 def test_the_probe_sees_a_blocked_loop():
     async def main():
         probe = LoopLagProbe(asyncio.get_running_loop())

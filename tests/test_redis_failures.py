@@ -19,6 +19,8 @@ from pqlab.redisqueue import RedisPriorityQueue, make_queue
 from pqlab.redisserver import INSTALL_HINT, RedisServer, RedisUnavailable, prepare_queues
 from pqlab.task import make_workload
 
+pytestmark = [pytest.mark.redis, pytest.mark.slow]
+
 LEASE_S = 0.5
 CRASH_AFTER = 200  # acknowledged puts before the server is killed
 

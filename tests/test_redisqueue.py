@@ -23,6 +23,8 @@ from pqlab.redisqueue import (
 from pqlab.scenarios import STOP
 from pqlab.task import Priority, Task, make_workload
 
+pytestmark = pytest.mark.redis
+
 
 @pytest.fixture(scope="module")
 def server():
@@ -109,6 +111,7 @@ def test_reaper_returns_an_expired_lease_to_its_place(q):
     assert q.ack(first) == 0  # the old lease no longer counts
 
 
+@pytest.mark.timing
 def test_claim_reaps_on_its_own(q):
     q.put(task(1, 1))
     start = time.monotonic()
