@@ -165,7 +165,9 @@ def test_load_run_fills_records_series_and_summary(queue, driver):
         n = level.name
         assert row[f"queue_wait_mean_ms_{n}"] >= row[f"queue_wait_uncorrected_mean_ms_{n}"]
         assert row[f"sojourn_p99_9_ms_{n}"] >= row[f"queue_wait_p99_9_ms_{n}"]
-        assert row[f"theory_wait_mean_ms_{n}"] > 0
+        # Theory needs a measured ρ < 1; sleeps overrunning on a busy machine can reach 1.
+        theory = row[f"theory_wait_mean_ms_{n}"]
+        assert theory > 0 if row["rho_measured"] < 1 else math.isnan(theory), (theory, row)
     assert row["rho"] == pytest.approx(500 * 0.004 / 3)
     assert row["service_over_p50_ms"] > -0.01 and row["producer_late_p50_ms"] >= 0
     assert r.throughput_ops_s > 0 and math.isnan(r.bytes_per_task)
@@ -202,7 +204,10 @@ def test_measured_waits_follow_the_ideal_queue_loosely():
     late_ms = r.extra["producer_late_mean_ms"]
     assert np.all(np.abs(measured - replay) <= 0.5 * replay + 3.0 + late_ms), (
         measured, replay, late_ms)
-    assert np.all((theory_ms / 3 < replay) & (replay < 3 * theory_ms)), (replay, theory_ms)
+    if r.extra["rho_measured"] >= 1:  # sleeps overran on a busy machine: no steady state
+        assert np.all(np.isnan(theory_ms)), theory_ms
+    else:
+        assert np.all((theory_ms / 3 < replay) & (replay < 3 * theory_ms)), (replay, theory_ms)
 
 
 def test_load_needs_a_concurrent_queue():
