@@ -10,6 +10,8 @@ from pqlab import adr, config, decision, idleburn, significance, store
 from pqlab.cli import main
 from pqlab.sweep import Grid, run_sweep
 
+pytestmark = pytest.mark.slow
+
 # The stdlib queues, the POC's polling heap and pqlab's own: every context has candidates.
 SOME = ("heapq", "queue.PriorityQueue", "asyncio.PriorityQueue", "ThreadSafeHeapQueue",
         "ThreadSafeBucketQueue", "AsyncBucketQueue", "BridgeBucketQueue")

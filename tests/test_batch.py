@@ -65,6 +65,8 @@ def test_cli_bad_plan_exits_2_and_writes_nothing(tmp_path, capsys):
     assert not out.exists()
 
 
+@pytest.mark.slow
+@pytest.mark.notebook
 def test_the_batch_produces_data_figures_notebooks_and_the_adr():
     out, result, lines = tiny_batch()
     run_dir = out / "data" / result.run.run_id
@@ -130,6 +132,8 @@ def test_new_runs_are_ignored_by_git_and_the_reference_run_is_tracked():
                                  for run in reference)
 
 
+@pytest.mark.slow
+@pytest.mark.notebook
 def test_publish_adr_also_writes_docs_adr_with_its_own_links(tmp_path):
     plan = tiny_plan()
     plan.notebooks = [(s, v) for s, v in plan.notebooks
@@ -144,6 +148,8 @@ def test_publish_adr_also_writes_docs_adr_with_its_own_links(tmp_path):
     assert any(f"published to {published}" in line for line in lines)
 
 
+@pytest.mark.slow
+@pytest.mark.notebook
 def test_the_batch_prints_each_notebooks_progress_while_it_runs(tmp_path):
     plan = tiny_plan(**{"01-single-baseline": {"REPETITIONS": 3}})
     plan.notebooks = [(s, v) for s, v in plan.notebooks if s.name == "01-single-baseline"]
@@ -158,6 +164,8 @@ def test_the_batch_prints_each_notebooks_progress_while_it_runs(tmp_path):
     assert any(m[3] for m in shown)  # a time left once a unit was measured
 
 
+@pytest.mark.slow
+@pytest.mark.notebook
 def test_a_failing_notebook_stops_the_batch_naming_the_cell(tmp_path):
     plan = tiny_plan(**{"02-threads": {"QUEUES": ["heapq"]}})  # a name, but not thread-safe
     plan.notebooks = [(s, v) for s, v in plan.notebooks if s.name in ("02-threads", "00-decision")]

@@ -1,5 +1,6 @@
 import asyncio
 import queue
+import sys
 import threading
 import time
 
@@ -20,6 +21,14 @@ def task(priority=Priority.NORMAL) -> Task:
 
 def run(coro):
     return asyncio.run(asyncio.wait_for(coro, 20))
+
+
+def wait_for_getters(q: BridgeBucketQueue, count: int, timeout_s: float = 10.0) -> None:
+    """Poll until ``count`` getters wait on ``q``; fail after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while len(q.not_empty.waiting) < count:
+        assert time.monotonic() < deadline, f"{len(q.not_empty.waiting)} of {count} getters wait"
+        time.sleep(0.001)
 
 
 def test_the_faces_are_the_bridge_s_own_methods():
@@ -135,7 +144,7 @@ def test_a_waiter_of_a_closed_loop_is_skipped():
     got = []
     reader = threading.Thread(target=lambda: got.append(q.sync_q.get(timeout=5)))
     reader.start()
-    time.sleep(0.05)
+    wait_for_getters(q, 2)  # the dead loop's waiter, then the thread's
     t = task()
     q.sync_q.put(t)  # skips the dead waiter, wakes the thread
     reader.join(5)
@@ -194,6 +203,7 @@ def test_library_bridges_hold_priority_order_entries(cls):
     assert [q.sync_q.get() for _ in tasks] == sorted(tasks)
 
 
+@pytest.mark.timing
 def test_the_loop_hands_a_starving_getter_thread_the_gil():
     """Puts that never suspend would keep the GIL from a woken thread for 5 ms."""
     q = BridgeBucketQueue()
@@ -207,15 +217,22 @@ def test_the_loop_hands_a_starving_getter_thread_the_gil():
 
     thread = threading.Thread(target=consume)
     thread.start()
-    time.sleep(0.05)  # it waits
+    wait_for_getters(q, 1)
 
     async def produce() -> None:
-        for _ in range(10 * HANDOFF_PUTS):
+        for _ in range(100 * HANDOFF_PUTS):
             await q.async_q.put(task())  # never suspends
         done_putting.set()
         await q.async_q.put(Task(Priority.LOW, next_seq(), 0.0, "stop", "", None))
 
-    asyncio.run(produce())
+    # A 100 s switch interval leaves the hand-off the only way in (without it the count
+    # is 0); one of 100 hand-offs where the OS runs the thread within 1 ms gives >= 128.
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(100.0)
+    try:
+        asyncio.run(produce())
+    finally:
+        sys.setswitchinterval(interval)
     thread.join(5)
     assert len(taken_while_putting) >= HANDOFF_PUTS
     assert q.not_empty.threads_woken == 0 and q._gate is None

@@ -127,6 +127,8 @@ def test_the_notebook_is_committed_clean_and_only_wires_widgets():
     assert sum(len(c.source.splitlines()) for c in code) <= 6
 
 
+@pytest.mark.slow
+@pytest.mark.notebook
 def test_the_notebook_runs_and_shows_the_widget(tmp_path):
     out = tmp_path / "explore.ipynb"
     with batch.project_kernel() as kernel:

@@ -165,12 +165,15 @@ def test_load_run_fills_records_series_and_summary(queue, driver):
         n = level.name
         assert row[f"queue_wait_mean_ms_{n}"] >= row[f"queue_wait_uncorrected_mean_ms_{n}"]
         assert row[f"sojourn_p99_9_ms_{n}"] >= row[f"queue_wait_p99_9_ms_{n}"]
-        assert row[f"theory_wait_mean_ms_{n}"] > 0
+        # Theory needs a measured ρ < 1; sleeps overrunning on a busy machine can reach 1.
+        theory = row[f"theory_wait_mean_ms_{n}"]
+        assert theory > 0 if row["rho_measured"] < 1 else math.isnan(theory), (theory, row)
     assert row["rho"] == pytest.approx(500 * 0.004 / 3)
     assert row["service_over_p50_ms"] > -0.01 and row["producer_late_p50_ms"] >= 0
     assert r.throughput_ops_s > 0 and math.isnan(r.bytes_per_task)
 
 
+@pytest.mark.redis
 def test_load_runs_on_process_safe_queues_from_threads(monkeypatch):
     # redis stores tasks as JSON: the Request payload comes back as a list.
     server = private_server()
@@ -185,6 +188,7 @@ def test_load_runs_on_process_safe_queues_from_threads(monkeypatch):
         server.stop()
 
 
+@pytest.mark.timing
 def test_measured_waits_follow_the_ideal_queue_loosely():
     # A short run: sampling noise is large, so the check is against the replay
     # of the same arrivals and service times (an ideal queue), and loose.
@@ -195,8 +199,15 @@ def test_measured_waits_follow_the_ideal_queue_loosely():
     measured = np.array([r.extra[f"queue_wait_mean_ms_{p.name}"] for p in Priority])
     replay = np.array([r.extra[f"replay_wait_mean_ms_{p.name}"] for p in Priority])
     theory_ms = np.array([r.extra[f"theory_wait_mean_ms_{p.name}"] for p in Priority])
-    assert np.all(np.abs(measured - replay) <= 0.5 * replay + 3.0), (measured, replay)
-    assert np.all((theory_ms / 3 < replay) & (replay < 3 * theory_ms)), (replay, theory_ms)
+    # A busy machine puts late and each late put starts late by as much, so the slack
+    # grows by this run's measured mean lateness (0.03 ms quiet, 2.6-3.9 ms beside 2 `yes`).
+    late_ms = r.extra["producer_late_mean_ms"]
+    assert np.all(np.abs(measured - replay) <= 0.5 * replay + 3.0 + late_ms), (
+        measured, replay, late_ms)
+    if r.extra["rho_measured"] >= 1:  # sleeps overran on a busy machine: no steady state
+        assert np.all(np.isnan(theory_ms)), theory_ms
+    else:
+        assert np.all((theory_ms / 3 < replay) & (replay < 3 * theory_ms)), (replay, theory_ms)
 
 
 def test_load_needs_a_concurrent_queue():

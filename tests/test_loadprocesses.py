@@ -68,6 +68,7 @@ def test_summary_row_has_the_waits_of_each_priority(stamped):
     assert len(waits_frame(r)) == len(Priority)
 
 
+@pytest.mark.redis
 def test_redis_run_on_worker_processes(monkeypatch):
     # redis stores tasks as JSON: the Request payload comes back as a list.
     server = private_server()

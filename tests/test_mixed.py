@@ -74,17 +74,20 @@ def test_a_stalled_mixed_run_ends_at_the_deadline_with_an_error():
         unregister_queue("test.LosingBridge")
 
 
+@pytest.mark.timing
 def test_the_probe_sees_a_blocked_loop():
     async def main():
         probe = LoopLagProbe(asyncio.get_running_loop())
         probe.start()
-        await asyncio.sleep(0.01)
+        await asyncio.sleep(0.1)
         time.sleep(0.03)  # hold the loop
-        await asyncio.sleep(0.005)
+        await asyncio.sleep(0.1)
         return probe.stop()
 
+    # p50 from ~200 samples of 1 ms: only descheduling for 20 ms in most of 0.2 s idle
+    # could lift it; a probe that adds up lags instead of resetting its due time would.
     lags = asyncio.run(main())
-    assert len(lags) >= 3 and lags.max() >= 20e6
+    assert len(lags) >= 10 and lags.max() >= 20e6
     summary = lag_summary(lags)
     assert summary["loop_lag_max_us"] >= 20_000 >= summary["loop_lag_p50_us"]
     assert all(math.isnan(v) for v in lag_summary(np.zeros(0, np.int64)).values())

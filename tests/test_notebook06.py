@@ -49,6 +49,7 @@ def test_a_sweep_without_redis_fails_at_once_naming_the_queue(no_redis):
         run_sweep(grid, progress=False)
 
 
+@pytest.mark.redis
 def test_fresh_processes_share_one_server_started_and_stopped_by_the_sweep(monkeypatch):
     require_redis_server()
     monkeypatch.delenv(ENV_URL, raising=False)
@@ -76,6 +77,7 @@ def test_fresh_processes_share_one_server_started_and_stopped_by_the_sweep(monke
     assert ENV_URL not in os.environ  # the URL was exported for the sweep only
 
 
+@pytest.mark.redis
 def test_its_run_holds_both_scenarios_with_nothing_lost_and_its_figures():
     require_redis_server()
     out, result, _ = tiny_batch()
@@ -97,6 +99,7 @@ def test_its_run_holds_both_scenarios_with_nothing_lost_and_its_figures():
     assert set(behind["series"]) >= {"redis (processes)", "multiprocessing (processes)"}
 
 
+@pytest.mark.redis
 def test_the_adr_says_what_crossing_processes_costs_from_the_run():
     require_redis_server()
     out, result, _ = tiny_batch()

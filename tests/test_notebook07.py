@@ -34,6 +34,8 @@ def test_07_is_in_the_batch_before_05():
         assert values["SPECTRUM_RHO"] in values["RHOS"]
 
 
+@pytest.mark.slow
+@pytest.mark.notebook
 def test_07_runs_with_tiny_parameters_and_stores_its_frames(tmp_path):
     nb = _execute(tmp_path)
     assert nb.metadata["papermill"]["exception"] is None
@@ -53,6 +55,8 @@ def test_07_runs_with_tiny_parameters_and_stores_its_frames(tmp_path):
                for o in c.get("outputs", []))
 
 
+@pytest.mark.slow
+@pytest.mark.notebook
 @pytest.mark.parametrize("bad, name", [
     ({"RHOS": [0.5, 1.2]}, "RHOS"),
     ({"SPECTRUM_RHO": 0.7}, "SPECTRUM_RHO"),
@@ -84,6 +88,8 @@ def _numbers(text):
     return [float(x) for x in re.findall(r"[-+]?\d[\d,]*\.?\d*", text.replace(",", ""))]
 
 
+@pytest.mark.slow
+@pytest.mark.notebook
 def test_the_adr_paragraph_matches_the_stored_load_frame(stored):
     run = stored
     stored = run.load()
@@ -136,6 +142,8 @@ def test_the_adr_has_no_load_section_without_load_data():
     assert adr.load_findings(pd.DataFrame()) == []
 
 
+@pytest.mark.slow
+@pytest.mark.notebook
 def test_the_crossing_is_reported_when_p99_reaches_the_target(stored):
     frame = stored.load()
     frame.loc[(frame["priority"].astype(str) == "CRITICAL") & (frame["rho"] == 0.6),
@@ -144,6 +152,8 @@ def test_the_crossing_is_reported_when_p99_reaches_the_target(stored):
     assert f"at ρ ≈ {crossing_rho(frame):.2f}" in text
 
 
+@pytest.mark.slow
+@pytest.mark.notebook
 def test_the_adr_says_whether_the_sample_or_the_chain_missed_theory(stored):
     from pqlab.adr import _sampling_and_chain
 

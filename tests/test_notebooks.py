@@ -57,6 +57,8 @@ def test_layout_follows_the_style(path):
     assert numbers == list(range(1, len(numbers) + 1)) and numbers
 
 
+@pytest.mark.slow
+@pytest.mark.notebook
 def test_each_notebook_runs_under_papermill_with_tiny_parameters():
     out, result, _ = tiny_batch()
     skipped = dict(result.skipped)  # 06 without redis-server (never on CI: .ci/run installs it)
@@ -69,6 +71,8 @@ def test_each_notebook_runs_under_papermill_with_tiny_parameters():
                    for o in c.get("outputs", [])) or path.name.startswith("00"), path.name
 
 
+@pytest.mark.slow
+@pytest.mark.notebook
 @pytest.mark.parametrize("notebook, bad, name", [
     ("01-single-baseline", {"TASK_COUNTS": [-5]}, "TASK_COUNTS"),
     ("02-threads", {"QUEUES": ["no-such-queue"]}, "QUEUES"),

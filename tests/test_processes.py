@@ -76,6 +76,7 @@ def test_child_stamps_share_the_parent_clock(stamped):
     assert (rec.put_end >= rec.put_start).all() and (rec.get_end >= rec.get_start).all()
 
 
+@pytest.mark.redis
 def test_redis_run_is_correct(monkeypatch):
     server = private_server()
     try:
@@ -86,6 +87,7 @@ def test_redis_run_is_correct(monkeypatch):
         server.stop()
 
 
+@pytest.mark.redis
 def test_redis_batches_leave_stop_sentinels_to_others():
     server = private_server()
     try:

@@ -19,7 +19,10 @@ from pqlab.redisqueue import RedisPriorityQueue, make_queue
 from pqlab.redisserver import INSTALL_HINT, RedisServer, RedisUnavailable, prepare_queues
 from pqlab.task import make_workload
 
+pytestmark = [pytest.mark.redis, pytest.mark.slow]
+
 LEASE_S = 0.5
+CRASH_AFTER = 200  # acknowledged puts before the server is killed
 
 
 @pytest.fixture
@@ -66,11 +69,14 @@ def test_restarted_server_keeps_every_acknowledged_enqueue(server):
     q = RedisPriorityQueue(server.url, lease_s=LEASE_S, reconnect_s=20.0)
     workload = make_workload(1_500, seed=2)
     acknowledged, taken, errors = [], [], []
-    producing = threading.Event()
+    producing, paused, resumed = threading.Event(), threading.Event(), threading.Event()
 
     def produce() -> None:
         try:
             for t in workload:
+                if len(acknowledged) == CRASH_AFTER:
+                    paused.set()
+                    resumed.wait(30)
                 q.put(t)
                 acknowledged.append(t.task_id)
         except Exception as exc:  # noqa: BLE001 - the test reports it
@@ -97,16 +103,17 @@ def test_restarted_server_keeps_every_acknowledged_enqueue(server):
     threads = [threading.Thread(target=produce), threading.Thread(target=consume)]
     for t in threads:
         t.start()
-    while len(acknowledged) < 200 and producing.is_set():
-        time.sleep(0.005)
-    at_crash = len(acknowledged)
+    # The producer waits at CRASH_AFTER for the crash, so it lands mid-run however
+    # slowly this thread is scheduled; it resumes into the dead server.
+    assert paused.wait(30), errors
     server.kill()  # a crash: SIGKILL, no chance to flush anything
+    resumed.set()
     time.sleep(0.3)
     server.start()  # same port, same directory: it replays its append-only file
     for t in threads:
         t.join(90)
     assert not any(t.is_alive() for t in threads) and not errors, errors
-    assert at_crash < len(workload) == len(acknowledged)  # the crash came mid-run
+    assert len(acknowledged) == len(workload)
     assert set(acknowledged) <= set(taken)  # at-least-once: duplicates allowed, losses not
 
 

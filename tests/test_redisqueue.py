@@ -23,6 +23,8 @@ from pqlab.redisqueue import (
 from pqlab.scenarios import STOP
 from pqlab.task import Priority, Task, make_workload
 
+pytestmark = pytest.mark.redis
+
 
 @pytest.fixture(scope="module")
 def server():
@@ -109,12 +111,19 @@ def test_reaper_returns_an_expired_lease_to_its_place(q):
     assert q.ack(first) == 0  # the old lease no longer counts
 
 
+@pytest.mark.timing
 def test_claim_reaps_on_its_own(q):
     q.put(task(1, 1))
+    start = time.monotonic()
     q.claim()
-    assert q.claim() == []
-    time.sleep(0.4)
-    (again,) = q.claim()
+    deadline = start + 10
+    while not (claims := q.claim()):
+        assert time.monotonic() < deadline, "the expired lease never came back"
+        time.sleep(0.01)
+    # Polled, not slept: a descheduled test sees the task back later, never before the
+    # lease (server clock in whole ms, hence 2 ms of slack); one handed out early fails.
+    assert time.monotonic() - start >= q.lease_s - 0.002
+    (again,) = claims
     assert again.task.seq == 1 and again.deliveries == 2
 
 

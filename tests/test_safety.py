@@ -347,6 +347,24 @@ def run_threads(target, count: int):
     return threads, outcomes
 
 
+def wait_until_parked(threads, timeout_s: float = 10.0) -> None:
+    """Poll until every thread's innermost Python frame is a ``wait``; fail after ``timeout_s``.
+
+    Each queue with a shutdown() blocks a thread in a function named ``wait``
+    (pqlab's Waiters.wait, threading.Condition.wait in janus, culsans' low-level
+    waiter): in it, the thread is registered as a waiter, which is_alive() cannot show.
+    """
+    idents = {t.ident for t in threads}
+    deadline = time.monotonic() + timeout_s
+    while True:
+        frames = sys._current_frames()
+        parked = [i for i in idents if i in frames and frames[i].f_code.co_name == "wait"]
+        if len(parked) == len(idents):
+            return
+        assert time.monotonic() < deadline, f"{len(parked)} of {len(idents)} threads blocked"
+        time.sleep(0.001)
+
+
 def join_all(threads, timeout_s: float = 10.0) -> None:
     deadline = time.monotonic() + timeout_s
     for t in threads:
@@ -360,7 +378,7 @@ def test_shutdown_releases_getters_blocked_in_many_threads(name):
     face = sync_face(spec, spec.factory())
     needs_shutdown(name, face)
     threads, outcomes = run_threads(face.get, 20)
-    time.sleep(0.1)  # let them block
+    wait_until_parked(threads)
     face.shutdown()
     join_all(threads)
     assert all(exc is not None and is_shutdown(exc) for exc in outcomes), outcomes
@@ -372,7 +390,7 @@ def test_shutdown_releases_putters_blocked_in_many_threads(name):
     needs_shutdown(name, face)
     face.put(make_task())
     threads, outcomes = run_threads(lambda: face.put(make_task()), 20)
-    time.sleep(0.1)
+    wait_until_parked(threads)
     face.shutdown()
     join_all(threads)
     assert all(exc is not None and is_shutdown(exc) for exc in outcomes), outcomes
@@ -404,7 +422,7 @@ def test_immediate_shutdown_drops_the_items_and_releases_joiners(name):
     for _ in range(3):
         face.put(make_task())
     threads, outcomes = run_threads(face.join, 5)
-    time.sleep(0.05)
+    wait_until_parked(threads)
     face.shutdown(immediate=True)
     join_all(threads)
     assert outcomes == [None] * 5
