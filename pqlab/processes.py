@@ -31,9 +31,8 @@ import time
 from collections.abc import Callable, Iterable
 from multiprocessing.connection import wait
 
-import psutil
-
 from pqlab.queues import QueueSpec, sync_face
+from pqlab.quiet import descendants_cpu_ns
 from pqlab.scenarios import (
     EMPTY_ERRORS,
     POLL_S,
@@ -186,21 +185,6 @@ class _Worker:
             self.reader.close()
 
 
-def _descendants_cpu_ns() -> dict[int, int]:
-    """CPU time (user + system, ns) of every living descendant of this process, by pid.
-
-    psutil reads ``/proc/<pid>/stat``, counted in clock ticks (10 ms here).
-    """
-    out: dict[int, int] = {}
-    for child in psutil.Process().children(recursive=True):
-        try:
-            times = child.cpu_times()
-        except psutil.Error:  # gone meanwhile: nothing to count
-            continue
-        out[child.pid] = round((times.user + times.system) * 1e9)
-    return out
-
-
 class _Pool:
     """The parent's side of worker processes: start them, start them together, watch, gather.
 
@@ -218,10 +202,10 @@ class _Pool:
         self.run, self.shared, self.workers = run, shared, workers
         self.n, self.deadline_s = run.n, deadline_s
         self.queue = queue  # kept alive until the workers are done (its owner may clean up)
-        self.servers_cpu_ns = 0
+        self.servers_cpu_ns = 0.0
 
     def execute(self) -> _Run:
-        servers = _descendants_cpu_ns()  # before any worker: the queue's manager or server
+        servers = descendants_cpu_ns()  # before any worker: the queue's manager or server
         try:
             for worker in self.workers:
                 worker.start()
@@ -234,7 +218,7 @@ class _Pool:
             for worker in self.workers:
                 worker.end(kill=bool(self.run.errors))
             self.end()
-            after = _descendants_cpu_ns()
+            after = descendants_cpu_ns()
             self.servers_cpu_ns = sum(after[pid] - ns for pid, ns in servers.items()
                                       if pid in after)
         return self.run

@@ -87,7 +87,11 @@ def machine_busy_ns() -> float:
     return sum(int(fields[i]) for i in BUSY_FIELDS if i < len(fields)) * TICK_S * 1e9
 
 
-def _descendants_cpu_ns() -> dict[int, float]:
+def descendants_cpu_ns() -> dict[int, float]:
+    """CPU time (user + system, ns) of every living descendant of this process, by pid.
+
+    psutil reads ``/proc/<pid>/stat``, counted in clock ticks (10 ms here).
+    """
     out: dict[int, float] = {}
     for child in psutil.Process().children(recursive=True):
         try:
@@ -101,7 +105,7 @@ def _descendants_cpu_ns() -> dict[int, float]:
 def own_cpu_ns() -> tuple[float, dict[int, float]]:
     """CPU time of this process and its reaped children (ns), and of each living descendant."""
     t = os.times()
-    return (t.user + t.system + t.children_user + t.children_system) * 1e9, _descendants_cpu_ns()
+    return (t.user + t.system + t.children_user + t.children_system) * 1e9, descendants_cpu_ns()
 
 
 def _schedstat(path: str) -> tuple[int, int]:
