@@ -18,12 +18,12 @@ import contextlib
 import queue as stdlib_queue
 import threading
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Any
 
 import pandas as pd
 
+from pqlab.loops import run_in_loop_thread
 from pqlab.queues import QUEUES, QueueSpec, async_face, sync_face
 from pqlab.task import Priority, Task
 
@@ -60,30 +60,6 @@ class Features:
 
     def has(self, feature: str) -> bool:
         return bool(getattr(self, feature))
-
-
-def _run(make_coro: Callable[[], Coroutine[Any, Any, bool]]) -> bool:
-    """``asyncio.run`` the probe, in a thread of its own if this one already runs a loop
-    (a Jupyter kernel does): a probe needs a fresh loop either way."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(make_coro())
-    outcome: list[bool] = []
-    failure: list[BaseException] = []
-
-    def probe() -> None:
-        try:
-            outcome.append(asyncio.run(make_coro()))
-        except BaseException as exc:  # noqa: BLE001 - raised again in the caller's thread
-            failure.append(exc)
-
-    thread = threading.Thread(target=probe)
-    thread.start()
-    thread.join()
-    if failure:
-        raise failure[0]
-    return outcome[0]
 
 
 def _task(seq: int = 0) -> Task:
@@ -125,7 +101,7 @@ def probe_shutdown(spec: QueueSpec) -> bool | None:
         return False
     if spec.has_sync_face:
         return _sync_shutdown_wakes(sync_face(spec, obj), shutdown)
-    return _run(lambda: _async_shutdown_wakes(async_face(spec, obj), shutdown))
+    return run_in_loop_thread(lambda: _async_shutdown_wakes(async_face(spec, obj), shutdown))
 
 
 def _sync_shutdown_wakes(face, shutdown: Callable[[], object]) -> bool:
@@ -168,7 +144,7 @@ def probe_cancel_safe_get(spec: QueueSpec) -> bool | None:
     """
     if not spec.has_async_face:
         return None
-    return _run(lambda: _cancel_race(spec))
+    return run_in_loop_thread(lambda: _cancel_race(spec))
 
 
 async def _cancel_race(spec: QueueSpec) -> bool:

@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterable
 import pandas as pd
 
 from pqlab import config
+from pqlab.loops import run_in_loop_thread
 from pqlab.queues import QUEUES, QueueSpec, async_face, sync_face
 from pqlab.runner import resolve, supported_pairs
 from pqlab.scenarios import _aconsumer, _consumer, _guard, _Run
@@ -84,23 +85,6 @@ def _burn_threads(face, consumers: int, seconds: float, what: str) -> float:
     return sum(cpu_ns) / wall_ns
 
 
-def _in_loop_thread(main: Callable[[], object], what: str) -> None:
-    """Run the coroutine ``main()`` on a new event loop in a thread of its own; re-raise."""
-    failure: list[BaseException] = []
-
-    def target() -> None:
-        try:
-            asyncio.run(main())
-        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller
-            failure.append(exc)
-
-    thread = threading.Thread(target=target, name="pqlab-idle-loop", daemon=True)
-    thread.start()
-    thread.join()
-    if failure:
-        raise failure[0]
-
-
 def _threads(spec: QueueSpec, consumers: int, seconds: float) -> float:
     face = sync_face(spec, spec.factory())
     return _burn_threads(face, consumers, seconds, f"{spec.name} in threads")
@@ -127,7 +111,7 @@ def _async(spec: QueueSpec, consumers: int, seconds: float) -> float:
         await asyncio.gather(*tasks, return_exceptions=True)
         _check(run, len(pending), what)
 
-    _in_loop_thread(main, what)
+    run_in_loop_thread(main, "pqlab-idle-loop")
     return cores[0]
 
 
@@ -152,7 +136,7 @@ def _mixed(spec: QueueSpec, consumers: int, seconds: float) -> float:
 
     orchestrator = threading.Thread(target=measure, daemon=True)
     orchestrator.start()
-    _in_loop_thread(main, what)
+    run_in_loop_thread(main, "pqlab-idle-loop")
     orchestrator.join()
     if not result:
         raise IdleBurnError(f"{what}: the consumers failed (see above)")
