@@ -46,12 +46,6 @@ def run_features(run: store.Run) -> pd.DataFrame:
     return frame
 
 
-def run_idle(run: store.Run) -> pd.DataFrame:
-    """The run's idle-burn frame, empty when the run has none."""
-    reader = getattr(run, "idle", None)
-    return reader() if reader is not None else pd.DataFrame()
-
-
 def decide_run(run: store.Run, reference: tuple[int, int] = (DEFAULT_REFERENCE_TASKS,
                                                              DEFAULT_REFERENCE_WORKERS)
                ) -> list[Decision]:
@@ -59,7 +53,7 @@ def decide_run(run: store.Run, reference: tuple[int, int] = (DEFAULT_REFERENCE_T
     summary = run.summary()
     if summary.empty:
         raise store.StoreError(f"run {run.run_id!r} has no measurements")
-    return decide(summary, idle=run_idle(run), features=run_features(run), reference=reference)
+    return decide(summary, idle=run.idle(), features=run_features(run), reference=reference)
 
 
 def across_processes(summary: pd.DataFrame, reference_tasks: int = DEFAULT_REFERENCE_TASKS,

@@ -185,8 +185,8 @@ def _worst(df: pd.DataFrame, column: str, how: str) -> pd.Series:
     """Per queue: the worst cell's median of ``column`` (``how``: 'min' or 'max')."""
     if column not in df.columns:
         return pd.Series(dtype=float)
-    medians = df.groupby(["queue", "tasks", "producers"], observed=True)[column].median()
-    return getattr(medians.groupby(level="queue", observed=True), how)()
+    stats = analysis.cell_stats(df, column)
+    return stats.groupby(stats["queue"].astype(str))["median"].agg(how)
 
 
 def _needs_met(ctx: Context, features: pd.DataFrame | None, queue: str) -> list[str]:
