@@ -16,7 +16,7 @@ import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from pqlab import analysis, idleburn
+from pqlab import analysis, idleburn, significance
 from pqlab.load import choose_driver, overload_warning
 from pqlab.loadreport import load_lines, load_options
 from pqlab.metrics import RunResult
@@ -94,25 +94,49 @@ def result_lines(r: RunResult) -> list[str]:
 # -- comparison -----------------------------------------------------------------------------
 
 
+def speed_groups(results: list[RunResult]) -> dict[tuple[str, str], int]:
+    """Per (queue, scenario): its speed group within the scenario (1: tied with the fastest),
+    by ``significance.tie_groups`` over the repetitions' throughput."""
+    by_scenario: dict[str, dict[str, list[float]]] = {}
+    for r in results:
+        if r.throughput_ops_s == r.throughput_ops_s:
+            by_scenario.setdefault(r.scenario, {}).setdefault(r.queue, []).append(
+                r.throughput_ops_s)
+    return {(q, scen): i for scen, samples in by_scenario.items()
+            for i, group in enumerate(significance.tie_groups(samples), 1) for q in group}
+
+
 def comparison_lines(results: list[RunResult]) -> list[str]:
+    """The comparison block; ``results`` holds every repetition (the numbers shown are the
+    median ones, the ranking is by speed group: a tie where the repetitions cannot separate)."""
+    groups = speed_groups(results)
+    reps = representatives(results)
     lines = ["", RULE, "COMPARISON: Priority Queue Implementations", RULE, "",
-             "📊 Throughput Ranking (ops/sec):", THIN]
-    ranked = sorted(results, key=lambda r: -r.throughput_ops_s if r.throughput_ops_s
-                    == r.throughput_ops_s else 0)
-    for i, r in enumerate(ranked, 1):
-        lines.append(f"{i:2d}. {label(r):<46} {_num(r.throughput_ops_s):>12} ops/sec  "
+             "📊 Throughput Ranking per scenario by speed group (ops/sec, median repetition):",
+             "   g1 is the fastest queue and every queue its repetitions cannot separate from it",
+             "   (pqlab.significance); queues in one group are tied", THIN]
+    ranked = sorted(reps, key=lambda r: (r.scenario, groups.get((r.queue, r.scenario), 0),
+                                         -r.throughput_ops_s if r.throughput_ops_s
+                                         == r.throughput_ops_s else 0))
+    for r in ranked:
+        group = groups.get((r.queue, r.scenario))
+        lines.append(f"{f'g{group}' if group else ' -':>4} {label(r):<46} "
+                     f"{_num(r.throughput_ops_s):>12} ops/sec  "
                      f"{throughput_verdict(r.throughput_ops_s)}")
     lines += ["", "⚡ Latency Comparison (μs):", THIN,
               f"{'Queue [scenario]':<46}{'Enqueue':>8}{'Dequeue':>9}{'P99 Enq':>9}{'P99 Deq':>9}",
               THIN]
-    for r in sorted(results, key=lambda r: r.enqueue_us["mean"]):
+    for r in sorted(reps, key=lambda r: r.enqueue_us["mean"]):
         lines.append(f"{label(r):<46}{r.enqueue_us['mean']:8.2f}{r.dequeue_us['mean']:9.2f}"
                      f"{r.enqueue_us['p99']:9.2f}{r.dequeue_us['p99']:9.2f}")
     lines += ["", "🎯 Priority Order Correctness:", THIN]
-    for r in results:
-        correct = 100.0 * (1 - r.violations / r.tasks)
-        lines.append(f"{violations_verdict(r.violations):<12} {label(r):<46} {correct:6.2f}% "
-                     f"({r.violations} violations, {r.lost} lost, {r.duplicated} duplicated)")
+    for r in reps:  # summed over the repetitions
+        runs = [x for x in results if (x.queue, x.scenario) == (r.queue, r.scenario)]
+        viol, lost, dup = (sum(getattr(x, k) for x in runs)
+                           for k in ("violations", "lost", "duplicated"))
+        correct = 100.0 * (1 - viol / sum(x.tasks for x in runs))
+        lines.append(f"{violations_verdict(viol):<12} {label(r):<46} {correct:6.2f}% "
+                     f"({viol} violations, {lost} lost, {dup} duplicated in {len(runs)} runs)")
     return lines
 
 
@@ -333,7 +357,7 @@ def poc_command(args) -> int:
         progress=lambda q, sc, cores: out(f"  {q} [{sc}]: {cores:.3f} cores"))
     decisions = decide(results, idle)
     choice = next((d.choice for d in decisions if d.context.scenario == "async"), None)
-    lines = [*comparison_lines(representatives(results)), *recommendation_lines(decisions),
+    lines = [*comparison_lines(results), *recommendation_lines(decisions),
              *decision_lines(results, choice)]
     for line in lines:
         out(line)

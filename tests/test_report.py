@@ -94,3 +94,17 @@ def test_latency_cells_never_run_together():
         "0.50", "999.99", "26,077", "999,999", "3.5s"]
     assert _us(float("nan")) == "n/a"
     assert max(len(_us(x)) for x in (0.5, 999.99, 26076.63, 999_999.0, 123_456_789.0)) <= 7
+
+
+def test_the_ranking_calls_a_tie_a_tie():
+    from pqlab.report import comparison_lines
+
+    results = [*repeated("AsyncBucketQueue", "async", 300_000),
+               *repeated("BridgeBucketQueue", "async", 301_000),
+               *repeated("janus.PriorityQueue", "async", 100_000)]
+    text = "\n".join(comparison_lines(results))
+    rows = {line.split()[1]: line.split()[0] for line in text.splitlines()
+            if line.strip().startswith("g")}
+    assert rows["AsyncBucketQueue"] == rows["BridgeBucketQueue"] == "g1"
+    assert rows["janus.PriorityQueue"] == "g2"
+    assert "0 violations, 0 lost, 0 duplicated in 5 runs" in text
