@@ -257,9 +257,13 @@ def loop_cost_finding(decisions: list[Decision]) -> list[str]:
                "to the loop after each put) dominates, and the queue matters little there"
                if in_async < (1 + in_single) / 2 else
                "the queue's own cost still shows through the event loop's")
-    return [f"- On the event loop the async-safe queues span {in_async:.2f}x in throughput "
-            f"(`{fast}` to `{slow}` in `async`), against {in_single:.2f}x for the same queues "
-            f"in `single` (`{fast_single}` to `{slow_single}`): {verdict}."]
+    group = dict(zip(async_table["queue"], async_table["speed_group"], strict=True))
+    separated = ("speed groups " + f"{int(group[fast])} and {int(group[slow])}"
+                 if group[fast] != group[slow] else "a tie the repetitions cannot separate")
+    return [f"- On the event loop the async-safe queues span {in_async:.2f}x in median "
+            f"throughput (`{fast}` to `{slow}` in `async`, {separated}), against "
+            f"{in_single:.2f}x for the same queues in `single` (`{fast_single}` to "
+            f"`{slow_single}`): {verdict}."]
 
 
 def _service_line(decisions: list[Decision]) -> list[str]:
