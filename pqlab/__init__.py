@@ -6,19 +6,17 @@ Public API::
     result = run("heapq", "single", tasks=10_000)
 """
 
-# Importing these modules registers their queues and scenarios, in this order.
-# isort: off
-from pqlab import syncqueue, asyncqueue, bridge, libqueues, mixed  # noqa: F401
-from pqlab import mpqueue, processes, redisqueue  # noqa: F401
-# isort: on
-from pqlab.asyncqueue import AsyncBucketQueue
-from pqlab.bridge import BridgeBucketQueue
-from pqlab.metrics import RunResult
+# Importing ``pqlab.queues`` and ``pqlab.scenarios`` registers every queue and
+# scenario. The tree's layers are in docs/design.md.
+from pqlab.core.task import Priority, Task, make_workload
+from pqlab.harness.runner import run
+from pqlab.measure.metrics import RunResult
+from pqlab.measure.records import Records
 from pqlab.queues import QUEUES, QueueSpec, register_queue, unregister_queue
-from pqlab.runner import run
-from pqlab.scenarios import SCENARIOS, Records
-from pqlab.syncqueue import BucketQueue, ShutDown, ThreadSafeBucketQueue
-from pqlab.task import Priority, Task, make_workload
+from pqlab.queues.asyncqueue import AsyncBucketQueue
+from pqlab.queues.bridge import BridgeBucketQueue
+from pqlab.queues.syncqueue import BucketQueue, ShutDown, ThreadSafeBucketQueue
+from pqlab.scenarios import SCENARIOS
 
 __version__ = "0.1.0"
 

@@ -1,5 +1,5 @@
 """``python -m pqlab``."""
 
-from pqlab.cli import main
+from pqlab.cli.main import main
 
 raise SystemExit(main())

@@ -8,7 +8,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from pqlab import batch, config
+from pqlab.lab import batch
+from pqlab.study import config
 
 # Tiny grids, in-process: every notebook runs end to end in a few seconds.
 TINY = {

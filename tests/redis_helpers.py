@@ -12,7 +12,7 @@ import shutil
 
 import pytest
 
-from pqlab.redisserver import RedisServer, free_port
+from pqlab.queues.redisserver import RedisServer, free_port
 
 
 def require_redis_server() -> None:

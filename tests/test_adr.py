@@ -1,4 +1,4 @@
-"""pqlab.adr: the decision is derived from the data, and its numbers match the run's frames."""
+"""pqlab.decide.adr: the decision is derived from the data; its numbers match the run's frames."""
 
 from __future__ import annotations
 
@@ -6,9 +6,12 @@ import re
 
 import pytest
 
-from pqlab import adr, config, decision, idleburn, significance, store
-from pqlab.cli import main
-from pqlab.sweep import Grid, run_sweep
+from pqlab.cli.main import main
+from pqlab.decide import adr, decision
+from pqlab.harness import idleburn
+from pqlab.measure import significance
+from pqlab.study import config, store
+from pqlab.study.sweep import Grid, run_sweep
 
 pytestmark = pytest.mark.slow
 

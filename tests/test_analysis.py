@@ -1,7 +1,8 @@
 import pandas as pd
 import pytest
 
-from pqlab import analysis, frames
+from pqlab.decide import analysis
+from pqlab.study import frames
 
 
 def summary_of(throughputs, run_id="a", machine="box a", scenario="single"):

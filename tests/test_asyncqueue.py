@@ -2,9 +2,9 @@ import asyncio
 
 import pytest
 
-from pqlab.asyncqueue import AsyncBucketQueue, AsyncQueue, QueueShutDown
-from pqlab.storage import HeapStorage
-from pqlab.task import Priority, Task, make_workload, next_seq
+from pqlab.core.task import Priority, Task, make_workload, next_seq
+from pqlab.queues.asyncqueue import AsyncBucketQueue, AsyncQueue, QueueShutDown
+from pqlab.queues.storage import HeapStorage
 
 
 class AsyncHeapQueue(HeapStorage, AsyncQueue):

@@ -1,4 +1,4 @@
-"""pqlab.batch: plans, checks before anything is written, the end-to-end batch."""
+"""pqlab.lab.batch: plans, checks before anything is written, the end-to-end batch."""
 
 from __future__ import annotations
 
@@ -13,8 +13,9 @@ import nbformat
 import pytest
 from batch_helpers import tiny_batch, tiny_plan
 
-from pqlab import batch, config, store
-from pqlab.cli import main
+from pqlab.cli.main import main
+from pqlab.lab import batch
+from pqlab.study import config, store
 
 
 @pytest.mark.parametrize("profile", config.PROFILES)

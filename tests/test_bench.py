@@ -1,7 +1,7 @@
 import pytest
 
-from pqlab import cli
-from pqlab.bench import (
+from pqlab.cli import main as cli
+from pqlab.cli.bench import (
     COMPARISONS,
     THREADS_CEILING,
     Comparison,
@@ -10,7 +10,7 @@ from pqlab.bench import (
     measure,
     run_bench,
 )
-from pqlab.task import make_workload
+from pqlab.core.task import make_workload
 
 
 def test_bench_measures_ratios_side_by_side():

@@ -2,8 +2,8 @@
 
 import math
 
-from pqlab.bench import COMPARISONS, Comparison, format_cost, measure, run_bench
-from pqlab.task import make_workload
+from pqlab.cli.bench import COMPARISONS, Comparison, format_cost, measure, run_bench
+from pqlab.core.task import make_workload
 
 
 def test_the_issue_s_claims_are_all_compared():
@@ -42,6 +42,6 @@ def test_memory_and_bridge_groups_run_end_to_end():
 
 
 def test_the_async_face_runner_drives_the_async_face():
-    from pqlab.bench import async_face_single_ns
+    from pqlab.cli.bench import async_face_single_ns
 
     assert async_face_single_ns("BridgeBucketQueue")(make_workload(200, seed=1)) > 0

@@ -6,11 +6,11 @@ import time
 
 import pytest
 
-from pqlab.asyncqueue import QueueShutDown
-from pqlab.bridge import HANDOFF_PUTS, BridgeBucketQueue
-from pqlab.libqueues import CulsansPriorityQueue, JanusPriorityQueue
-from pqlab.syncqueue import ShutDown
-from pqlab.task import Priority, Task, make_workload, next_seq
+from pqlab.core.task import Priority, Task, make_workload, next_seq
+from pqlab.queues.asyncqueue import QueueShutDown
+from pqlab.queues.bridge import HANDOFF_PUTS, BridgeBucketQueue
+from pqlab.queues.libqueues import CulsansPriorityQueue, JanusPriorityQueue
+from pqlab.queues.syncqueue import ShutDown
 
 BRIDGES = [BridgeBucketQueue, JanusPriorityQueue, CulsansPriorityQueue]
 

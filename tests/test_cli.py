@@ -65,7 +65,7 @@ def test_poc_report_has_the_poc_layout():
                     "Priority Order Correctness", "RECOMMENDATIONS", "ARCHITECTURE DECISION",
                     "Success criteria:"):
         assert heading in out
-    from pqlab.report import poc_pairs  # every registered queue in every POC scenario it fits
+    from pqlab.cli.report import poc_pairs  # every registered queue in every POC scenario it fits
 
     assert out.count("✅ Complete:") == len(poc_pairs())
     assert "Priority violations: 0/400" in out

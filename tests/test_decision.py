@@ -1,4 +1,4 @@
-"""pqlab.decision: the rule reads only measured frames, is deterministic, and ties are ties."""
+"""pqlab.decide.decision: the rule reads only measured frames, is deterministic; ties are ties."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pqlab import adr, decision, features
+from pqlab.decide import adr, decision
+from pqlab.harness import features
 
 QUEUES = {  # queue -> (median throughput in async, bytes per task)
     "asyncio.PriorityQueue": (170_000, 8.5),

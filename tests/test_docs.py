@@ -7,8 +7,8 @@ import shlex
 
 import pytest
 
-from pqlab import config
-from pqlab.cli import COMMANDS, build_parser
+from pqlab.cli.main import COMMANDS, build_parser
+from pqlab.study import config
 
 README = (config.ROOT / "README.md").read_text()
 MAKEFILE = (config.ROOT / "Makefile").read_text()
@@ -58,8 +58,24 @@ def test_the_layout_tree_names_real_paths():
         assert (config.ROOT / path).exists(), path
 
 
+def _modules() -> set[str]:
+    pqlab = config.ROOT / "pqlab"
+    return {str(p.relative_to(config.ROOT)) for p in pqlab.rglob("*.py")
+            if p.name != "__init__.py" or p.parent != pqlab} - {"pqlab/__main__.py"}
+
+
 def test_the_layout_tree_names_every_module():
     listed = set(_layout_paths())
-    modules = {f"pqlab/{p.name}" for p in (config.ROOT / "pqlab").glob("*.py")
-               if not p.name.startswith("__")}
-    assert sorted(modules - listed) == []
+    assert sorted(m for m in _modules() if not m.endswith("/__init__.py") and m not in listed) == []
+
+
+def test_the_design_names_every_module_in_its_layer():
+    """docs/design.md's layers table lists each subpackage's modules, and nothing else."""
+    design = (config.ROOT / "docs" / "design.md").read_text()
+    table = design.split("## The layers", 1)[1].split("\n\n|", 1)[1].split("\n\n", 1)[0]
+    named = set()
+    for row in table.splitlines()[2:]:
+        package, modules = (cell.strip(" `") for cell in row.strip("|").split("|")[:2])
+        named |= {f"pqlab/{package}/{m.strip(' `')}.py" for m in modules.split(",")}
+    actual = {m for m in _modules() if not m.endswith("/__init__.py")}
+    assert sorted(actual - named) == [] and sorted(named - actual) == []

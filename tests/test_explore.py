@@ -1,4 +1,4 @@
-"""pqlab.explore and notebooks/explore.ipynb: the controls measure live and redraw; stored runs."""
+"""pqlab.lab.explore and notebooks/explore.ipynb: controls measure live and redraw; stored runs."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ import pandas as pd
 import papermill
 import pytest
 
-from pqlab import batch, config, explore, store
-from pqlab.plots import correctness
+from pqlab.decide.plots import correctness
+from pqlab.lab import batch, explore
+from pqlab.study import config, store
 
 
 @pytest.fixture
@@ -120,7 +121,7 @@ def test_the_notebook_is_committed_clean_and_only_wires_widgets():
     assert nb.metadata["kernelspec"]["name"] == config.KERNEL_NAME
     code = [c for c in nb.cells if c.cell_type == "code"]
     assert all(c.outputs == [] and c.execution_count is None for c in code)
-    for cell in code:  # imports, names and calls: the logic lives in pqlab.explore
+    for cell in code:  # imports, names and calls: the logic lives in pqlab.lab.explore
         for node in ast.walk(ast.parse(cell.source)):
             assert not isinstance(node, (ast.FunctionDef, ast.ClassDef, ast.For, ast.While,
                                          ast.If, ast.Lambda)), ast.dump(node)[:60]

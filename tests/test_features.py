@@ -1,4 +1,4 @@
-"""pqlab.features: each feature is probed on a real queue, and a probe can say no."""
+"""pqlab.harness.features: each feature is probed on a real queue, and a probe can say no."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import queue as stdlib_queue
 
 import pytest
 
-from pqlab import features
+from pqlab.harness import features
 from pqlab.queues import QueueSpec
 
 

@@ -10,10 +10,12 @@ from types import SimpleNamespace
 import pandas as pd
 import pytest
 
-from pqlab import idleburn, lab, store
-from pqlab.decision import IDLE_LIMIT_CORES
-from pqlab.idleburn import IdleBurnError, idle_burn, idle_frame
+from pqlab import lab
+from pqlab.decide.decision import IDLE_LIMIT_CORES
+from pqlab.harness import idleburn
+from pqlab.harness.idleburn import IdleBurnError, idle_burn, idle_frame
 from pqlab.queues import register_queue, unregister_queue
+from pqlab.study import store
 
 
 def test_a_non_blocking_get_spins_its_consumers():

@@ -27,7 +27,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from pqlab import batch, config
+from pqlab.lab import batch
+from pqlab.study import config
 
 pytestmark = pytest.mark.browser
 

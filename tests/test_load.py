@@ -8,10 +8,13 @@ import pytest
 from redis_helpers import private_server
 
 import pqlab
-from pqlab import theory
-from pqlab.cli import main
-from pqlab.load import LoadParams, ServiceTime, make_load_workload
-from pqlab.loadframes import (
+from pqlab.cli.main import main
+from pqlab.core.task import Priority
+from pqlab.measure import theory
+from pqlab.measure.records import Records
+from pqlab.scenarios.loadparams import LoadParams, ServiceTime, make_load_workload
+from pqlab.scenarios.loadstats import load_extra
+from pqlab.study.loadframes import (
     crossing_rho,
     depth_frame,
     sweep_utilization,
@@ -19,9 +22,6 @@ from pqlab.loadframes import (
     wait_spectrum,
     waits_frame,
 )
-from pqlab.loadstats import load_extra
-from pqlab.scenarios import Records
-from pqlab.task import Priority
 
 MS = 1_000_000  # ns
 
@@ -148,7 +148,7 @@ FAST = LoadParams(500, "poisson", ServiceTime("exp", 0.004))  # ρ = 0.67 on 3 w
     ("asyncio.PriorityQueue", "async"),
 ])
 def test_load_run_fills_records_series_and_summary(queue, driver):
-    r = pqlab.run(queue, "load", tasks=200, producers=2, consumers=3, seed=5, load=FAST)
+    r = pqlab.run(queue, "load", tasks=200, producers=2, consumers=3, seed=5, params=FAST)
     assert r.ok, r.error_messages
     assert gc.isenabled()  # off during the pass only
     [rec] = r.records
@@ -182,7 +182,7 @@ def test_load_runs_on_process_safe_queues_from_threads(monkeypatch):
         monkeypatch.setenv("PQLAB_REDIS_URL", server.url)
         for queue in ("multiprocessing", "redis"):
             r = pqlab.run(queue, "load", tasks=60, producers=1, consumers=2, seed=4,
-                          load=on_threads)
+                          params=on_threads)
             assert r.ok and r.records[0].label == "threads", (queue, r.error_messages)
     finally:
         server.stop()
@@ -194,7 +194,7 @@ def test_measured_waits_follow_the_ideal_queue_loosely():
     # of the same arrivals and service times (an ideal queue), and loose.
     params = LoadParams(250, "poisson", ServiceTime("exp", 0.006))  # ρ = 0.75 on 2 workers
     r = pqlab.run("queue.PriorityQueue", "load", tasks=800, producers=1, consumers=2, seed=2,
-                  load=params)
+                  params=params)
     assert r.ok, r.error_messages
     measured = np.array([r.extra[f"queue_wait_mean_ms_{p.name}"] for p in Priority])
     replay = np.array([r.extra[f"replay_wait_mean_ms_{p.name}"] for p in Priority])
@@ -228,7 +228,7 @@ def test_frames_for_notebooks():
     lines = theory_frame([0.3, 0.6, 1.0], workers=2, service_mean_s=0.004)
     assert len(lines) == 12 and lines["theory_wait_mean_ms"].iloc[:8].gt(0).all()
     assert lines["theory_wait_mean_ms"].iloc[8:].isna().all()
-    r = pqlab.run("asyncio.PriorityQueue", "load", tasks=100, consumers=2, seed=1, load=FAST)
+    r = pqlab.run("asyncio.PriorityQueue", "load", tasks=100, consumers=2, seed=1, params=FAST)
     assert len(waits_frame(r)) == 4
     depth = depth_frame(r)
     assert len(depth) == 200 and depth["t_s"].is_monotonic_increasing and depth["depth"].min() >= 0

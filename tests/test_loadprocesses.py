@@ -13,13 +13,13 @@ import pytest
 from redis_helpers import private_server
 
 import pqlab
-from pqlab.cli import main
-from pqlab.load import LoadParams, ServiceTime, choose_driver, make_load_workload
-from pqlab.loadframes import waits_frame
-from pqlab.mpqueue import make_queue
+from pqlab.cli.main import main
+from pqlab.core.task import Priority
 from pqlab.queues import QUEUES, QueueSpec
+from pqlab.queues.mpqueue import make_queue
 from pqlab.scenarios import SCENARIOS, Workers
-from pqlab.task import Priority
+from pqlab.scenarios.loadparams import LoadParams, ServiceTime, choose_driver, make_load_workload
+from pqlab.study.loadframes import waits_frame
 
 ON_PROCESSES = LoadParams(300, "poisson", ServiceTime("const", 0.001), driver="processes")
 
@@ -29,7 +29,7 @@ def stamped():
     """One multiprocessing run, with the parent's clock read just before and just after it."""
     before = time.perf_counter_ns()
     r = pqlab.run("multiprocessing", "load", tasks=300, producers=1, consumers=2, seed=3,
-                  load=ON_PROCESSES)
+                  params=ON_PROCESSES)
     return before, r, time.perf_counter_ns()
 
 
@@ -75,7 +75,7 @@ def test_redis_run_on_worker_processes(monkeypatch):
     try:
         monkeypatch.setenv("PQLAB_REDIS_URL", server.url)
         params = LoadParams(400, "poisson", ServiceTime("exp", 0.002))
-        r = pqlab.run("redis", "load", tasks=100, producers=2, consumers=2, seed=2, load=params)
+        r = pqlab.run("redis", "load", tasks=100, producers=2, consumers=2, seed=2, params=params)
         assert r.ok, r.error_messages
         assert r.records[0].label == "processes"  # auto picks it for a process-safe queue
         assert (r.records[0].series["service_end_ns"] > 0).all()
@@ -161,7 +161,7 @@ def test_bad_driver_raises_naming_the_allowed_ones():
     with pytest.raises(ValueError, match="queue 'queue.PriorityQueue' cannot run load on driver "
                                          "'processes', which needs a process-safe queue with a "
                                          "sync face; allowed for it: auto, threads"):
-        pqlab.run("queue.PriorityQueue", "load", tasks=10, load=LoadParams(driver="processes"))
+        pqlab.run("queue.PriorityQueue", "load", tasks=10, params=LoadParams(driver="processes"))
     with pytest.raises(ValueError, match="cannot run load on driver 'async'"):
         choose_driver(QUEUES["multiprocessing"], "async")
 

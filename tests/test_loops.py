@@ -1,4 +1,4 @@
-"""pqlab.loops: a coroutine runs on its own loop, also under a running one, and raises through."""
+"""pqlab.core.loops: a coroutine runs on its own loop, also under a running one; raises through."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from pqlab.loops import run_in_loop_thread
+from pqlab.core.loops import run_in_loop_thread
 
 
 async def _answer() -> int:

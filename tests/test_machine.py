@@ -1,10 +1,10 @@
-"""pqlab.machine: the fingerprint stored with every run."""
+"""pqlab.study.machine: the fingerprint stored with every run."""
 
 from __future__ import annotations
 
 import json
 
-from pqlab import config, machine
+from pqlab.study import config, machine
 
 
 def test_fingerprint_holds_what_tells_machines_apart():

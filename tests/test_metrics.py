@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from test_verify import make_records
 
-from pqlab.metrics import (
+from pqlab.measure.metrics import (
     latency_stats_us,
     measure_memory,
     overlap,

@@ -5,13 +5,13 @@ import time
 import numpy as np
 import pytest
 
-from pqlab.bridge import BridgeBucketQueue
-from pqlab.load import LoadParams, ServiceTime
-from pqlab.mixed import LoopLagProbe, lag_summary
+from pqlab.core.task import make_workload
+from pqlab.harness.runner import run, supported_pairs
 from pqlab.queues import QUEUES, register_queue, unregister_queue
-from pqlab.runner import run, supported_pairs
+from pqlab.queues.bridge import BridgeBucketQueue
 from pqlab.scenarios import SCENARIOS, Workers
-from pqlab.task import make_workload
+from pqlab.scenarios.loadparams import LoadParams, ServiceTime
+from pqlab.scenarios.mixed import LoopLagProbe, lag_summary
 
 BRIDGES = [n for n, s in QUEUES.items() if s.api == "bridge"]
 FAST_LOAD = LoadParams(2000, service=ServiceTime("exp", 0.001))  # `load`: 600 tasks in 0.3 s
@@ -41,7 +41,7 @@ def test_mixed_records_every_task_and_the_loop_lag(scenario):
 def test_bridges_run_in_every_scenario_they_claim(pair):
     queue, scenario = pair
     result = run(queue, scenario, tasks=600, producers=3, consumers=3, seed=1, memory=False,
-                 load=FAST_LOAD)
+                 params=FAST_LOAD if scenario == "load" else None)
     assert result.ok, result.error_messages
     if scenario.startswith("mixed"):
         assert result.extra["loop_lag_max_us"] >= result.extra["loop_lag_p50_us"] >= 0

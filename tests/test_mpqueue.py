@@ -7,10 +7,9 @@ import pickle
 import queue
 
 import pqlab
-from pqlab.mpqueue import make_queue
+from pqlab.core.task import STOP, Task, make_workload
 from pqlab.queues import QUEUES
-from pqlab.scenarios import STOP
-from pqlab.task import Task, make_workload
+from pqlab.queues.mpqueue import make_queue
 
 
 def test_serves_by_priority_then_fifo():

@@ -10,9 +10,12 @@ import redis
 from batch_helpers import TINY, tiny_batch
 from redis_helpers import require_redis_server
 
-from pqlab import analysis, batch, config, redisserver, store
-from pqlab.redisserver import ENV_URL, INSTALL_HINT, RedisServer
-from pqlab.sweep import Grid, SweepError, run_sweep
+from pqlab.decide import analysis
+from pqlab.lab import batch
+from pqlab.queues import redisserver
+from pqlab.queues.redisserver import ENV_URL, INSTALL_HINT, RedisServer
+from pqlab.study import config, store
+from pqlab.study.sweep import Grid, SweepError, run_sweep
 
 NAME = "06-processes-redis"
 

@@ -9,8 +9,11 @@ import nbformat
 import papermill
 import pytest
 
-from pqlab import adr, batch, config, lab, params, store
-from pqlab.loadframes import crossing_rho
+from pqlab import lab
+from pqlab.decide import adr
+from pqlab.lab import batch
+from pqlab.study import config, params, store
+from pqlab.study.loadframes import crossing_rho
 
 SPEC = config.notebook("07-load")
 TINY = {"RHOS": [0.3, 0.6], "SPECTRUM_RHO": 0.6, "DURATION_S": 1.0, "WORKERS": 2,
@@ -155,7 +158,7 @@ def test_the_crossing_is_reported_when_p99_reaches_the_target(stored):
 @pytest.mark.slow
 @pytest.mark.notebook
 def test_the_adr_says_whether_the_sample_or_the_chain_missed_theory(stored):
-    from pqlab.adr import _sampling_and_chain
+    from pqlab.decide.adr import _sampling_and_chain
 
     frame = stored.load()
     judged = frame[frame["rho"] <= 0.8]

@@ -10,8 +10,9 @@ import papermill
 import pytest
 from batch_helpers import TINY, tiny_batch
 
-from pqlab import batch, config
-from pqlab.params import CHECKS
+from pqlab.lab import batch
+from pqlab.study import config
+from pqlab.study.params import CHECKS
 
 # The batch's notebooks; the explorer has its own checks (test_explore.py).
 SOURCES = sorted(p for p in config.NOTEBOOKS_DIR.glob("*.ipynb") if p != config.EXPLORER)

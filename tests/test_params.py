@@ -1,4 +1,4 @@
-"""pqlab.params: every bad notebook parameter is one message naming it."""
+"""pqlab.study.params: every bad notebook parameter is one message naming it."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import queue
 import pytest
 
 from pqlab import QUEUES, register_queue, unregister_queue
-from pqlab.params import CHECKS, ParameterError, check, in_process_queues, validate
+from pqlab.study.params import CHECKS, ParameterError, check, in_process_queues, validate
 
 
 @pytest.mark.parametrize("name, value", [

@@ -1,4 +1,4 @@
-"""pqlab.plots: one function per figure, exported as SVG + PNG + CSV."""
+"""pqlab.decide.plots: one function per figure, exported as SVG + PNG + CSV."""
 
 from __future__ import annotations
 
@@ -12,8 +12,10 @@ import pytest
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from pqlab import QUEUES, analysis, frames, plots, style
-from pqlab.sweep import Grid, run_sweep
+from pqlab import QUEUES
+from pqlab.decide import analysis, plots, style
+from pqlab.study import frames
+from pqlab.study.sweep import Grid, run_sweep
 
 
 @pytest.fixture(scope="module")

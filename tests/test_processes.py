@@ -12,14 +12,13 @@ import pytest
 from redis_helpers import private_server
 
 import pqlab
-from pqlab.mpqueue import make_queue
-from pqlab.processes import sweep_process_counts
+from pqlab.core.task import make_workload
+from pqlab.harness.runner import supported_pairs
+from pqlab.measure.verify import verify
 from pqlab.queues import QUEUES, QueueSpec
-from pqlab.redisqueue import make_queue as redis_queue
-from pqlab.runner import supported_pairs
+from pqlab.queues.mpqueue import make_queue
+from pqlab.queues.redisqueue import make_queue as redis_queue
 from pqlab.scenarios import SCENARIOS, Workers
-from pqlab.task import make_workload
-from pqlab.verify import verify
 
 
 class LossyQueue:
@@ -55,7 +54,8 @@ def spec_for(cls) -> QueueSpec:
 def stamped():
     """One run with the parent's clock read just before and just after it."""
     before = time.perf_counter_ns()
-    (result,) = sweep_process_counts(["multiprocessing"], [2], tasks=300, seed=4)
+    result = pqlab.run("multiprocessing", "processes", tasks=300, producers=2, consumers=2,
+                       seed=4)
     return before, result, time.perf_counter_ns()
 
 

@@ -1,4 +1,4 @@
-"""pqlab.progress: sweeps report units to a file; the batch reads it and prints lines."""
+"""pqlab.study.progress: sweeps report units to a file; the batch reads it and prints lines."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import json
 import os
 import time
 
-from pqlab import progress
-from pqlab.sweep import Grid, run_sweep
+from pqlab.study import progress
+from pqlab.study.sweep import Grid, run_sweep
 
 
 def test_without_the_variable_a_reporter_writes_nothing(monkeypatch, tmp_path):
@@ -68,7 +68,8 @@ def test_watching_prints_changes_and_restores_the_environment(monkeypatch):
 def test_a_load_sweep_reports_each_rho_and_each_aging_run(monkeypatch, tmp_path):
     from types import SimpleNamespace
 
-    from pqlab import lab, store
+    from pqlab import lab
+    from pqlab.study import store
 
     path = tmp_path / "progress.jsonl"
     monkeypatch.setenv(progress.ENV, str(path))

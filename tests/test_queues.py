@@ -4,8 +4,9 @@ import queue
 import pytest
 
 import pqlab
-from pqlab.queues import QUEUES, HeapqQueue, ThreadSafeHeapQueue, get_spec, register_queue
-from pqlab.task import make_workload
+from pqlab.core.task import make_workload
+from pqlab.queues import QUEUES, get_spec, register_queue
+from pqlab.queues.registry import HeapqQueue, ThreadSafeHeapQueue
 
 POC_QUEUES = {
     "heapq": (False, False),

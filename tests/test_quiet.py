@@ -12,9 +12,11 @@ import time
 import pandas as pd
 import pytest
 
-from pqlab import batch, frames, quiet, store
-from pqlab._worker import UnitSpec, measure
-from pqlab.scenarios import _guard, _Run
+from pqlab.harness.worker import UnitSpec, measure
+from pqlab.lab import batch
+from pqlab.measure import quiet
+from pqlab.scenarios import PassState, guard
+from pqlab.study import frames, store
 
 QUIET = {"scenario": "single", "others_cores": 0.0, "oncpu_share": 0.99, "loadavg_1m": 0.1,
          "quiet_window_s": 1.0}
@@ -91,7 +93,7 @@ def test_a_thread_that_ended_keeps_its_cpu_time_in_the_totals():
         while time.thread_time() < end:
             pass
 
-    thread = threading.Thread(target=_guard(_Run([], 1, 1), spin))
+    thread = threading.Thread(target=guard(PassState([], 1, 1), spin))
     thread.start()
     thread.join()
     assert quiet.schedstat_ns()[0] - before >= 0.04e9

@@ -13,11 +13,11 @@ import pytest
 from redis_helpers import dead_url, private_server
 
 import pqlab
-from pqlab import redisserver
-from pqlab.cli import main
-from pqlab.redisqueue import RedisPriorityQueue, make_queue
-from pqlab.redisserver import INSTALL_HINT, RedisServer, RedisUnavailable, prepare_queues
-from pqlab.task import make_workload
+from pqlab.cli.main import main
+from pqlab.core.task import make_workload
+from pqlab.queues import redisserver
+from pqlab.queues.redisqueue import RedisPriorityQueue, make_queue
+from pqlab.queues.redisserver import INSTALL_HINT, RedisServer, RedisUnavailable, prepare_queues
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
 

@@ -13,15 +13,14 @@ import pytest
 from redis_helpers import private_server
 
 import pqlab
-from pqlab.redisqueue import (
+from pqlab.core.task import STOP, Priority, Task, make_workload
+from pqlab.queues.redisqueue import (
     PRIORITY_SHIFT,
     RedisPriorityQueue,
     decode_task,
     encode_task,
     make_queue,
 )
-from pqlab.scenarios import STOP
-from pqlab.task import Priority, Task, make_workload
 
 pytestmark = pytest.mark.redis
 
@@ -198,7 +197,7 @@ def test_runs_in_thread_scenarios(server, monkeypatch, scenario):
 
 
 def test_import_starts_no_server_and_needs_none():
-    code = ("import pqlab, pqlab.redisserver as r, pqlab.mpqueue as m; "
+    code = ("import pqlab, pqlab.queues.redisserver as r, pqlab.queues.mpqueue as m; "
             "assert r._SHARED is None and m._MANAGER is None; print(sorted(pqlab.QUEUES))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          env={"PATH": "/nonexistent", "PYTHONPATH": ":".join(sys.path)},

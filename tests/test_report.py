@@ -2,8 +2,7 @@ import math
 
 import pytest
 
-from pqlab.metrics import RunResult
-from pqlab.report import (
+from pqlab.cli.report import (
     decide,
     decision_lines,
     latency_verdict,
@@ -13,6 +12,7 @@ from pqlab.report import (
     throughput_verdict,
     violations_verdict,
 )
+from pqlab.measure.metrics import RunResult
 
 STATS = {"mean": 2.0, "p50": 1.0, "p90": 3.0, "p99": 4.0, "p99_9": 5.0, "max": 6.0}
 
@@ -88,7 +88,7 @@ def test_no_correct_async_queue_means_no_recommendation():
 
 
 def test_latency_cells_never_run_together():
-    from pqlab.report import _us
+    from pqlab.cli.report import _us
 
     assert [_us(x) for x in (0.5, 999.994, 26076.63, 999_999.0, 3_456_789.0)] == [
         "0.50", "999.99", "26,077", "999,999", "3.5s"]
@@ -97,7 +97,7 @@ def test_latency_cells_never_run_together():
 
 
 def test_the_ranking_calls_a_tie_a_tie():
-    from pqlab.report import comparison_lines
+    from pqlab.cli.report import comparison_lines
 
     results = [*repeated("AsyncBucketQueue", "async", 300_000),
                *repeated("BridgeBucketQueue", "async", 301_000),

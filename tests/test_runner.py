@@ -3,7 +3,7 @@ import math
 import pytest
 
 import pqlab
-from pqlab.runner import resolve, supported_pairs
+from pqlab.harness.runner import resolve, supported_pairs
 
 SUMMARY_FIELDS = {
     "queue", "scenario", "tasks", "producers", "consumers", "seed", "repetition",

@@ -25,9 +25,8 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 
+from pqlab.core.task import PRIORITY_LEVELS, STOP, Priority, Task, make_workload, next_seq
 from pqlab.queues import QUEUES, async_face, sync_face
-from pqlab.scenarios import STOP
-from pqlab.task import PRIORITY_LEVELS, Priority, Task, make_workload, next_seq
 
 EMPTY = (queue.Empty, IndexError, asyncio.QueueEmpty)
 SYNC = [n for n, s in QUEUES.items() if s.has_sync_face]

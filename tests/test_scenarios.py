@@ -3,9 +3,9 @@ import threading
 import numpy as np
 import pytest
 
+from pqlab.core.task import make_workload
 from pqlab.queues import QUEUES, register_queue, unregister_queue
 from pqlab.scenarios import SCENARIOS, Workers
-from pqlab.task import make_workload
 
 
 def timed(queue, scenario, n=800, workers=None):

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pqlab.significance import (
+from pqlab.measure.significance import (
     CONFIDENCE,
     MIN_FACTOR,
     P_THRESHOLD,
@@ -103,7 +103,7 @@ def test_the_normal_approximation_above_20_per_side_against_the_exact_distributi
 
 
 def test_the_exact_counts_match_the_gaussian_binomial():
-    from pqlab.significance import _u_counts
+    from pqlab.measure.significance import _u_counts
 
     for m, n in [(3, 3), (5, 7), (12, 20)]:
         assert list(_u_counts(m, n)) == q_binomial_u_counts(m, n)

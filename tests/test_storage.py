@@ -3,10 +3,10 @@ from dataclasses import dataclass
 
 import pytest
 
-from pqlab.asyncqueue import AsyncQueue
-from pqlab.bridge import BridgeQueue
-from pqlab.storage import BucketStorage, HeapStorage
-from pqlab.syncqueue import SyncQueue
+from pqlab.queues.asyncqueue import AsyncQueue
+from pqlab.queues.bridge import BridgeQueue
+from pqlab.queues.storage import BucketStorage, HeapStorage
+from pqlab.queues.syncqueue import SyncQueue
 
 
 @dataclass(eq=False)
@@ -113,14 +113,14 @@ class _Clock:
 
 
 def _aging(age_s=1.0):
-    from pqlab.syncqueue import ThreadSafeAgingQueue
+    from pqlab.queues.syncqueue import ThreadSafeAgingQueue
 
     clock = _Clock()
     return ThreadSafeAgingQueue(age_s=age_s, clock=clock), clock
 
 
 def _task(priority, name):
-    from pqlab.task import Task
+    from pqlab.core.task import Task
 
     return Task(priority, 0, 0.0, name, "m", payload=name)
 
@@ -148,7 +148,7 @@ def test_a_waiting_low_task_rises_one_level_per_age_step():
 
 
 def test_aging_rejects_a_bad_age_and_unknown_levels():
-    from pqlab.syncqueue import ThreadSafeAgingQueue
+    from pqlab.queues.syncqueue import ThreadSafeAgingQueue
 
     with pytest.raises(ValueError, match="age_s"):
         ThreadSafeAgingQueue(age_s=0)

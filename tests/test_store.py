@@ -1,4 +1,4 @@
-"""pqlab.store: atomic files, run folders, resume after a kill, loading many runs."""
+"""pqlab.study.store: atomic files, run folders, resume after a kill, loading many runs."""
 
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from pqlab import config, frames, store
-from pqlab._worker import SAMPLES_PER_RUN
-from pqlab.sweep import Grid, run_sweep
+from pqlab.harness.worker import SAMPLES_PER_RUN
+from pqlab.study import config, frames, store
+from pqlab.study.sweep import Grid, run_sweep
 
 MACHINE = {"machine_id": "m-test", "machine": "test box", "hostname": "box"}
 

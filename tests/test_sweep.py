@@ -1,4 +1,4 @@
-"""pqlab.sweep and pqlab._worker: the grid, the frames, fresh processes, samples."""
+"""pqlab.study.sweep and pqlab.harness.worker: the grid, the frames, fresh processes, samples."""
 
 from __future__ import annotations
 
@@ -8,11 +8,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pqlab import QUEUES, SCENARIOS, metrics, register_queue, unregister_queue
-from pqlab._worker import UnitSpec, task_samples
-from pqlab.params import in_process_queues
-from pqlab.runner import run, supported_pairs
-from pqlab.sweep import Grid, SweepError, measure_fresh, run_sweep
+from pqlab import QUEUES, SCENARIOS, register_queue, unregister_queue
+from pqlab.harness.runner import run, supported_pairs
+from pqlab.harness.worker import UnitSpec, task_samples
+from pqlab.measure import metrics
+from pqlab.study.params import in_process_queues
+from pqlab.study.sweep import Grid, SweepError, measure_fresh, run_sweep
 
 
 def test_grid_follows_the_registries():

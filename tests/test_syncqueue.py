@@ -4,10 +4,10 @@ import time
 
 import pytest
 
-from pqlab.storage import HeapStorage
-from pqlab.syncqueue import BucketQueue, ShutDown, SyncQueue, ThreadSafeBucketQueue
-from pqlab.task import Priority, Task, make_workload, next_seq
-from pqlab.waiters import Waiters
+from pqlab.core.task import Priority, Task, make_workload, next_seq
+from pqlab.queues.storage import HeapStorage
+from pqlab.queues.syncqueue import BucketQueue, ShutDown, SyncQueue, ThreadSafeBucketQueue
+from pqlab.queues.waiters import Waiters
 
 
 class HeapSyncQueue(HeapStorage, SyncQueue):

@@ -1,6 +1,6 @@
 import pytest
 
-from pqlab.task import (
+from pqlab.core.task import (
     MODEL_POOL,
     PRIORITY_LEVELS,
     Priority,

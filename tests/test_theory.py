@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from pqlab import theory
+from pqlab.measure import theory
 
 
 def erlang_c_by_factorials(c: int, a: float) -> float:

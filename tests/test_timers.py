@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from pqlab import timers
+from pqlab.measure import timers
 
 
 def test_sleep_until_is_never_early():

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 import pqlab
-from pqlab.scenarios import Records
-from pqlab.verify import (
+from pqlab.measure.records import Records
+from pqlab.measure.verify import (
     concurrent_violations,
     lost_and_duplicated,
     sequential_violations,

@@ -1,0 +1,120 @@
+"""Console lines for ``load`` runs: waits per priority beside Cobham's formula.
+
+Formatting only: every number comes from the run's ``extra`` (see
+``loadstats.load_extra``). ``load_options`` turns the ``run`` command's load
+arguments into ``LoadParams`` and a task count.
+"""
+
+from __future__ import annotations
+
+import math
+
+from pqlab.core.task import Priority
+from pqlab.measure.metrics import RunResult
+from pqlab.measure.timers import SPIN_NS
+from pqlab.scenarios.loadparams import LoadParams, ServiceTime
+
+STAT_LABELS = {"mean": "mean", "p50": "p50", "p90": "p90", "p99": "p99", "p99_9": "p99.9",
+               "max": "max"}
+
+
+def load_options(args) -> tuple[LoadParams, int]:
+    """``LoadParams`` and the task count from parsed ``run`` arguments.
+
+    ``--duration`` (seconds of arrivals at ``--rate``) wins over ``--tasks``.
+    """
+    params = LoadParams(args.rate, args.arrivals, args.service or ServiceTime(),
+                        tuple(args.weights) if args.weights else LoadParams().weights,
+                        args.load_driver)
+    tasks = params.tasks_for(args.duration) if args.duration else args.tasks
+    return params, tasks
+
+
+def _ms(x: float) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "n/a"
+    return f"{x:.1f}" if abs(x) >= 100 else f"{x:.2f}"
+
+
+def _pct(x: float) -> str:
+    return "n/a" if x is None or math.isnan(x) else f"{x:+.1%}"
+
+
+def _header(r: RunResult) -> list[str]:
+    e = r.extra
+    driver = r.records[-1].label if r.records else "?"
+    return [
+        f"load: {r.queue} on {driver}, {r.consumers} workers, {r.producers} "
+        f"producer{'s' * (r.producers > 1)}, {r.tasks:,} tasks in {r.wall_s:.1f} s, seed {r.seed}",
+        f"  arrivals {e['load_arrivals']} at {e['rate_target_per_s']:g}/s (offered "
+        f"{e['rate_offered_per_s']:.1f}/s, achieved {e['rate_achieved_per_s']:.1f}/s), "
+        f"mix {e['load_weights']}",
+        f"  service {e['load_service']} (measured mean {e['service_mean_ms']:.2f} ms) · "
+        f"ρ = {e['rho']:.3f} target, {e['rho_measured']:.3f} measured",
+        _lateness("producers late (actual put − intended arrival)", e, "producer_late"),
+    ] + ([_lateness("service overshoot (measured − drawn service time)", e, "service_over")]
+         if "service_over_mean_ms" in e else []) + (
+        [f"  sleeps: timer slack {e['timer_slack_ns']:,} ns, the last "
+         f"{SPIN_NS / 1e3:.0f} µs before each deadline spun (pqlab.measure.timers)"]
+        if e.get("timer_slack_ns") is not None else [])
+
+
+def _lateness(title: str, e: dict, key: str) -> str:
+    return (f"  {title}: mean {_ms(e[f'{key}_mean_ms'])} ms, p50 {_ms(e[f'{key}_p50_ms'])} ms, "
+            f"p99 {_ms(e[f'{key}_p99_ms'])} ms, max {_ms(e[f'{key}_max_ms'])} ms")
+
+
+def _wait_table(e: dict) -> list[str]:
+    head = (f"  {'priority':<10}{'tasks':>7}" + "".join(f"{v:>7}" for v in STAT_LABELS.values())
+            + f"{'theory':>8}{'diff':>7}{'replay':>7}{'uncorr':>8}{'p99':>7}")
+    lines = ["  waiting time, arrival → start of service, ms (from the intended arrival;"
+             " uncorr: from the put):", head]
+    for level in Priority:
+        n = level.name
+        lines.append(
+            f"  {n:<10}{e[f'tasks_{n}']:>7,}"
+            + "".join(f"{_ms(e[f'queue_wait_{s}_ms_{n}']):>7}" for s in STAT_LABELS)
+            + f"{_ms(e[f'theory_wait_mean_ms_{n}']):>8}{_pct(e[f'wait_mean_rel_diff_{n}']):>7}"
+            f"{_ms(e[f'replay_wait_mean_ms_{n}']):>7}"
+            f"{_ms(e[f'queue_wait_uncorrected_mean_ms_{n}']):>8}"
+            f"{_ms(e[f'queue_wait_uncorrected_p99_ms_{n}']):>7}")
+    return lines
+
+
+def _sojourn_table(e: dict) -> list[str]:
+    head = (f"  {'priority':<10}{'':>7}" + "".join(f"{v:>7}" for v in STAT_LABELS.values())
+            + f"{'uncorr':>8}{'p99':>7}")
+    lines = ["  sojourn time, arrival → done (ms, from the intended arrival):", head]
+    for level in Priority:
+        n = level.name
+        lines.append(
+            f"  {n:<10}{'':>7}"
+            + "".join(f"{_ms(e[f'sojourn_{s}_ms_{n}']):>7}" for s in STAT_LABELS)
+            + f"{_ms(e[f'sojourn_uncorrected_mean_ms_{n}']):>8}"
+            f"{_ms(e[f'sojourn_uncorrected_p99_ms_{n}']):>7}")
+    return lines
+
+
+def _theory_note(e: dict) -> list[str]:
+    diffs = [e[f"wait_mean_rel_diff_{p.name}"] for p in Priority]
+    known = [abs(d) for d in diffs if not math.isnan(d)]
+    if not known:
+        return ["  theory: n/a (Cobham's formula needs Poisson arrivals, exponential service "
+                "and ρ < 1)"]
+    return [
+        "  theory: Cobham's mean wait (M/M/C, non-preemptive priorities) at the offered rate",
+        "  and the measured mean service time; diff = measured/theory − 1; replay: the same",
+        "  arrivals and service times through an ideal queue (what the sample alone gives);",
+        f"  largest |diff| {max(known):.1%}",
+    ]
+
+
+def load_lines(r: RunResult) -> list[str]:
+    """The block printed for one ``load`` run."""
+    e = r.extra
+    lines = _header(r) + _wait_table(e) + _sojourn_table(e) + _theory_note(e)
+    if r.violations or r.lost or r.duplicated:
+        lines.append(f"  ! {r.violations} priority violations, {r.lost} lost, "
+                     f"{r.duplicated} duplicated")
+    lines += [f"  ! {m}" for m in r.error_messages]
+    return lines

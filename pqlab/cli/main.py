@@ -1,0 +1,455 @@
+"""``python -m pqlab …``: argument parsing and clear one-line errors, nothing else.
+
+Each command is one entry of ``COMMANDS``: a help line, a function that adds
+its arguments, and a handler returning the exit code. Handlers raise
+``UsageError`` (or ``ValueError``) for bad input; ``main`` prints it as one
+line and exits 2.
+
+Handlers import what they run inside themselves, for start-up time: this
+module alone imports in 0.35-0.5 s here, with every handler's modules
+(pandas, matplotlib, papermill) in 1.9-2.0 s, which ``--help``, ``queues``
+and every bad-input error would otherwise pay.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Sequence
+
+from pqlab.cli.errors import USAGE_EXIT, UsageError
+from pqlab.core import checks
+from pqlab.queues import QUEUES
+from pqlab.queues.redisserver import (
+    ENV_URL,
+    RedisUnavailable,
+    add_redis_url_argument,
+    prepare_queues,
+)
+from pqlab.scenarios import DEFAULT_DEADLINE_S, SCENARIOS
+from pqlab.scenarios.loadparams import ARRIVALS, DRIVERS, LoadParams, ServiceTime
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, no usage dump
+        raise UsageError(f"{self.prog}: {message}")
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer > 0 (``checks.positive_int`` on the parsed text)."""
+    try:
+        value: object = int(text)
+    except ValueError:
+        value = text
+    try:
+        return checks.positive_int("", value, argparse.ArgumentTypeError)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a number > 0 (``checks.positive_number`` on the parsed text)."""
+    try:
+        value: object = float(text)
+    except ValueError:
+        value = text
+    try:
+        return checks.positive_number("", value, argparse.ArgumentTypeError)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text!r}") from None
+
+
+def int_list(text: str) -> list[int]:
+    """argparse type: comma-separated positive integers."""
+    parts = [part for part in text.split(",") if part.strip()]
+    if not parts:
+        raise argparse.ArgumentTypeError(f"must be comma-separated positive integers, got {text!r}")
+    return [positive_int(part) for part in parts]
+
+
+def name_list(option: str, allowed: Callable[[], Sequence[str]]) -> Callable[[str], list[str]]:
+    """argparse type: comma-separated names, each one of ``allowed()``."""
+
+    def parse(text: str) -> list[str]:
+        names = [n.strip() for n in text.split(",") if n.strip()]
+        known = list(allowed())
+        bad = [n for n in names if n not in known]
+        if bad or not names:
+            raise argparse.ArgumentTypeError(
+                f"unknown {option} {', '.join(map(repr, bad)) or repr(text)}; "
+                f"allowed: {', '.join(known)}")
+        return names
+
+    return parse
+
+
+def add_workload_arguments(p: argparse.ArgumentParser, tasks: int = 10_000) -> None:
+    """The options every measuring command shares."""
+    p.add_argument("--tasks", type=positive_int, default=tasks,
+                   help=f"tasks per run (default {tasks:,})")
+    p.add_argument("--producers", type=positive_int, default=5,
+                   help="producer threads, coroutines or processes (default 5)")
+    p.add_argument("--consumers", type=positive_int, default=5,
+                   help="consumer threads, coroutines or processes (default 5)")
+    p.add_argument("--seed", type=int, default=None, help="workload seed (default: random, "
+                   "reported with each result)")
+    p.add_argument("--deadline", type=positive_float, default=DEFAULT_DEADLINE_S,
+                   help=f"seconds without progress before a run is ended with an error "
+                        f"(default {DEFAULT_DEADLINE_S:g})")
+    p.add_argument("--no-yield", dest="producer_yield", action="store_false",
+                   help="producers do not yield after each put (less overlap)")
+
+
+def service_time(text: str) -> ServiceTime:
+    """argparse type: a service-time distribution such as ``exp:16ms`` (see ``ServiceTime``)."""
+    try:
+        return ServiceTime.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def weight_list(text: str) -> tuple[float, ...]:
+    """argparse type: the priority mix ``a,b,c,d`` (CRITICAL, HIGH, NORMAL, LOW)."""
+    try:
+        return LoadParams(weights=tuple(float(w) for w in text.split(","))).weights
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"must be 4 non-negative numbers a,b,c,d (CRITICAL, HIGH, NORMAL, LOW) with a "
+            f"positive sum, got {text!r}") from None
+
+
+def add_load_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of the open-loop ``load`` scenario."""
+    g = p.add_argument_group("load scenario (open loop; waits against queueing theory)")
+    g.add_argument("--rate", type=positive_float, default=LoadParams.rate_per_s,
+                   help=f"target arrivals per second (default {LoadParams.rate_per_s:g})")
+    g.add_argument("--arrivals", choices=ARRIVALS, default=ARRIVALS[0],
+                   help=f"arrival process (default {ARRIVALS[0]})")
+    g.add_argument("--service", type=service_time, default=ServiceTime(),
+                   help=f"service time KIND:MEAN, KIND exp or const, MEAN in s or with ms "
+                        f"(default {ServiceTime()})")
+    g.add_argument("--duration", type=positive_float, default=None,
+                   help="seconds of arrivals: the task count becomes rate × duration "
+                        "(default: --tasks)")
+    g.add_argument("--weights", type=weight_list, default=None,
+                   help="priority mix CRITICAL,HIGH,NORMAL,LOW (default 1,1,1,1)")
+    g.add_argument("--workers", dest="consumers", type=positive_int, default=argparse.SUPPRESS,
+                   help="service workers (the same as --consumers)")
+    g.add_argument("--load-driver", choices=DRIVERS, default=DRIVERS[0],
+                   help="what runs producers and workers (default auto: processes for a "
+                        "process-safe queue, else threads, else asyncio); producers are "
+                        "threads either way")
+
+
+def _add_run(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--queues", type=name_list("queue", lambda: list(QUEUES)), default=None,
+                   help=f"comma-separated queues (default: all): {', '.join(QUEUES)}")
+    p.add_argument("--scenarios", type=name_list("scenario", lambda: list(SCENARIOS)),
+                   default=None,
+                   help=f"comma-separated scenarios (default: all but the open-loop "
+                        f"load): {', '.join(SCENARIOS)}")
+    add_workload_arguments(p)
+    p.add_argument("--repeat", type=positive_int, default=1, help="repetitions per pair")
+    p.add_argument("--format", choices=("text", "json", "csv"), default="text",
+                   help="output format (default text)")
+    add_redis_url_argument(p)
+    add_load_arguments(p)
+
+
+def _note(line: str) -> None:
+    print(f"pqlab: note: {line}", file=sys.stderr)
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    try:
+        args.queues = prepare_queues(args.queues, args.redis_url, _note)
+    except RedisUnavailable as exc:
+        raise UsageError(str(exc)) from None
+    from pqlab.cli.report import run_command
+
+    return run_command(args)
+
+
+# Five repetitions per queue and scenario is the fewest with which the significance
+# test (Mann-Whitney U at p < 0.01) can separate two queues (pqlab.measure.significance).
+POC_REPEATS = 5
+
+
+def _add_poc(p: argparse.ArgumentParser) -> None:
+    add_workload_arguments(p)
+    p.add_argument("--repeat", type=positive_int, default=POC_REPEATS,
+                   help="repetitions per queue and scenario, compared with a significance "
+                        f"test (default {POC_REPEATS}; below 5 every queue ties)")
+    p.add_argument("--idle-seconds", type=positive_float, default=1.0,
+                   help="how long consumers wait on an empty queue for the idle-burn "
+                        "measurement (default 1)")
+
+
+def _cmd_poc(args: argparse.Namespace) -> int:
+    from pqlab.cli.report import poc_command
+
+    return poc_command(args)
+
+
+def _add_queues(p: argparse.ArgumentParser) -> None:
+    pass
+
+
+def _cmd_queues(args: argparse.Namespace) -> int:
+    from pqlab.cli.report import queues_lines
+
+    print("\n".join(queues_lines()))
+    return 0
+
+
+def _bench_repeats(text: str) -> int:
+    """argparse type: repetitions enough for the U test to separate subject and peer."""
+    from pqlab.cli.bench import MIN_REPEATS
+
+    value = positive_int(text)
+    if value < MIN_REPEATS:
+        raise argparse.ArgumentTypeError(
+            f"must be at least {MIN_REPEATS} (fewer cannot reach the significance threshold), "
+            f"got {text!r}")
+    return value
+
+
+def _add_bench(p: argparse.ArgumentParser) -> None:
+    from pqlab.cli.bench import COMPARISONS, DEFAULT_REPEATS, MIN_REPEATS
+
+    groups = sorted({c.group for c in COMPARISONS})
+    p.add_argument("--tasks", type=positive_int, default=10_000, help="tasks (default 10,000)")
+    p.add_argument("--repeat", type=_bench_repeats, default=DEFAULT_REPEATS,
+                   help=f"interleaved repetitions, at least {MIN_REPEATS} "
+                        f"(default {DEFAULT_REPEATS})")
+    p.add_argument("--seed", type=int, default=1, help="workload seed (default 1)")
+    p.add_argument("--group", type=name_list("group", lambda: groups), default=None,
+                   help=f"only these comparison groups: {', '.join(groups)}")
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from pqlab.cli.bench import run_bench
+
+    results = run_bench(args.tasks, args.repeat, args.seed, args.group)
+    return 0 if all(r.met for r in results) else 1
+
+
+def _add_redis_bench(p: argparse.ArgumentParser) -> None:
+    from pqlab.cli import redisbench as rb
+
+    p.add_argument("--calls", type=positive_int, default=rb.DEFAULT_CALLS,
+                   help=f"script calls per measurement (default {rb.DEFAULT_CALLS:,})")
+    p.add_argument("--repeat", type=positive_int, default=rb.DEFAULT_REPEATS,
+                   help=f"interleaved repetitions (default {rb.DEFAULT_REPEATS})")
+    p.add_argument("--tasks", type=positive_int, default=2_000,
+                   help="tasks for the process and batch-size tables (default 2,000)")
+    p.add_argument("--processes", type=int_list, default=rb.DEFAULT_PROCESSES,
+                   help="producer (= consumer) process counts (default "
+                        f"{','.join(map(str, rb.DEFAULT_PROCESSES))})")
+    p.add_argument("--counts", type=int_list, default=rb.DEFAULT_COUNTS,
+                   help=f"claim batch sizes (default {','.join(map(str, rb.DEFAULT_COUNTS))})")
+    add_redis_url_argument(p)
+
+
+def _cmd_redis_bench(args: argparse.Namespace) -> int:
+    from pqlab.cli.redisbench import run_redis_bench
+
+    url = args.redis_url or os.environ.get(ENV_URL)
+    try:
+        met = run_redis_bench(url, calls=args.calls, repeats=args.repeat, tasks=args.tasks,
+                              processes=args.processes, counts=args.counts)
+    except RedisUnavailable as exc:
+        raise UsageError(str(exc)) from None
+    return 0 if met else 1
+
+
+def _add_output(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--output", metavar="DIR", default=None,
+                   help="put data/, figures/ and docs/adr/ under DIR (default: the repository)")
+
+
+def _add_sweep(p: argparse.ArgumentParser) -> None:
+    from pqlab.study import config
+
+    p.add_argument("--queues", type=name_list("queue", lambda: list(QUEUES)), default=None,
+                   help=f"comma-separated queues (default: the in-process ones): "
+                        f"{', '.join(QUEUES)}")
+    p.add_argument("--scenarios", type=name_list("scenario", lambda: list(SCENARIOS)),
+                   default=None,
+                   help=f"comma-separated scenarios (default: all but the open-loop "
+                        f"load): {', '.join(SCENARIOS)}")
+    p.add_argument("--tasks", type=int_list, default=list(config.SWEEP_TASK_COUNTS),
+                   help="comma-separated task counts (default %(default)s)")
+    p.add_argument("--workers", type=int_list, default=list(config.SWEEP_WORKER_COUNTS),
+                   help="comma-separated producer = consumer counts (default %(default)s)")
+    p.add_argument("--repeat", type=positive_int, default=config.SWEEP_REPETITIONS,
+                   help="repetitions per cell (default %(default)s)")
+    p.add_argument("--seed", type=int, default=config.SWEEP_SEED,
+                   help="workload seed of repetition 0; repetition r uses seed + r "
+                        "(default %(default)s)")
+    p.add_argument("--in-process", action="store_true",
+                   help="run every repetition in this process (faster, less independent)")
+    p.add_argument("--run-id", default=None, help="name of the run (default: UTC time-host)")
+    p.add_argument("--resume", action="store_true", help="continue the run --run-id (default: "
+                   "the latest run), skipping the units already measured")
+    p.add_argument("--csv", action="store_true", help="also export summary.csv and samples.csv")
+    p.add_argument("--no-progress", dest="progress", action="store_false",
+                   help="no progress bar")
+    _add_output(p)
+
+
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from pqlab.study import config, store
+    from pqlab.study.sweep import Grid, SweepError, run_sweep
+
+    paths = config.paths(args.output)
+    try:
+        grid = Grid(args.queues, args.scenarios, tuple(args.tasks), tuple(args.workers),
+                    args.repeat, args.seed)
+        run_id = args.run_id or (store.latest_run(paths.data) if args.resume else None)
+        run = store.Run.create(paths.data, run_id, exist_ok=args.resume)
+    except ValueError as exc:
+        raise UsageError(f"pqlab sweep: {exc}") from None
+    try:
+        result = run_sweep(grid, run, fresh_process=not args.in_process, progress=args.progress)
+    except SweepError as exc:
+        print(f"pqlab sweep: {exc} (run {run.run_id}: rerun with --resume to finish it)",
+              file=sys.stderr)
+        return 1
+    print(f"run {run.run_id}: {result.measured} runs measured, {result.skipped} already done; "
+          f"data in {run.dir}")
+    if args.csv:
+        for path in run.export_csv():
+            print(f"  {path}")
+    return 0
+
+
+def _add_batch(p: argparse.ArgumentParser) -> None:
+    from pqlab.study import config
+
+    p.add_argument("--profile", choices=config.PROFILES, default=None,
+                   help="; ".join(f"{k}: {v}" for k, v in config.PROFILE_HELP.items())
+                   + " (default: default)")
+    p.add_argument("-f", "--params-file", metavar="YAML", default=None,
+                   help="a YAML plan: profile, timeout_s, notebooks: {name: {PARAM: value}}")
+    p.add_argument("--timeout", type=positive_int, default=None, metavar="SECONDS",
+                   help="per-cell execution timeout (default: the profile's)")
+    p.add_argument("--run-id", default=None, help="name of the run (default: UTC time-host)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run --run-id: measured units are not redone")
+    p.add_argument("--kernel", default=None, help="a Jupyter kernel name (default: one that "
+                   "runs this Python)")
+    p.add_argument("--csv", action="store_true", help="also export summary.csv and samples.csv")
+    p.add_argument("--publish-adr", action="store_true",
+                   help="also write the run's ADR to docs/adr/ (default: only into "
+                        "data/<run-id>/adr.md, leaving the checkout clean)")
+    _add_output(p)
+
+
+def _cmd_batch(args: argparse.Namespace) -> int:
+    from pqlab.lab import batch
+    from pqlab.study import store
+
+    if args.resume and not args.run_id:
+        raise UsageError("pqlab batch: --resume needs --run-id")
+    try:
+        plan = batch.load_plan(args.profile, args.params_file)
+        if args.timeout:
+            plan.timeout_s = args.timeout
+        result = batch.run_batch(plan, args.output, run_id=args.run_id, resume=args.resume,
+                                 kernel=args.kernel, progress=sys.stderr.isatty(),
+                                 publish_adr=args.publish_adr)
+    except (batch.PlanError, store.StoreError) as exc:
+        raise UsageError(f"pqlab batch: {exc}") from None
+    except batch.BatchError as exc:
+        print(f"pqlab batch: stopped: {exc}", file=sys.stderr)
+        return 1
+    if args.csv:
+        for path in result.run.export_csv():
+            print(f"  csv:       {path}")
+    return 0
+
+
+def _add_adr(p: argparse.ArgumentParser) -> None:
+    from pqlab.study import config
+
+    p.add_argument("--run", default=None, help="the run to read (default: the latest)")
+    p.add_argument("--reference-tasks", type=positive_int, default=config.REFERENCE_TASKS,
+                   help="judge at the measured task count nearest this (default %(default)s)")
+    p.add_argument("--reference-workers", type=positive_int,
+                   default=config.REFERENCE_WORKERS,
+                   help="judge at the measured worker count nearest this (default %(default)s)")
+    p.add_argument("--allow-busy", action="store_true",
+                   help="decide even from a run measured on a busy machine (the ADR says so)")
+    p.add_argument("--compare", nargs=2, metavar=("RUN_A", "RUN_B"), default=None,
+                   help="compare two runs' decisions instead of writing the ADR: run folders, "
+                        "batch output folders or run ids; exit 1 when a decision differs")
+    _add_output(p)
+
+
+def _cmd_adr(args: argparse.Namespace) -> int:
+    from pqlab.decide import adr
+    from pqlab.study import config
+
+    try:
+        if args.compare:
+            diff = adr.compare_runs(*args.compare, config.paths(args.output),
+                                    (args.reference_tasks, args.reference_workers))
+            print("\n".join(diff.lines()))
+            return 0 if diff.same else 1
+        path = adr.write_adr(args.run, config.paths(args.output),
+                             reference_tasks=args.reference_tasks,
+                             reference_workers=args.reference_workers,
+                             allow_busy=args.allow_busy, publish=True)
+    except ValueError as exc:
+        raise UsageError(f"pqlab adr: {exc}") from None
+    print(path)
+    return 0
+
+
+Command = tuple[str, Callable[[argparse.ArgumentParser], None],
+                Callable[[argparse.Namespace], int]]
+
+COMMANDS: dict[str, Command] = {
+    "poc": ("the POC's console report, every number measured in this run", _add_poc, _cmd_poc),
+    "run": ("run queues through scenarios; text, JSON or CSV", _add_run, _cmd_run),
+    "bench": ("speed claims as ratios measured side by side in one run", _add_bench,
+              _cmd_bench),
+    "redis-bench": ("the Redis queue against redis-benchmark, processes and claim batches",
+                    _add_redis_bench, _cmd_redis_bench),
+    "queues": ("list the registered queues, their capabilities and scenarios", _add_queues,
+               _cmd_queues),
+    "sweep": ("measure a grid (queues x scenarios x tasks x workers x repetitions) into "
+              "data/<run-id>/", _add_sweep, _cmd_sweep),
+    "batch": ("execute the notebooks with papermill: data, figures, executed notebooks, "
+              "the run's ADR",
+              _add_batch, _cmd_batch),
+    "adr": ("write a run's ADR into its folder and publish it to "
+            "docs/adr/0001-request-queue.md", _add_adr, _cmd_adr),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="pqlab", description="A benchmark lab for priority queues.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for name, (help_text, add_arguments, _) in COMMANDS.items():
+        add_arguments(sub.add_parser(name, help=help_text, description=help_text))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        if args.command is None:
+            parser.print_help()
+            return USAGE_EXIT
+        return COMMANDS[args.command][2](args)
+    except UsageError as exc:
+        print(f"pqlab: error: {exc}" if not str(exc).startswith("pqlab") else f"{exc}",
+              file=sys.stderr)
+        return USAGE_EXIT
+    except KeyboardInterrupt:
+        print("pqlab: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,836 @@
+"""The figures: one function each, one seaborn style, exported as SVG + PNG + CSV.
+
+Every function takes stored frames, derives the small frame it draws (via
+``pqlab.decide.analysis``), and returns a ``matplotlib.figure.Figure`` (not managed by
+pyplot, so a notebook shows it once). With ``out_dir`` it also writes
+``<name>.svg``, ``<name>.png`` and ``<name>.csv`` (the frame behind the
+figure) there, usually ``figures/<run-id>/``.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import matplotlib.colors as mcolors
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
+from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
+
+from pqlab.decide import analysis
+from pqlab.decide.style import LINESTYLES, queue_style
+from pqlab.queues import QUEUES
+from pqlab.study import store
+
+STYLE = {"style": "whitegrid", "context": "notebook", "palette": "colorblind"}
+PNG_DPI = 120  # about 100 KB per figure, sharp enough on screen
+PANEL_INCHES = (5.2, 3.6)
+MARKER_SIZE = 6
+
+
+def use_style() -> None:
+    """The one style every figure uses."""
+    sns.set_theme(**STYLE)
+
+
+def queue_colors(names=None) -> dict[str, str]:
+    """Every registered queue's colour (``pqlab.decide.style``), then those of ``names``, in
+    registry order, so a queue looks the same everywhere."""
+    names = list(QUEUES) + [str(n) for n in (names or []) if n not in QUEUES]
+    return {name: queue_style(name).color for name in names}
+
+
+def _queue_order(names) -> list[str]:
+    """``names`` in registry order, unregistered ones after them, sorted."""
+    names = {str(n) for n in names}
+    return [q for q in QUEUES if q in names] + sorted(names - set(QUEUES))
+
+
+def _queue_line(ax, x, y, queue: str, linestyle=None, **kwargs) -> None:
+    """One line in the queue's colour and marker, and its line style unless given."""
+    style = queue_style(queue)
+    ax.plot(x, y, color=style.color, marker=style.marker, markersize=MARKER_SIZE,
+            linestyle=style.linestyle if linestyle is None else linestyle, label=queue,
+            **kwargs)
+
+
+def _dashes(levels) -> dict:
+    """A line style per level of a second variable (percentile, task count), in order."""
+    return {v: LINESTYLES[i % len(LINESTYLES)] for i, v in enumerate(sorted(set(levels)))}
+
+
+def _queue_lines(ax, data: pd.DataFrame, x: str, y: str, dash_by: str | None = None,
+                 dashes: dict | None = None, **kwargs) -> None:
+    """A line per queue, or per queue and level of ``dash_by`` drawn in that level's
+    line style from ``dashes``."""
+    keys = ["queue", dash_by] if dash_by else ["queue"]
+    for key, part in data.groupby(keys, observed=True):
+        part = part.sort_values(x)
+        dash = dashes[key[1]] if dash_by else None
+        _queue_line(ax, part[x], part[y], str(key[0]), dash, **kwargs)
+
+
+def _criterion_line(ax, value: float, label: str, vertical: bool = False) -> Line2D:
+    """The dashed grey line of a criterion or limit; return it for the legend."""
+    draw = ax.axvline if vertical else ax.axhline
+    return draw(value, color="dimgrey", linestyle="--", linewidth=1.2, label=label)
+
+
+def _queue_legend(fig: Figure, queues, dashes: dict | None = None, dash_title: str = "",
+                  extra: list | tuple = ()) -> None:
+    """One legend for all panels, outside them on the right: a key per queue, then a line
+    style per ``dashes`` level labelled ``dash_title`` (queues are keyed solid then, as
+    the style belongs to the level), then the ``extra`` artists."""
+    handles = []
+    for queue in _queue_order(queues):
+        style = queue_style(queue)
+        handles.append(Line2D([], [], color=style.color, marker=style.marker,
+                              markersize=MARKER_SIZE,
+                              linestyle="-" if dashes else style.linestyle, label=queue))
+    if dashes:
+        handles.append(Line2D([], [], linestyle="none", label=dash_title))
+        handles += [Line2D([], [], color="dimgrey", linestyle=dash,
+                           label=f"{level:,}" if isinstance(level, int | np.integer)
+                           else str(level))
+                    for level, dash in dashes.items()]
+    handles += list(extra)
+    _figure_legend(fig, handles, "queue")
+
+
+def _figure_legend(fig: Figure, handles: list, title: str) -> None:
+    """One legend right of the top-right panel, below the figure's title, which a legend
+    in the figure's corner would cross when the title is wide."""
+    top_right = max((ax for ax in fig.axes if ax.get_visible()),
+                    key=lambda ax: (-ax.get_subplotspec().rowspan.start,
+                                    ax.get_subplotspec().colspan.stop))
+    _small(top_right.legend(handles=handles, title=title, loc="upper left",
+                            bbox_to_anchor=(1.02, 1.0), handlelength=3.0))
+
+
+def _figure(panels: int = 1, cols: int | None = None, sharey: bool = False):
+    use_style()
+    cols = cols or panels
+    rows = -(-panels // cols)
+    fig = Figure(figsize=(PANEL_INCHES[0] * cols, PANEL_INCHES[1] * rows + 0.6),
+                 layout="constrained")
+    axes = fig.subplots(rows, cols, squeeze=False, sharey=sharey).ravel()
+    for ax in axes[panels:]:
+        ax.set_visible(False)
+    return fig, list(axes[:panels])
+
+
+def _plain(value: float, _pos: int | None = None) -> str:
+    return f"{value:,.0f}" if value >= 10 else f"{value:g}"
+
+
+def _workers_axis(ax, values) -> None:
+    """Log-2 x axis with a plain label at each worker count."""
+    values = sorted({int(v) for v in values})
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(values, [str(v) for v in values])
+    ax.xaxis.set_minor_formatter(NullFormatter())
+
+
+def _tasks_axis(ax, values) -> None:
+    """Log x axis with a label at each task count (1,000  10,000 …)."""
+    values = sorted({int(v) for v in values})
+    ax.set_xscale("log")
+    ax.set_xticks(values, [f"{v:,}" for v in values])
+    ax.xaxis.set_minor_formatter(NullFormatter())
+
+
+def _log(ax, axis: str = "y") -> None:
+    """Log axis labelled with plain numbers (1, 10, 100, 1,000), no minor labels.
+
+    Call it after drawing: the tick steps depend on the data's range.
+    """
+    target = ax.yaxis if axis == "y" else ax.xaxis
+    (ax.set_yscale if axis == "y" else ax.set_xscale)("log")
+    low, high = ax.get_ylim() if axis == "y" else ax.get_xlim()
+    decades = np.log10(high / low) if low > 0 and high > low else 0.0
+    # Over a short range, 1-2-5 steps so more than one tick is labelled; within a
+    # decade, evenly spaced round numbers (0.6 0.8 1 1.2).
+    target.set_major_locator(MaxNLocator(nbins=5, steps=[1, 2, 2.5, 5, 10]) if decades < 1
+                             else LogLocator(base=10, subs=(1.0, 2.0, 5.0) if decades < 2.5
+                                             else (1.0,)))
+    target.set_major_formatter(FuncFormatter(_plain))
+    target.set_minor_formatter(NullFormatter())
+
+
+def _small(legend) -> None:
+    for text in legend.get_texts():
+        text.set_fontsize("x-small")
+    legend.get_title().set_fontsize("small")
+
+
+def _tidy_legends(fig: Figure) -> None:
+    """Small legends outside the data: panels that repeat one legend share a single one;
+    any legend goes on its panel's right."""
+    axes = [ax for ax in fig.axes if ax.get_legend() is not None]
+    labels = [[t.get_text() for t in ax.get_legend().get_texts()] for ax in axes]
+    if len(axes) > 1 and all(lab == labels[0] for lab in labels):
+        legend = axes[0].get_legend()
+        handles, title = legend.legend_handles, legend.get_title().get_text()
+        for handle, label in zip(handles, labels[0], strict=True):
+            handle.set_label(label)
+        for ax in axes:
+            ax.get_legend().remove()
+        _figure_legend(fig, handles, title)
+        return
+    for ax in axes:
+        if ax.get_legend().get_bbox_to_anchor() is ax.bbox:  # placed inside, by default
+            sns.move_legend(ax, "upper left", bbox_to_anchor=(1.02, 1.0))
+        _small(ax.get_legend())
+
+
+def _wrap_title(fig: Figure) -> None:
+    """Wrap the figure title's lines to the figure's width, which a long line overran."""
+    title = fig._suptitle
+    if title is None:
+        return
+    # A character of the title font is about 0.55 of its size wide.
+    width = int(fig.get_figwidth() * 72 / (0.55 * title.get_fontsize()))
+    title.set_text("\n".join(textwrap.fill(line, width) for line in
+                             title.get_text().split("\n")))
+
+
+def export(fig: Figure, data: pd.DataFrame, name: str, out_dir: Path | None) -> Figure:
+    """Write ``name``.svg/.png/.csv to ``out_dir`` (atomically); return the figure."""
+    _tidy_legends(fig)
+    _wrap_title(fig)
+    if out_dir is None:
+        return fig
+    out_dir = Path(out_dir)
+    store.atomic_write(out_dir / f"{name}.svg", lambda tmp: fig.savefig(tmp, format="svg"))
+    store.atomic_write(out_dir / f"{name}.png",
+                       lambda tmp: fig.savefig(tmp, format="png", dpi=PNG_DPI))
+    store.write_csv(out_dir / f"{name}.csv", data)
+    return fig
+
+
+def _used(df: pd.DataFrame) -> pd.DataFrame:
+    """Drop unused categories, so legends and axes list only what is drawn."""
+    df = df.copy()
+    for col in df.select_dtypes("category").columns:
+        df[col] = df[col].cat.remove_unused_categories()
+    return df
+
+
+def _present(df: pd.DataFrame, col: str) -> list[str]:
+    return [str(v) for v in df[col].unique()] if col in df else []
+
+
+def _no_data(title: str, message: str) -> Figure:
+    fig, (ax,) = _figure()
+    ax.set_axis_off()
+    ax.text(0.5, 0.5, message, ha="center", va="center", wrap=True)
+    fig.suptitle(title)
+    return fig
+
+
+def latency_ecdf(samples: pd.DataFrame, scenario: str = "single", *,
+                 out_dir: Path | None = None) -> Figure:
+    """ECDF of enqueue and dequeue latency per queue (largest task count), log x axis."""
+    data = analysis.latency_quantiles(samples, scenario)
+    name, title = f"latency-ecdf-{scenario}", f"Latency per operation, scenario {scenario}"
+    if data.empty:
+        return export(_no_data(title, "no samples"), data, name, out_dir)
+    data = _used(data[data["tasks"] == data["tasks"].max()])
+    fig, axes = _figure(2, sharey=True)
+    for ax, op in zip(axes, ("enqueue", "dequeue"), strict=True):
+        part = data[data["operation"] == op]
+        # A marker every fifth of a line's length names the line without hiding its steps.
+        _queue_lines(ax, part, "latency_us", "quantile", drawstyle="steps-post",
+                     markevery=0.2)
+        _log(ax, "x")
+        ax.set(xlabel=f"{op} latency (µs, log scale)", ylabel="fraction of operations",
+               title=op)
+    _queue_legend(fig, data["queue"])
+    fig.suptitle(f"{title}\n{int(data['tasks'].max()):,} tasks (ECDF)")
+    return export(fig, data, name, out_dir)
+
+
+def tail_vs_tasks(summary: pd.DataFrame, scenario: str = "single", *,
+                  out_dir: Path | None = None) -> Figure:
+    """P99 and P99.9 of enqueue and dequeue latency (µs) against task count, log-log."""
+    df = summary[summary["scenario"] == scenario]
+    name, title = f"tail-vs-tasks-{scenario}", f"Tail latency against task count, {scenario}"
+    metrics = {"enqueue_p99_us": "enqueue p99", "enqueue_p99_9_us": "enqueue p99.9",
+               "dequeue_p99_us": "dequeue p99", "dequeue_p99_9_us": "dequeue p99.9"}
+    if df.empty:
+        return export(_no_data(title, "no runs"), df, name, out_dir)
+    long = analysis.metric_long(df, metrics)
+    data = long.groupby(["queue", "tasks", "metric"], observed=True)["value"].median() \
+        .reset_index(name="latency_us")
+    data["operation"] = data["metric"].astype(str).str.split().str[0]
+    data["percentile"] = data["metric"].astype(str).str.split().str[1]
+    data = _used(data)
+    fig, axes = _figure(2, sharey=True)
+    dashes = _dashes(data["percentile"])
+    for ax, op in zip(axes, ("enqueue", "dequeue"), strict=True):
+        part = data[data["operation"] == op]
+        _queue_lines(ax, part, "tasks", "latency_us", "percentile", dashes)
+        _tasks_axis(ax, data["tasks"])
+        _log(ax, "y")
+        ax.set(xlabel="tasks (log scale)", ylabel="latency (µs, log scale)", title=op)
+    _queue_legend(fig, data["queue"], dashes, "percentile")
+    fig.suptitle(f"{title}\n(median of repetitions)")
+    return export(fig, data, name, out_dir)
+
+
+def throughput_vs_workers(summary: pd.DataFrame, scenario: str, *,
+                          out_dir: Path | None = None) -> Figure:
+    """Throughput (ops/s) against workers: median line, min–max band over repetitions."""
+    df = summary[summary["scenario"] == scenario]
+    name = f"throughput-vs-workers-{scenario}"
+    title = f"Throughput against workers, {scenario}"
+    if df.empty:
+        return export(_no_data(title, "no runs"), df, name, out_dir)
+    data = _used(analysis.cell_stats(df, "throughput_ops_s"))
+    task_counts = sorted(data["tasks"].unique())
+    fig, axes = _figure(len(task_counts), cols=min(2, len(task_counts)))
+    for ax, tasks in zip(axes, task_counts, strict=True):
+        part = data[data["tasks"] == tasks]
+        _queue_lines(ax, part, "producers", "median")
+        for queue, q in part.groupby("queue", observed=True):
+            q = q.sort_values("producers")
+            ax.fill_between(q["producers"], q["low"], q["high"],
+                            color=queue_style(str(queue)).color, alpha=0.15, linewidth=0)
+        criterion = _criterion_line(ax, analysis.MIN_THROUGHPUT_OPS_S,
+                                    "criterion (100,000 ops/s)")
+        _workers_axis(ax, part["producers"])
+        ax.yaxis.set_major_formatter(FuncFormatter(_plain))
+        ax.set(xlabel="producers = consumers (log scale)", ylabel="throughput (ops/s)",
+               title=f"{tasks:,} tasks")
+    _queue_legend(fig, data["queue"], extra=[criterion])
+    fig.suptitle(f"{title}\n(median; band: min-max of repetitions)")
+    return export(fig, data, name, out_dir)
+
+
+def tail_vs_workers(summary: pd.DataFrame, scenario: str, *,
+                    out_dir: Path | None = None) -> Figure:
+    """P99 of enqueue and dequeue latency (µs) against workers, log y."""
+    df = summary[summary["scenario"] == scenario]
+    name, title = f"tail-vs-workers-{scenario}", f"P99 latency against workers, {scenario}"
+    if df.empty:
+        return export(_no_data(title, "no runs"), df, name, out_dir)
+    long = analysis.metric_long(df, {"enqueue_p99_us": "enqueue", "dequeue_p99_us": "dequeue"})
+    data = long.groupby(["queue", "tasks", "producers", "metric"], observed=True)["value"] \
+        .median().reset_index(name="p99_us")
+    data = _used(data)
+    fig, axes = _figure(2)
+    dashes = _dashes(data["tasks"])
+    for ax, op in zip(axes, ("enqueue", "dequeue"), strict=True):
+        part = data[data["metric"] == op]
+        _queue_lines(ax, part, "producers", "p99_us", "tasks", dashes)
+        _workers_axis(ax, part["producers"])
+        _log(ax, "y")
+        ax.set(xlabel="producers = consumers (log scale)", ylabel="p99 latency (µs, log scale)",
+               title=f"{op} (a blocking get includes its wait)" if op == "dequeue" else op)
+    _queue_legend(fig, data["queue"], dashes, "tasks")
+    fig.suptitle(f"{title}\n(median of repetitions)")
+    return export(fig, data, name, out_dir)
+
+
+def loop_lag_vs_workers(summary: pd.DataFrame, scenario: str, *,
+                        out_dir: Path | None = None) -> Figure:
+    """How late the event loop's 1 ms timer fired (p99, µs) against workers."""
+    name, title = f"loop-lag-vs-workers-{scenario}", f"Event-loop lag against workers, {scenario}"
+    df = summary[summary["scenario"] == scenario]
+    if df.empty or "loop_lag_p99_us" not in df.columns:
+        return export(_no_data(title, "no runs with loop-lag probes"), df, name, out_dir)
+    data = df.groupby(["queue", "tasks", "producers"], observed=True)["loop_lag_p99_us"] \
+        .median().reset_index()
+    data = _used(data)
+    fig, [ax] = _figure(1)
+    dashes = _dashes(data["tasks"])
+    _queue_lines(ax, data, "producers", "loop_lag_p99_us", "tasks", dashes)
+    _queue_legend(fig, data["queue"], dashes, "tasks")
+    _workers_axis(ax, data["producers"])
+    _log(ax, "y")
+    ax.set(xlabel="producers = consumers (log scale)",
+           ylabel="p99 lag of a 1 ms timer (µs, log scale)")
+    fig.suptitle(f"{title}\n(median of repetitions; every request on the loop waits this long)")
+    return export(fig, data, name, out_dir)
+
+
+def wait_by_priority(summary: pd.DataFrame, scenario: str, *,
+                     out_dir: Path | None = None) -> Figure:
+    """Time waited in the queue (p99, µs) per priority against workers, one panel per queue."""
+    name, title = f"wait-by-priority-{scenario}", f"Time waited per priority, {scenario}"
+    if summary[summary["scenario"] == scenario].empty:
+        return export(_no_data(title, "no runs"), pd.DataFrame(), name, out_dir)
+    data = analysis.wait_by_priority(summary, scenario)
+    data = _used(data[data["tasks"] == data["tasks"].max()])
+    queues = _present(data, "queue")
+    fig, axes = _figure(len(queues), cols=min(3, len(queues)), sharey=True)
+    for ax, queue in zip(axes, queues, strict=True):
+        part = data[(data["queue"] == queue) & (data["percentile"] == "p99")]
+        sns.lineplot(part, x="producers", y="wait_us", hue="priority", marker="o",
+                     palette="rocket", ax=ax)
+        _workers_axis(ax, part["producers"])
+        _log(ax, "y")
+        ax.set(xlabel="producers = consumers (log scale)",
+               ylabel="p99 wait in queue (µs, log scale)", title=queue)
+    fig.suptitle(f"{title}\n{int(data['tasks'].max()):,} tasks (median of repetitions)")
+    return export(fig, data, name, out_dir)
+
+
+def correctness(summary: pd.DataFrame, *, out_dir: Path | None = None) -> Figure:
+    """Violations + lost + duplicated + errors per queue and scenario (0 is a pass)."""
+    data = analysis.correctness_table(summary)
+    data["problems"] = data[["violations", "lost", "duplicated", "errors"]].sum(axis=1)
+    grid = data.pivot(index="queue", columns="scenario", values="problems")
+    use_style()
+    fig = Figure(figsize=(1.6 * max(3, grid.shape[1]) + 3, 0.5 * max(3, grid.shape[0]) + 1.5),
+                 layout="constrained")
+    ax = fig.subplots()
+    sns.heatmap(grid.astype(float), annot=True, fmt=".0f", cmap="Reds", vmin=0,
+                vmax=max(1.0, float(np.nanmax(grid.to_numpy(float)))), cbar=False,
+                linewidths=0.5, ax=ax)
+    ax.grid(False)  # the style's grid lines would cross the blank (not run) cells
+    ax.set(xlabel="scenario", ylabel="queue")
+    fig.suptitle("Correctness: violations + lost + duplicated + errors\n"
+                 "(count summed over runs; 0 passes, blank: not run)")
+    return export(fig, data, "correctness", out_dir)
+
+
+MACHINE_HATCHES = ("", "///", "...", "xxx", "\\\\\\", "ooo")
+
+
+def _machine_bars(ax, part: pd.DataFrame, machines: list[str], rows: int) -> None:
+    """Per queue (a row, in registry order; ``rows`` rows drawn, so bars are as thick in
+    every panel) a bar per machine from the ratio 1 to the median ratio, in the queue's
+    colour, machines told apart by hatching."""
+    medians = part.groupby(["queue", "machine"], observed=True)["ratio"].median()
+    queues = _queue_order(part["queue"])
+    height = 0.8 / len(machines)
+    for i, queue in enumerate(queues):
+        color = queue_style(queue).color
+        # White hatching on dark bars, black on light ones (relative luminance).
+        hatch_color = "white" if np.dot(mcolors.to_rgb(color), (0.2126, 0.7152, 0.0722)) \
+            < 0.4 else "black"
+        for j, machine in enumerate(machines):
+            if (queue, machine) in medians.index:
+                ratio = medians[(queue, machine)]
+                ax.barh(i - 0.4 + height * (j + 0.5), ratio - 1, left=1, height=height,
+                        color=color, hatch=MACHINE_HATCHES[j % len(MACHINE_HATCHES)],
+                        hatchcolor=hatch_color, edgecolor="white", linewidth=0.5)
+    baseline = str(part["baseline"].iloc[0])
+    ax.set_yticks(range(len(queues)), [f"{q} (baseline)" if q == baseline else q
+                                       for q in queues], fontsize="small")
+    ax.set_ylim(rows - 0.5, -0.5)
+    ax.grid(axis="y", visible=False)
+
+
+def ratios_across_machines(ratios: pd.DataFrame, *, out_dir: Path | None = None) -> Figure:
+    """Median throughput as a ratio to each machine's baseline queue, per scenario: a
+    bar from 1 per queue and machine, on a log axis so 2x and 0.5x look alike."""
+    name, title = "ratios-across-machines", "Throughput relative to a baseline queue"
+    if ratios.empty:
+        return export(_no_data(title, "no runs"), ratios, name, out_dir)
+    scenarios = _present(ratios, "scenario")
+    machines = _present(ratios, "machine")
+    counts = [ratios[ratios["scenario"] == s]["queue"].nunique() for s in scenarios]
+    cols = min(2, len(scenarios))
+    rows = -(-len(scenarios) // cols)
+    heights = [max(counts[r * cols:(r + 1) * cols]) for r in range(rows)]
+    use_style()
+    # About 0.16 in per bar: the queue names keep apart; 1 in per row for its labels.
+    fig = Figure(figsize=(5.6 * cols + 1.6,
+                          0.9 + sum((0.16 * len(machines) + 0.12) * h + 1.0 for h in heights)),
+                 layout="constrained")
+    axes = fig.subplots(rows, cols, squeeze=False,
+                        gridspec_kw={"height_ratios": heights}).ravel()
+    for ax in axes[len(scenarios):]:
+        ax.set_visible(False)
+    for i, (ax, scenario) in enumerate(zip(axes, scenarios, strict=False)):
+        part = _used(ratios[ratios["scenario"] == scenario])
+        _machine_bars(ax, part, machines, heights[i // cols])
+        ax.axvline(1.0, color="dimgrey", linewidth=1)
+        _log(ax, "x")
+        ax.set(xlabel=f"throughput / {part['baseline'].iloc[0]} (ratio, log scale)",
+               ylabel="queue", title=scenario)
+    _figure_legend(fig, [Patch(facecolor="lightgrey", edgecolor="white",
+                               hatch=MACHINE_HATCHES[j % len(MACHINE_HATCHES)],
+                               hatchcolor="black", label=machine)
+                         for j, machine in enumerate(machines)], "machine")
+    fig.suptitle(f"{title} on the same machine\n(median over cells and repetitions)")
+    return export(fig, ratios, name, out_dir)
+
+
+# -- a row of bar panels per context (decision overview, CPU cost) ----------------------
+
+BAR_INCHES = 0.3  # per bar: the queue names on the y axis keep apart at the "small" font
+DECISION_COLUMNS = ("context", "queue", "throughput_median", "throughput_ci_low",
+                    "throughput_ci_high")
+CPU_COLUMNS = ("context", "queue", "cpu_us_per_task", "idle_cores")
+IDLE_LIMIT_CORES = 0.05
+SET_ASIDE_ALPHA = 0.3
+
+
+def _require(table: pd.DataFrame, columns, figure: str) -> None:
+    """Raise ``ValueError`` naming the columns ``figure`` needs and the ones missing."""
+    missing = [c for c in columns if c not in table.columns]
+    if missing:
+        raise ValueError(f"{figure} needs columns {', '.join(columns)}; "
+                         f"missing: {', '.join(missing)}")
+
+
+def _context_panels(table: pd.DataFrame, columns: int):
+    """A row of panels per context (in table order), ``columns`` metrics side by side,
+    each row as tall as its number of queues; return the figure, contexts and axes."""
+    contexts = list(dict.fromkeys(table["context"].astype(str)))
+    counts = [int((table["context"].astype(str) == c).sum()) for c in contexts]
+    use_style()
+    fig = Figure(figsize=(4.4 * columns + 3.0,
+                          1.4 + sum(BAR_INCHES * n + 0.5 for n in counts)),
+                 layout="constrained")
+    axes = fig.subplots(len(contexts), columns, squeeze=False, sharex="col",
+                        gridspec_kw={"height_ratios": counts})
+    for row, context in zip(axes, contexts, strict=True):
+        row[0].set_title(context, loc="left", fontsize="medium", fontweight="bold")
+    return fig, contexts, axes
+
+
+def _queue_bars(ax, part: pd.DataFrame, column: str, set_aside=None, chosen=None) -> None:
+    """Horizontal bars, one per queue from the top in ``part``'s order, in the queue's
+    colour; ``set_aside`` bars faded and hatched, ``chosen`` ones edged in black."""
+    count = len(part)
+    set_aside = np.zeros(count, bool) if set_aside is None else np.asarray(set_aside, bool)
+    chosen = np.zeros(count, bool) if chosen is None else np.asarray(chosen, bool)
+    queues = [str(q) for q in part["queue"]]
+    for i, (queue, value) in enumerate(zip(queues, part[column], strict=True)):
+        color = queue_style(queue).color
+        face = mcolors.to_rgba(color, SET_ASIDE_ALPHA if set_aside[i] else 1.0)
+        ax.barh(i, value, height=0.7, color=face, hatch="///" if set_aside[i] else None,
+                edgecolor="black" if chosen[i] else color, linewidth=2.0 if chosen[i] else 0.8)
+    ax.set_yticks(range(count), [f"★ {q}" if c else q for q, c in zip(queues, chosen,
+                                                                       strict=True)])
+    for label, is_chosen, is_set_aside in zip(ax.get_yticklabels(), chosen, set_aside,
+                                              strict=True):
+        label.set_fontsize("small")
+        label.set_fontweight("bold" if is_chosen else "normal")
+        label.set_color("dimgrey" if is_set_aside else "black")
+    ax.set_ylim(count - 0.5, -0.5)
+    ax.grid(axis="y", visible=False)
+    # A row's panels list the same queues: only the first names them.
+    ax.tick_params(axis="y", labelleft=ax.get_subplotspec().is_first_col())
+
+
+def _flag(table: pd.DataFrame, column: str) -> pd.Series:
+    """``chosen`` as booleans, ``set_aside`` as "has a reason"; all False when absent."""
+    if column not in table.columns:
+        return pd.Series(False, index=table.index)
+    values = table[column]
+    if column == "set_aside":
+        return values.fillna("").astype(str).str.strip() != ""
+    return values.fillna(False).astype(bool)
+
+
+def decision_overview(table: pd.DataFrame, *, out_dir: Path | None = None) -> Figure:
+    """Median throughput and its confidence interval of each candidate, a row of panels
+    per context, with the 100,000 ops/s criterion (and the 10 µs mean enqueue latency
+    criterion when ``enqueue_mean_us`` is given).
+
+    ``table`` has one row per context and queue with columns ``context, queue,
+    throughput_median, throughput_ci_low, throughput_ci_high``, optionally ``chosen``
+    (bool: starred, edged black) and ``set_aside`` (str, empty when eligible: faded,
+    hatched). Raises ``ValueError`` naming missing columns or a repeated context and queue.
+    """
+    name, title = "decision-overview", "Candidates per context at the reference cell"
+    if table.empty:
+        return export(_no_data(title, "no runs"), table, name, out_dir)
+    _require(table, DECISION_COLUMNS, "decision_overview")
+    repeated = table.duplicated(["context", "queue"])
+    if repeated.any():
+        row = table[repeated].iloc[0]
+        raise ValueError(f"decision_overview needs one row per context and queue; "
+                         f"{row['queue']!r} appears twice in {row['context']!r}")
+    specs = [("throughput_median", "throughput (ops/s, median, log scale)",
+              analysis.MIN_THROUGHPUT_OPS_S, "criterion: > 100,000 ops/s")]
+    if "enqueue_mean_us" in table.columns:
+        specs.append(("enqueue_mean_us", "mean enqueue latency (µs, median, log scale)",
+                      analysis.MAX_LATENCY_US, "criterion: < 10 µs"))
+    fig, contexts, axes = _context_panels(table, len(specs))
+    chosen, set_aside = _flag(table, "chosen"), _flag(table, "set_aside")
+    for row, context in zip(axes, contexts, strict=True):
+        mask = table["context"].astype(str) == context
+        part = table[mask]
+        for ax, (col, _, line, _) in zip(row, specs, strict=True):
+            _queue_bars(ax, part, col, set_aside[mask], chosen[mask])
+            ax.axvline(line, color="dimgrey", linestyle="--", linewidth=1.2)
+        row[0].hlines(range(len(part)), part["throughput_ci_low"], part["throughput_ci_high"],
+                      color="black", linewidth=1.2)
+        row[0].plot(part["throughput_ci_low"], range(len(part)), "|", color="black")
+        row[0].plot(part["throughput_ci_high"], range(len(part)), "|", color="black")
+    for ax, (_, label, _, _) in zip(axes[-1], specs, strict=True):
+        _log(ax, "x")
+        ax.set_xlabel(label)
+    handles = [_criterion_legend(line_label) for *_, line_label in specs]
+    handles += [Line2D([], [], color="black", marker="|", linewidth=1.2,
+                       label="confidence interval of the median"),
+                Patch(facecolor="lightgrey", edgecolor="black", linewidth=2.0,
+                      label="★ chosen"),
+                Patch(facecolor=mcolors.to_rgba("grey", SET_ASIDE_ALPHA), edgecolor="grey",
+                      hatch="///", label="set aside")]
+    _small(fig.legend(handles=handles, loc="outside lower center", ncols=3))
+    fig.suptitle(title)
+    return export(fig, table, name, out_dir)
+
+
+def _criterion_legend(label: str) -> Line2D:
+    return Line2D([], [], color="dimgrey", linestyle="--", linewidth=1.2, label=label)
+
+
+def cpu_cost(table: pd.DataFrame, out_dir: Path | None = None) -> Figure:
+    """CPU µs per task and idle burn (cores used by consumers waiting on an empty queue),
+    median per context and queue, side by side; a row of panels per context.
+
+    ``table`` has columns ``context, queue, cpu_us_per_task, idle_cores`` (NaN where
+    not measured, drawn as "not measured"). Raises ``ValueError`` naming missing columns.
+    """
+    name, title = "cpu-cost", "CPU cost per context"
+    if table.empty:
+        return export(_no_data(title, "no runs"), table, name, out_dir)
+    _require(table, CPU_COLUMNS, "cpu_cost")
+    data = table.groupby(["context", "queue"], observed=True, sort=False)[
+        ["cpu_us_per_task", "idle_cores"]].median().reset_index()
+    fig, contexts, axes = _context_panels(data, 2)
+    for (cpu_ax, idle_ax), context in zip(axes, contexts, strict=True):
+        part = data[data["context"].astype(str) == context]
+        _queue_bars(cpu_ax, part, "cpu_us_per_task")
+        _queue_bars(idle_ax, part, "idle_cores")
+        idle_ax.axvline(IDLE_LIMIT_CORES, color="dimgrey", linestyle="--", linewidth=1.2)
+        # The value beside each bar: a blocked consumer's 0 core draws no bar at all.
+        for i, idle in enumerate(part["idle_cores"]):
+            measured = not np.isnan(idle)
+            idle_ax.text(idle if measured else 0.02, i, f" {idle:.2g}" if measured
+                         else "not measured", va="center", fontsize="x-small",
+                         color="black" if measured else "dimgrey",
+                         transform=idle_ax.transData if measured
+                         else idle_ax.get_yaxis_transform())
+    cpu_ax, idle_ax = axes[-1]
+    if (data["cpu_us_per_task"] > 0).any():
+        _log(cpu_ax, "x")
+        cpu_ax.set_xlabel("CPU per task (µs, median, log scale)")
+    else:  # a run from before CPU time was recorded
+        for ax, _ in axes:
+            ax.text(0.02, 0.5, "not measured", transform=ax.transAxes, color="dimgrey",
+                    fontsize="x-small", va="center")
+            ax.set_xticks([])
+        cpu_ax.set_xlabel("CPU per task (µs, median)")
+    # Idle burn runs from 0 (a blocked get) to whole cores (polling): linear up to
+    # 0.01 core, log above, so 0 and the 0.05 limit both show.
+    idle_ax.set_xscale("symlog", linthresh=0.01, linscale=0.5)
+    # Room on the right for the value beside the longest bar.
+    idle_ax.set_xlim(0, max(2 * IDLE_LIMIT_CORES, 4 * np.nanmax(
+        [0.0, *data["idle_cores"].to_numpy(float)])))
+    idle_ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    idle_ax.set_xlabel("idle burn (cores, median, symlog scale)")
+    _small(fig.legend(handles=[_criterion_legend(
+        f"limit for waiting workers ({IDLE_LIMIT_CORES:g} core)")],
+        loc="outside lower center"))
+    fig.suptitle(f"{title}\n(idle burn: cores used by the consumers while they wait "
+                 "on an empty queue)")
+    return export(fig, data, name, out_dir)
+
+
+PROCESSES_XLABEL = "producers = consumers (log scale)"
+PROCESSES_KEY = "solid: processes; dashed: threads in one process, for scale"
+
+
+def _process_lines(ax, data: pd.DataFrame, y: str, band: tuple[str, str] | None) -> None:
+    """One line per queue and scenario in the queue's colour and marker: solid across
+    processes, dashed for the in-process queues beside them (scenario ``threads``)."""
+    for (queue, scenario), part in data.groupby(["queue", "scenario"], observed=True):
+        part = part.sort_values("producers")
+        style = queue_style(str(queue))
+        dashed = str(scenario) != analysis.PROCESS_SCENARIO
+        ax.plot(part["producers"], part[y], marker=style.marker, markersize=MARKER_SIZE,
+                linestyle="--" if dashed else "-", color=style.color,
+                label=analysis.series_label(str(queue), str(scenario)))
+        if band is not None:
+            ax.fill_between(part["producers"], part[band[0]], part[band[1]],
+                            color=style.color, alpha=0.15, linewidth=0)
+
+
+def throughput_vs_processes(summary: pd.DataFrame, *, out_dir: Path | None = None) -> Figure:
+    """Throughput (ops/s, log) against processes for process-safe queues (scenario
+    ``processes``), beside in-process queues with as many threads (``threads``, dashed):
+    median line, min–max band over repetitions, one panel per task count."""
+    name, title = "throughput-vs-processes", "Throughput against processes"
+    data = _used(analysis.across_processes(summary, "throughput_ops_s"))
+    if data.empty:
+        return export(_no_data(title, "no runs"), data, name, out_dir)
+    task_counts = sorted(data["tasks"].unique())
+    fig, axes = _figure(len(task_counts), cols=min(2, len(task_counts)))
+    fig.set_figwidth(fig.get_figwidth() + 3.0)  # room for the legend on the right
+    for ax, tasks in zip(axes, task_counts, strict=True):
+        part = data[data["tasks"] == tasks]
+        _process_lines(ax, part, "median", ("low", "high"))
+        _workers_axis(ax, part["producers"])
+        _log(ax, "y")
+        ax.set(xlabel=PROCESSES_XLABEL, ylabel="throughput (ops/s, log scale)",
+               title=f"{tasks:,} tasks")
+        ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0))
+    fig.suptitle(f"{title}\n{PROCESSES_KEY}\n(median; band: min-max of repetitions)")
+    return export(fig, data, name, out_dir)
+
+
+def tail_vs_processes(summary: pd.DataFrame, *, out_dir: Path | None = None) -> Figure:
+    """P99 of enqueue and dequeue latency (µs, log) against processes (largest task
+    count), process-safe queues solid, in-process queues with threads dashed."""
+    name, title = "tail-vs-processes", "P99 latency against processes"
+    df = summary[summary["scenario"].isin([analysis.PROCESS_SCENARIO,
+                                           analysis.SCALE_SCENARIO])]
+    if df.empty:
+        return export(_no_data(title, "no runs"), df, name, out_dir)
+    df = df[df["tasks"] == df["tasks"].max()]
+    long = analysis.metric_long(df, {"enqueue_p99_us": "enqueue", "dequeue_p99_us": "dequeue"})
+    data = _used(long.groupby(["queue", "scenario", "tasks", "producers", "metric"],
+                              observed=True)["value"].median().reset_index(name="p99_us"))
+    fig, axes = _figure(2, sharey=True)
+    for ax, op in zip(axes, ("enqueue", "dequeue"), strict=True):
+        part = data[data["metric"] == op]
+        _process_lines(ax, part, "p99_us", None)
+        _workers_axis(ax, part["producers"])
+        _log(ax, "y")
+        ax.set(xlabel=PROCESSES_XLABEL, ylabel="p99 latency (µs, log scale)",
+               title=f"{op} (a blocking get includes its wait)" if op == "dequeue" else op)
+        ax.legend()
+    fig.suptitle(f"{title}, {int(data['tasks'].max()):,} tasks\n{PROCESSES_KEY}\n"
+                 "(median of repetitions)")
+    return export(fig, data, name, out_dir)
+
+
+# -- open-loop load (notebook 07) -------------------------------------------------------
+
+PRIORITY_PALETTE = "rocket"
+LOAD_INCHES = (7.8, 5.0)  # one wide panel: the titles carry the run's settings
+
+
+def _priority_colors(names) -> dict[str, tuple]:
+    names = list(names)
+    return dict(zip(names, sns.color_palette(PRIORITY_PALETTE, len(names)), strict=True))
+
+
+def load_wait_vs_rho(load: pd.DataFrame, theory: pd.DataFrame, *,
+                     out_dir: Path | None = None) -> Figure:
+    """Mean wait per priority (ms, log) against utilization ρ: measured points, Cobham lines."""
+    name, title = "load-wait-vs-rho", "Mean waiting time per priority against utilization"
+    if load.empty:
+        return export(_no_data(title, "no load runs"), load, name, out_dir)
+    measured = load[["rho", "rho_measured", "priority", "tasks", "queue_wait_mean_ms",
+                     "queue_wait_p99_ms", "theory_wait_mean_ms"]].copy()
+    measured["priority"] = measured["priority"].astype(str)
+    data = measured.merge(theory.rename(columns={"theory_wait_mean_ms": "cobham_ms"}),
+                          on=["rho", "priority"], how="outer").sort_values(["priority", "rho"])
+    fig, [ax] = _figure(1)
+    fig.set_size_inches(*LOAD_INCHES)
+    colors = _priority_colors(dict.fromkeys(measured["priority"]))
+    for prio, color in colors.items():
+        line = theory[theory["priority"] == prio].sort_values("rho")
+        ax.plot(line["rho"], line["theory_wait_mean_ms"], color=color, linewidth=1.2,
+                linestyle="--")
+        points = measured[measured["priority"] == prio]
+        ax.plot(points["rho"], points["queue_wait_mean_ms"], color=color, marker="o",
+                linestyle="none", label=prio)
+    ax.plot([], [], color="grey", linestyle="--", label="theory (Cobham)")
+    positive = measured["queue_wait_mean_ms"][measured["queue_wait_mean_ms"] > 0]
+    if not positive.empty:
+        _log(ax, "y")
+    ax.set(xlabel="utilization ρ = λ·E[S]/C (target)", ylabel="mean wait (ms, log scale)")
+    ax.legend(title="priority")
+    workers = int(load["workers"].iloc[0])
+    service = float(load["service_ms"].iloc[0]) if "service_ms" in load else float("nan")
+    fig.suptitle(f"{title}\n{load['queue'].iloc[0]}, {workers} workers, exponential service "
+                 f"{service:g} ms, Poisson arrivals\n(points: measured; dashed: Cobham's formula)")
+    return export(fig, data, name, out_dir)
+
+
+def load_wait_spectrum(spectrum: pd.DataFrame, *, out_dir: Path | None = None) -> Figure:
+    """Waiting-time percentiles (ms) per priority at one ρ, from p50 to the maximum."""
+    name, title = "load-wait-spectrum", "Percentile spectrum of waiting time per priority"
+    if spectrum.empty:
+        return export(_no_data(title, "no load run at the chosen ρ"), spectrum, name, out_dir)
+    data = spectrum.copy()
+    data["priority"] = data["priority"].astype(str)
+    fig, [ax] = _figure(1)
+    fig.set_size_inches(*LOAD_INCHES)
+    colors = _priority_colors(dict.fromkeys(data["priority"]))
+    labels = [f"p{q:g}" if q < 100 else "max" for q in sorted(data["percentile"].unique())]
+    for prio, color in colors.items():
+        part = data[data["priority"] == prio].sort_values("percentile")
+        ax.plot(range(len(part)), part["ms"].clip(lower=1e-3), marker="o", color=color,
+                label=prio)
+    ax.set_xticks(range(len(labels)), labels)
+    _log(ax, "y")
+    ax.set(xlabel="percentile", ylabel="wait, intended arrival → service (ms, log scale)")
+    ax.legend(title="priority")
+    fig.suptitle(f"{title}\nat ρ = {float(data['rho'].iloc[0]):g} (free of coordinated "
+                 "omission: from the intended arrival)")
+    return export(fig, data, name, out_dir)
+
+
+def load_p99_vs_rho(load: pd.DataFrame, target_ms: float = 50.0, *,
+                    crossing: float | None = None, out_dir: Path | None = None) -> Figure:
+    """P99 wait per priority (ms, log) against ρ, with the target line and CRITICAL's crossing."""
+    name, title = "load-p99-vs-rho", "P99 waiting time per priority against utilization"
+    if load.empty:
+        return export(_no_data(title, "no load runs"), load, name, out_dir)
+    data = load[["rho", "rho_measured", "priority", "queue_wait_p99_ms",
+                 "queue_wait_uncorrected_p99_ms"]].copy()
+    data["priority"] = data["priority"].astype(str)
+    data["target_ms"] = target_ms
+    fig, [ax] = _figure(1)
+    fig.set_size_inches(*LOAD_INCHES)
+    for prio, color in _priority_colors(dict.fromkeys(data["priority"])).items():
+        part = data[data["priority"] == prio].sort_values("rho")
+        ax.plot(part["rho"], part["queue_wait_p99_ms"].clip(lower=1e-3), marker="o",
+                color=color, label=prio)
+    ax.axhline(target_ms, color="grey", linestyle="--", linewidth=1,
+               label=f"target ({target_ms:g} ms)")
+    if crossing is not None and np.isfinite(crossing):
+        ax.axvline(crossing, color="black", linestyle=":", linewidth=1,
+                   label=f"CRITICAL crosses at ρ ≈ {crossing:.2f}")
+    _log(ax, "y")
+    ax.set(xlabel="utilization ρ = λ·E[S]/C (target)", ylabel="p99 wait (ms, log scale)")
+    ax.legend(title="priority")
+    where = (f"CRITICAL's p99 reaches {target_ms:g} ms at ρ ≈ {crossing:.2f}"
+             if crossing is not None and np.isfinite(crossing)
+             else f"CRITICAL's p99 stays below {target_ms:g} ms in the measured range")
+    fig.suptitle(f"{title}\n{where}")
+    return export(fig, data, name, out_dir)
+
+
+def load_aging_effect(load: pd.DataFrame, aging: pd.DataFrame, *,
+                      out_dir: Path | None = None) -> Figure:
+    """Mean and p99 wait per priority: strict priority order against aging, per ρ."""
+    name, title = "load-aging-effect", "What aging costs CRITICAL and saves LOW"
+    if aging.empty or load.empty:
+        return export(_no_data(title, "no aging runs (AGING_MS = 0)"), aging, name, out_dir)
+    keys, cols = ["rho", "priority"], ["queue_wait_mean_ms", "queue_wait_p99_ms"]
+    strict = load[load["rho"].isin(aging["rho"])][keys + cols].assign(policy="strict")
+    aged = aging[keys + cols].assign(policy=f"aging {float(aging['aging_ms'].iloc[0]):g} ms")
+    data = pd.concat([strict, aged], ignore_index=True)
+    data["priority"] = data["priority"].astype(str)
+    order = list(dict.fromkeys(str(p) for p in load["priority"]))
+    data["level"] = data["priority"].map({p: i + 1 for i, p in enumerate(order)})
+    data["ρ"] = data["rho"].map(lambda r: f"{r:g}")
+    fig, axes = _figure(2)
+    for ax, (col, label) in zip(axes, (("queue_wait_mean_ms", "mean wait (ms, log scale)"),
+                                       ("queue_wait_p99_ms", "p99 wait (ms, log scale)")),
+                                strict=True):
+        sns.lineplot(data.assign(**{col: data[col].clip(lower=1e-3)}), x="level", y=col,
+                     hue="policy", style="ρ", markers=True, palette="colorblind", ax=ax)
+        ax.set_xticks(range(1, len(order) + 1), order)
+        _log(ax, "y")
+        ax.set(xlabel="priority", ylabel=label)
+    fig.suptitle(f"{title}\n(aging: a level gained per {float(aging['aging_ms'].iloc[0]):g} "
+                 "ms waited; the same arrivals and service times as strict)")
+    return export(fig, data, name, out_dir)

@@ -1,0 +1,209 @@
+"""pqlab's asyncio-native queue: ``asyncio.Queue``'s methods once, storage from hooks.
+
+``AsyncQueue`` has the API of ``asyncio.Queue`` (Python 3.13, with
+``shutdown``); ``AsyncBucketQueue`` is the bucket policy in it. Like
+``asyncio.Queue`` it is not thread-safe: use it from one event loop (the
+bridge, ``pqlab.queues.bridge``, serves threads and coroutines together).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from pqlab.queues.registry import register_queue
+from pqlab.queues.storage import BucketStorage
+from pqlab.queues.waiters import FutureWaiter, Waiters
+
+if hasattr(asyncio, "QueueShutDown"):  # Python 3.13
+    QueueShutDown = asyncio.QueueShutDown
+else:
+
+    class QueueShutDown(Exception):  # noqa: N818 - the name asyncio has since 3.13
+        """Raised by ``put``/``get`` on a queue that was shut down (``asyncio.QueueShutDown``)."""
+
+
+async def wait_on(waiters: Waiters) -> bool:
+    """Wait on the running loop until notified; returns whether this coroutine was notified.
+
+    If cancelled, the wake-up it may have taken is passed on by the caller's
+    ``pass_on``; the waiter is never left on the list.
+    """
+    waiter = FutureWaiter()
+    waiters.waiting.append(waiter)
+    released = False
+    try:
+        await waiter
+        released = True
+    finally:
+        notified = waiters.settle(waiter, released)
+    return notified
+
+
+class AsyncQueue:
+    """An asyncio queue; the storage policy comes from the hook mixin listed before it.
+
+    ``maxsize`` <= 0 means unbounded; ``storage_options`` go to the storage's
+    ``_init``. A ``get`` cancelled while waiting never takes an item: the item
+    stays for the next reader, and the cancelled waiter leaves the list.
+    """
+
+    def __init__(self, maxsize: int = 0, **storage_options: Any) -> None:
+        self.maxsize = maxsize
+        self._init(**storage_options)
+        self._unfinished_tasks = 0
+        self._finished = asyncio.Event()
+        self._finished.set()
+        self._is_shutdown = False
+        # Resolved when an item is put while getters wait and none is already
+        # woken; a woken getter wakes the next if items remain.
+        self._getters = Waiters()
+        # Resolved likewise when an item is taken while putters wait for room.
+        self._putters = Waiters()
+
+    def qsize(self) -> int:
+        """Number of items in the queue."""
+        return self._qsize()
+
+    def empty(self) -> bool:
+        """Whether the queue is empty."""
+        return not self._qsize()
+
+    def full(self) -> bool:
+        """Whether a bounded queue holds ``maxsize`` items."""
+        return 0 < self.maxsize <= self._qsize()
+
+    # -- putting ---------------------------------------------------------------
+
+    async def put(self, item: Any) -> None:
+        """Put ``item`` into the queue; in a full bounded queue, wait for room first.
+
+        Raises ``QueueShutDown`` after ``shutdown()``, ``ValueError`` for an item
+        the storage refuses.
+        """
+        # put_nowait's steps written out, not called: 35 ns of 230 per put saved here.
+        if self._is_shutdown:
+            raise QueueShutDown
+        if self.maxsize > 0 and self._qsize() >= self.maxsize:
+            await self._put_when_room(item)
+        else:
+            self._put(item)
+        if not self._unfinished_tasks:
+            self._finished.clear()
+        self._unfinished_tasks += 1
+        getters = self._getters
+        if getters.waiting and not getters.woken:
+            getters.notify()
+
+    def put_nowait(self, item: Any) -> None:
+        """Put ``item`` without waiting; ``asyncio.QueueFull`` if there is no room."""
+        if self._is_shutdown:
+            raise QueueShutDown
+        if self.maxsize > 0 and self._qsize() >= self.maxsize:
+            raise asyncio.QueueFull
+        self._put(item)
+        if not self._unfinished_tasks:
+            self._finished.clear()
+        self._unfinished_tasks += 1
+        getters = self._getters
+        if getters.waiting and not getters.woken:
+            getters.notify()
+
+    async def _put_when_room(self, item: Any) -> None:
+        putters = self._putters
+        try:
+            while self._qsize() >= self.maxsize:
+                await wait_on(putters)
+                if self._is_shutdown:
+                    raise QueueShutDown
+            self._put(item)
+        finally:
+            putters.pass_on(self._qsize() < self.maxsize)
+
+    # -- getting ---------------------------------------------------------------
+
+    async def get(self) -> Any:
+        """Remove and return the next item; if empty, wait until one is put.
+
+        After ``shutdown()`` the remaining items are still served, then
+        ``QueueShutDown`` is raised.
+        """
+        try:
+            item = self._get()
+        except IndexError:
+            item = await self._get_when_there()
+        putters = self._putters
+        if putters.waiting and not putters.woken:
+            putters.notify()
+        return item
+
+    def get_nowait(self) -> Any:
+        """Remove and return the next item; ``asyncio.QueueEmpty`` if there is none."""
+        try:
+            item = self._get()
+        except IndexError:
+            if self._is_shutdown:
+                raise QueueShutDown from None
+            raise asyncio.QueueEmpty from None
+        putters = self._putters
+        if putters.waiting and not putters.woken:
+            putters.notify()
+        return item
+
+    async def _get_when_there(self) -> Any:
+        getters = self._getters
+        try:
+            while True:
+                if self._is_shutdown:
+                    raise QueueShutDown
+                await wait_on(getters)
+                try:
+                    return self._get()
+                except IndexError:
+                    pass
+        finally:
+            getters.pass_on(self._qsize() > 0)
+
+    # -- tasks, shutdown ---------------------------------------------------------
+
+    def task_done(self) -> None:
+        """Mark one formerly gotten item as processed; ``ValueError`` if called too often."""
+        if self._unfinished_tasks <= 0:
+            raise ValueError("task_done() called too many times")
+        self._unfinished_tasks -= 1
+        if not self._unfinished_tasks:
+            self._finished.set()
+
+    async def join(self) -> None:
+        """Wait until every item put has been gotten and marked done (``task_done``)."""
+        if self._unfinished_tasks > 0:
+            await self._finished.wait()
+
+    def shutdown(self, immediate: bool = False) -> None:
+        """Shut the queue down: later puts raise ``QueueShutDown``; gets drain, then raise it.
+
+        With ``immediate`` the held items are dropped (each counted done, so
+        ``join`` returns) and gets raise at once. Every waiting getter and
+        putter is woken and raises ``QueueShutDown``.
+        """
+        self._is_shutdown = True
+        if immediate:
+            while self._qsize():
+                self._get()
+                self._unfinished_tasks = max(0, self._unfinished_tasks - 1)
+            if not self._unfinished_tasks:
+                self._finished.set()
+        self._getters.notify_all()
+        self._putters.notify_all()
+
+
+class AsyncBucketQueue(BucketStorage, AsyncQueue):
+    """Bucket storage (one deque per priority level) with ``asyncio.Queue``'s API.
+
+    Coroutine-safe on one event loop, not thread-safe. Priorities outside
+    ``levels`` (default CRITICAL…LOW) raise ``ValueError``.
+    """
+
+
+register_queue("AsyncBucketQueue", AsyncBucketQueue, thread_safe=False, async_safe=True,
+               api="async", description="pqlab: bucket storage, asyncio.Queue's API")

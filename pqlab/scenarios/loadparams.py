@@ -1,0 +1,214 @@
+"""The load scenario's parameters and workload: arrivals, service times, priority mix, driver.
+
+``LoadParams`` is the ``Scenario.params_type`` of ``load``; ``make_load_workload``
+its workload hook. Each task's payload is a ``Request``: when it should
+arrive and how long serving it takes.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+import numpy as np
+
+from pqlab.core.checks import priority_weights
+from pqlab.core.task import Task, make_workload
+from pqlab.measure import theory
+from pqlab.queues import QueueSpec
+
+ARRIVALS = ("poisson", "constant")
+SERVICE_KINDS = ("exp", "const")
+DRIVERS = ("auto", "threads", "async", "processes")  # auto: the first of the last three it can
+
+
+
+
+@dataclass(frozen=True)
+class ServiceTime:
+    """A service-time distribution: ``exp`` (exponential) or ``const``, with its mean."""
+
+    kind: str = "exp"
+    mean_s: float = 0.02
+
+    def __post_init__(self) -> None:
+        if self.kind not in SERVICE_KINDS:
+            raise ValueError(f"service distribution {self.kind!r} is unknown; allowed: "
+                             f"{', '.join(SERVICE_KINDS)}")
+        if not (self.mean_s > 0 and math.isfinite(self.mean_s)):
+            raise ValueError(f"service mean must be a positive number of seconds, "
+                             f"got {self.mean_s!r}")
+
+    @classmethod
+    def parse(cls, text: str) -> ServiceTime:
+        """``exp:0.016``, ``exp:16ms`` or ``const:20ms`` (seconds unless ``ms``/``s`` follows).
+
+        Raises ``ValueError`` naming the allowed forms.
+        """
+        kind, sep, mean = text.partition(":")
+        scale = 1.0
+        if mean.endswith("ms"):
+            mean, scale = mean[:-2], 1e-3
+        elif mean.endswith("s"):
+            mean = mean[:-1]
+        try:
+            mean_s = float(mean) * scale
+        except ValueError:
+            mean_s = math.nan
+        if not sep or kind not in SERVICE_KINDS or not 0 < mean_s < math.inf:
+            raise ValueError(f"bad service time {text!r}; expected KIND:MEAN with KIND one of "
+                             f"{', '.join(SERVICE_KINDS)} and MEAN > 0 in s or ms "
+                             "(e.g. exp:0.016 or exp:16ms)")
+        return cls(kind, mean_s)
+
+    def draw(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        """``n`` service times in seconds."""
+        if self.kind == "exp":
+            return rng.exponential(self.mean_s, n)
+        return np.full(n, self.mean_s)
+
+    def __str__(self) -> str:
+        return f"{self.kind}:{self.mean_s * 1e3:g}ms"
+
+
+@dataclass(frozen=True)
+class LoadParams:
+    """Parameters of the open-loop ``load`` scenario (workers are ``run(consumers=…)``).
+
+    ``weights`` are the relative frequencies of CRITICAL, HIGH, NORMAL, LOW.
+    Raises ``ValueError`` on a bad value, naming it.
+    """
+
+    rate_per_s: float = 100.0  # the service's range is 10-100 requests a second
+    arrivals: str = "poisson"
+    service: ServiceTime = field(default_factory=ServiceTime)
+    weights: tuple[float, ...] = (1.0, 1.0, 1.0, 1.0)
+    driver: str = "auto"  # what runs producers and workers: see ``choose_driver``
+
+    def __post_init__(self) -> None:
+        if self.driver not in DRIVERS:
+            raise ValueError(f"load driver {self.driver!r} unknown; allowed: {', '.join(DRIVERS)}")
+        if not (self.rate_per_s > 0 and math.isfinite(self.rate_per_s)):
+            raise ValueError(f"rate must be a positive number of tasks per second, "
+                             f"got {self.rate_per_s!r}")
+        if self.arrivals not in ARRIVALS:
+            raise ValueError(f"arrivals {self.arrivals!r} unknown; allowed: {', '.join(ARRIVALS)}")
+        object.__setattr__(self, "weights", tuple(priority_weights(self.weights)))
+
+    @classmethod
+    def at_utilization(cls, rho: float, workers: int, service: ServiceTime | None = None,
+                       arrivals: str = "poisson",
+                       weights: Sequence[float] = (1.0, 1.0, 1.0, 1.0),
+                       driver: str = "auto") -> LoadParams:
+        """The parameters whose target rate makes ρ = λ·E[S]/C equal ``rho``."""
+        service = service or ServiceTime()
+        if not (rho > 0 and math.isfinite(rho)):
+            raise ValueError(f"utilization must be a positive number, got {rho!r}")
+        return cls(rho * workers / service.mean_s, arrivals, service, tuple(weights), driver)
+
+    def tasks_for(self, duration_s: float) -> int:
+        """Task count for arrivals lasting ``duration_s`` seconds at the target rate."""
+        if not (duration_s > 0 and math.isfinite(duration_s)):
+            raise ValueError(f"duration must be a positive number of seconds, got {duration_s!r}")
+        return max(1, round(self.rate_per_s * duration_s))
+
+    def utilization(self, workers: int) -> float:
+        """ρ = λ·E[S]/C at the target rate."""
+        return self.rate_per_s * self.service.mean_s / workers
+
+    def class_rates(self, rate_per_s: float | None = None) -> list[float]:
+        """Arrival rate of each class, CRITICAL first."""
+        rate = self.rate_per_s if rate_per_s is None else rate_per_s
+        return [rate * w / sum(self.weights) for w in self.weights]
+
+    def theory_waits_s(self, workers: int) -> list[float]:
+        """Cobham's mean wait per class at the target rate; NaN where it does not apply."""
+        if not theory_applies(self):
+            return [math.nan] * len(self.weights)
+        return theory.priority_waits(self.class_rates(), self.service.mean_s, workers)
+
+
+def overload_warning(params: LoadParams, workers: int) -> str | None:
+    """A one-line warning when ρ ≥ 1 (the queue grows for the whole run), else None."""
+    rho = params.utilization(workers)
+    if rho < 1:
+        return None
+    return (f"ρ = {params.rate_per_s:g}/s × {params.service.mean_s * 1e3:g} ms / {workers} "
+            f"= {rho:.2f} ≥ 1: the queue grows for the whole run and the theory does not apply")
+
+
+class Request(NamedTuple):
+    """The payload of a load task: when it should arrive and how long serving it takes."""
+
+    arrival_ns: int  # intended arrival, after the start of the schedule
+    service_s: float
+
+
+# Workers read the service time by position: a queue that stores tasks as JSON
+# (redis) hands the Request back as a list.
+SERVICE_S = Request._fields.index("service_s")
+
+
+def make_load_workload(n: int, seed: int | None, params: LoadParams) -> list[Task]:
+    """``n`` tasks with the priority mix of ``params``, each carrying its ``Request``.
+
+    Priorities come from ``make_workload`` (same seed, same mix); arrival times
+    and service times from a separate seeded stream, so changing the service
+    distribution leaves the arrivals alone.
+    """
+    tasks = make_workload(n, seed, params.weights)
+    arrivals_rng, service_rng = (np.random.default_rng([stream, seed or 0]) for stream in (1, 2))
+    if params.arrivals == "poisson":
+        offsets_s = np.cumsum(arrivals_rng.exponential(1.0 / params.rate_per_s, n))
+    else:
+        offsets_s = np.arange(n) / params.rate_per_s
+    offsets_ns = np.round(offsets_s * 1e9).astype(np.int64)
+    service_s = params.service.draw(service_rng, n)
+    for task, offset, service in zip(tasks, offsets_ns.tolist(), service_s.tolist(), strict=True):
+        task.payload = Request(offset, service)
+    return tasks
+
+
+
+def theory_applies(params: LoadParams) -> bool:
+    """Cobham's formula needs Poisson arrivals and exponential service."""
+    return params.arrivals == "poisson" and params.service.kind == "exp"
+
+
+DRIVER_NEEDS = {
+    "processes": "a process-safe queue with a sync face",
+    "threads": "a thread-safe queue with a sync face",
+    "async": "an async-safe queue with an async face",
+}
+
+
+def drivers_for(spec: QueueSpec) -> list[str]:
+    """The drivers ``spec`` can run ``load`` on, in the order ``auto`` prefers them."""
+    able = {"processes": spec.process_safe and spec.has_sync_face,
+            "threads": spec.thread_safe and spec.has_sync_face,
+            "async": spec.async_safe and spec.has_async_face}
+    return [driver for driver in DRIVER_NEEDS if able[driver]]
+
+
+def choose_driver(spec: QueueSpec, driver: str = "auto") -> str:
+    """The driver ``load`` runs ``spec`` on: ``driver``, or for ``auto`` the first it can of
+    processes, threads, async.
+
+    Raises ``ValueError`` naming the queue, what the driver needs and the
+    drivers the queue can run on, if it cannot run on ``driver``.
+    """
+    able = drivers_for(spec)
+    if driver == "auto" and able:
+        return able[0]
+    if driver in able:
+        return driver
+    if driver not in DRIVERS:
+        raise ValueError(f"load driver {driver!r} unknown; allowed: {', '.join(DRIVERS)}")
+    need = DRIVER_NEEDS.get(driver, " or ".join(DRIVER_NEEDS.values()))
+    allowed = f"allowed for it: {', '.join(['auto', *able])}" if able else "it fits none"
+    raise ValueError(f"queue {spec.name!r} cannot run load on driver {driver!r}, which needs "
+                     f"{need}; {allowed}")
+
+

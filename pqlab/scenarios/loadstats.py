@@ -1,0 +1,112 @@
+"""The load scenario's derived numbers: the summary row's scalars, theory and replay.
+
+``load_extra`` turns one run's ``Records`` (with the series ``pqlab.scenarios.load``
+adds: intended arrivals, service ends, planned service times) into the
+summary row's load scalars: waits and sojourns per priority measured from the
+intended arrival and from the actual put, the rates, ρ, how late producers
+put and how far service sleeps overshot, and beside the measured means
+Cobham's (``pqlab.measure.theory``) and the replay's (the same arrivals through an
+ideal queue).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from pqlab.core.task import PRIORITY_LEVELS, Priority
+from pqlab.measure import theory
+from pqlab.measure.metrics import duration_stats
+from pqlab.measure.records import Records, first_gets
+from pqlab.scenarios.loadparams import LoadParams, theory_applies
+
+
+def _stats_ms(ns: np.ndarray) -> dict[str, float]:
+    return duration_stats(ns, 1e6)
+
+
+def _rate(stamps_ns: np.ndarray) -> float:
+    if len(stamps_ns) < 2:
+        return math.nan
+    span = (stamps_ns.max() - stamps_ns.min()) / 1e9
+    return float((len(stamps_ns) - 1) / span) if span > 0 else math.nan
+
+
+def load_extra(rec: Records, params: LoadParams, workers: int) -> dict[str, Any]:
+    """The load scalars of the summary row, all derived from ``rec``.
+
+    Per priority P: ``queue_wait_{stat}_ms_P`` (intended arrival → start of
+    service) and ``sojourn_{stat}_ms_P`` (intended arrival → done) for stat in
+    mean, p50, p90, p99, p99_9, max, each also ``…_uncorrected_…`` (from the
+    actual put instead); ``theory_wait_mean_ms_P`` (Cobham at the realized
+    arrival rate and measured mean service time), ``wait_mean_rel_diff_P``
+    ((measured − theory)/theory) and ``replay_wait_mean_ms_P`` (the same
+    arrivals and service times through an ideal queue: sampling noise alone).
+    Run-wide: rates, ρ (target and measured), service mean (target and
+    measured) and how late the producers put tasks.
+    """
+    idx, _, started = first_gets(rec)
+    intended = rec.series["intended_ns"]
+    done = rec.series["service_end_ns"][idx]
+    served = done > 0
+    idx, started, done = idx[served], started[served], done[served]
+    prio = rec.priority[idx]
+    arrived = rec.put_start[idx]
+    service_s = (done - started) / 1e9
+    offered_rate = _rate(intended)
+    service_mean_s = float(service_s.mean()) if len(service_s) else math.nan
+    extra: dict[str, Any] = {
+        "load_arrivals": params.arrivals, "load_service": str(params.service),
+        "load_weights": ",".join(f"{w:g}" for w in params.weights),
+        "rate_target_per_s": params.rate_per_s, "rate_offered_per_s": offered_rate,
+        "rate_achieved_per_s": _rate(rec.put_start[rec.put_end > 0]),
+        "service_mean_target_ms": params.service.mean_s * 1e3,
+        "service_mean_ms": service_mean_s * 1e3,
+        "rho": params.utilization(workers),
+        "rho_measured": float(offered_rate * service_mean_s / workers),
+    }
+    late = _stats_ms(rec.put_start[rec.put_end > 0] - intended[rec.put_end > 0])
+    extra.update({f"producer_late_{k}_ms": late[k] for k in ("mean", "p50", "p99", "max")})
+    if "service_planned_ns" in rec.series:
+        over = _stats_ms(done - started - rec.series["service_planned_ns"][idx])
+        extra.update({f"service_over_{k}_ms": over[k] for k in ("mean", "p50", "p99", "max")})
+    measured = {
+        "queue_wait": started - intended[idx], "queue_wait_uncorrected": started - arrived,
+        "sojourn": done - intended[idx], "sojourn_uncorrected": done - arrived,
+    }
+    theory_s = _theory_s(rec, params, workers, offered_rate, service_mean_s)
+    replay_s = _replay_s(intended[idx], service_s, prio, workers)
+    for k, level in enumerate(Priority):
+        mine = prio == level
+        extra[f"tasks_{level.name}"] = int(np.count_nonzero(rec.priority == level))
+        for name, ns in measured.items():
+            for stat, value in _stats_ms(ns[mine]).items():
+                extra[f"{name}_{stat}_ms_{level.name}"] = value
+        mean_ms = extra[f"queue_wait_mean_ms_{level.name}"]
+        extra[f"theory_wait_mean_ms_{level.name}"] = theory_s[k] * 1e3
+        extra[f"wait_mean_rel_diff_{level.name}"] = (mean_ms / (theory_s[k] * 1e3) - 1
+                                                     if theory_s[k] > 0 else math.nan)
+        extra[f"replay_wait_mean_ms_{level.name}"] = (float(replay_s[mine].mean()) * 1e3
+                                                      if mine.any() else math.nan)
+    return extra
+
+
+def _theory_s(rec: Records, params: LoadParams, workers: int, offered_rate: float,
+              service_mean_s: float) -> list[float]:
+    """Cobham at the realized class rates and the measured mean service time."""
+    if not theory_applies(params) or not (offered_rate > 0 and service_mean_s > 0):
+        return [math.nan] * len(PRIORITY_LEVELS)
+    shares = np.array([np.count_nonzero(rec.priority == p) for p in Priority]) / rec.tasks
+    return theory.priority_waits(list(offered_rate * shares), service_mean_s, workers)
+
+
+def _replay_s(intended_ns: np.ndarray, service_s: np.ndarray, prio: np.ndarray,
+              workers: int) -> np.ndarray:
+    order = np.argsort(intended_ns, kind="stable")
+    waits = np.empty(len(order))
+    if len(order):
+        waits[order] = theory.simulate_waits((intended_ns[order] - intended_ns.min()) / 1e9,
+                                             service_s[order], prio[order], workers)
+    return waits

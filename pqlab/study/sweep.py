@@ -1,0 +1,279 @@
+"""Sweeps: a grid of queues × scenarios × task counts × worker counts × repetitions.
+
+Each repetition runs in a fresh Python process by default (as pyperf does),
+after a warm-up in that process, so repetitions share no heap, caches or
+thread state; ``fresh_process=False`` runs everything here, faster, for
+exploration. Repetitions are the outer loop (every cell once, then again),
+so a drift of the machine spreads over all cells alike. A tqdm bar shows
+runs done, the current cell and the time left; under a batch, units done also
+go to the batch's console (``pqlab.study.progress``).
+
+With a ``store.Run``, each finished unit is saved at once and units already
+there are skipped: that is how ``--resume`` finishes an interrupted sweep.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import os
+import pickle
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from pqlab.harness.runner import supported_pairs
+from pqlab.harness.worker import SAMPLES_PER_RUN, UnitFields, UnitSpec, measure
+from pqlab.queues.redisserver import RedisUnavailable, serving
+from pqlab.scenarios import DEFAULT_DEADLINE_S, SCENARIOS
+from pqlab.study import config, frames, params
+from pqlab.study.progress import Reporter
+from pqlab.study.store import TMP_MARK, Run
+
+REDIS_QUEUE = "redis"  # the queue that needs a server for the whole sweep
+UNIT_TIMEOUT_S = 1800.0  # a fresh process taking longer is hung (1M tasks with threads: ~2 min)
+
+
+class SweepError(RuntimeError):
+    """A unit's process failed; the message names the unit and the error."""
+
+
+@dataclass(frozen=True)
+class Unit(UnitFields):
+    """One cell of the grid at one repetition, with its store key and progress label."""
+
+    @property
+    def key(self) -> str:
+        return frames.unit_key(self.queue, self.scenario, self.tasks, self.producers,
+                               self.consumers, self.repetition)
+
+    @property
+    def cell(self) -> tuple[str, str, int, int, int]:
+        return (self.queue, self.scenario, self.tasks, self.producers, self.consumers)
+
+    def label(self) -> str:
+        workers = f" {self.producers}p/{self.consumers}c" if self.producers > 1 or \
+            self.consumers > 1 or SCENARIOS[self.scenario].uses_workers else ""
+        return f"{self.queue} {self.scenario} n={self.tasks:,}{workers} rep {self.repetition}"
+
+
+@dataclass(frozen=True)
+class Grid:
+    """What to measure: queues × scenarios × task counts × worker counts × repetitions.
+
+    ``queues=None`` means every in-process queue (``params.in_process_queues``;
+    process-backed queues are measured when named), ``scenarios=None`` every
+    registered scenario but the open-loop ones (``load`` runs for its planned
+    duration; name it to sweep it).
+
+    Worker counts set producers = consumers; scenarios without workers run once
+    per task count. Repetition ``r`` uses workload seed ``seed + r`` (the same
+    workload for every queue in that repetition).
+    """
+
+    queues: tuple[str, ...] | None = None
+    scenarios: tuple[str, ...] | None = None
+    task_counts: tuple[int, ...] = config.SWEEP_TASK_COUNTS
+    worker_counts: tuple[int, ...] = config.SWEEP_WORKER_COUNTS
+    repetitions: int = config.SWEEP_REPETITIONS
+    seed: int = config.SWEEP_SEED
+
+    def __post_init__(self) -> None:
+        for name in ("queues", "scenarios"):
+            value = getattr(self, name)
+            if value is not None:
+                check = params.queue_names if name == "queues" else params.scenario_names
+                object.__setattr__(self, name, tuple(check(name, list(value))))
+        object.__setattr__(self, "task_counts",
+                           tuple(params.positive_ints("task_counts", list(self.task_counts))))
+        object.__setattr__(self, "worker_counts",
+                           tuple(params.positive_ints("worker_counts",
+                                                      list(self.worker_counts))))
+        params.positive_int("repetitions", self.repetitions)
+        params.non_negative_int("seed", self.seed)
+        if not self.pairs():
+            raise ValueError(f"empty grid: no queue of {self.queues or 'the in-process ones'} "
+                             f"can run {self.scenarios or 'any scenario'}")
+
+    def pairs(self) -> list[tuple[str, str]]:
+        """(queue, scenario) pairs that can run, in registry order."""
+        queues = list(self.queues) if self.queues is not None else params.in_process_queues()
+        scenarios = (list(self.scenarios) if self.scenarios is not None
+                     else [s for s, sc in SCENARIOS.items() if not sc.open_loop])
+        return supported_pairs(queues, scenarios)
+
+    def cells(self) -> list[tuple[str, str, int, int, int]]:
+        cells = []
+        for queue, scenario in self.pairs():
+            uses_workers = SCENARIOS[scenario].uses_workers
+            for tasks in self.task_counts:
+                for workers in self.worker_counts if uses_workers else (1,):
+                    cells.append((queue, scenario, tasks, workers, workers))
+        return cells
+
+    def units(self) -> list[Unit]:
+        return [Unit(*cell, rep) for rep in range(self.repetitions) for cell in self.cells()]
+
+
+@dataclass
+class SweepResult:
+    """The frames of a sweep's units (measured now or found done), and where they are."""
+
+    summary: pd.DataFrame
+    samples: pd.DataFrame
+    run: Run | None = None
+    measured: int = 0
+    skipped: int = 0
+    units: list[Unit] = field(default_factory=list, repr=False)
+
+
+def _child_env() -> dict[str, str]:
+    """The environment of a fresh process: it must import this very pqlab."""
+    return {**os.environ, "PYTHONPATH": config.package_pythonpath()}
+
+
+@contextlib.contextmanager
+def _result_path(scratch: Path | None) -> Iterator[Path]:
+    """Where a worker leaves its result: in ``scratch`` under a temporary name (a killed
+    sweep's leftover is removed when the run is resumed), else in a temporary directory."""
+    if scratch is None:
+        with tempfile.TemporaryDirectory(prefix="pqlab-unit-") as tmp:
+            yield Path(tmp) / "unit.pickle"
+        return
+    scratch.mkdir(parents=True, exist_ok=True)
+    path = scratch / f".unit.pickle{TMP_MARK}{os.getpid()}"
+    try:
+        yield path
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def measure_fresh(spec: UnitSpec, timeout_s: float = UNIT_TIMEOUT_S,
+                  scratch: Path | None = None
+                  ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """Measure one unit in a new ``python -m pqlab.harness.worker`` process."""
+    with _result_path(scratch) as out:
+        cmd = [sys.executable, "-m", "pqlab.harness.worker", spec.to_json(), str(out)]
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s,
+                                  env=_child_env())
+        except subprocess.TimeoutExpired:
+            raise SweepError(f"{spec.queue} {spec.scenario} n={spec.tasks}: no result after "
+                             f"{timeout_s:g} s (process killed)") from None
+        if proc.returncode != 0 or not out.is_file():
+            lines = proc.stderr.strip().splitlines() or [f"exit code {proc.returncode}"]
+            hint = (" (a queue registered at run time exists only in that process: "
+                    "use fresh_process=False)" if "unknown queue" in lines[-1] else "")
+            raise SweepError(f"{spec.queue} {spec.scenario} n={spec.tasks}: fresh process "
+                             f"failed: {lines[-1]}{hint}")
+        with open(out, "rb") as fh:
+            return pickle.load(fh)
+
+
+def measure_here(spec: UnitSpec) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """Measure one unit in this process, on a helper thread.
+
+    A notebook kernel runs an event loop in the main thread, and the async
+    scenarios need ``asyncio.run``, which refuses to start inside a running loop.
+    The objects alive before the unit (pandas, matplotlib: ~36 ms per full
+    collection here) are frozen out of the collector meanwhile, so collections
+    during the unit cost what they cost in a fresh process.
+    """
+    gc.collect()
+    gc.freeze()
+    try:
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="pqlab-unit") as pool:
+            return pool.submit(measure, spec).result()
+    finally:
+        gc.unfreeze()
+
+
+def _frames(run_id: str, row: dict[str, Any], samples: dict[str, np.ndarray],
+            fresh_process: bool) -> tuple[pd.DataFrame, pd.DataFrame]:
+    summary = frames.summary_rows([{"run_id": run_id, **row, "fresh_process": fresh_process}])
+    keys = {"run_id": run_id, **{k: row[k] for k in frames.UNIT}}
+    return summary, frames.samples_rows(keys, samples)
+
+
+def _start_servers(stack: contextlib.ExitStack, units: list[Unit]) -> None:
+    """Start what the units need for the whole sweep: one Redis that every unit's process
+    shares (``redisserver.serving``), instead of a private server per fresh process."""
+    if not any(u.queue == REDIS_QUEUE for u in units):
+        return
+
+    try:
+        stack.enter_context(serving())
+    except RedisUnavailable as exc:
+        raise SweepError(f"queue {REDIS_QUEUE}: {exc}") from None
+
+
+def run_sweep(grid: Grid, run: Run | None = None, *, fresh_process: bool = True,
+              progress: bool = True, max_samples: int = SAMPLES_PER_RUN,
+              deadline_s: float = DEFAULT_DEADLINE_S,
+              unit_timeout_s: float = UNIT_TIMEOUT_S) -> SweepResult:
+    """Measure every unit of ``grid`` not yet in ``run``; return the grid's frames.
+
+    Raises ``SweepError`` if a fresh process fails (units done so far are kept) or
+    the Redis that ``redis`` units need cannot be started or reached.
+    """
+    units = grid.units()
+    done = run.done_units() if run is not None else set()
+    todo = [u for u in units if u.key not in done]
+    run_id = run.run_id if run is not None else ""
+    if run is not None:
+        run.update_manifest(samples_per_run_max=max_samples)
+    summaries: list[pd.DataFrame] = []
+    samples: list[pd.DataFrame] = []
+    warmed: set[tuple] = set()
+    servers = contextlib.ExitStack()
+    _start_servers(servers, todo)
+    bar = tqdm(total=len(units), initial=len(units) - len(todo), unit="run", desc="sweep",
+               disable=not progress, mininterval=1.0, file=sys.stderr, dynamic_ncols=True)
+    report = Reporter(len(units), len(units) - len(todo))
+    try:
+        for unit in todo:
+            bar.set_postfix_str(unit.label(), refresh=False)
+            spec = UnitSpec(**asdict(unit), seed=grid.seed + unit.repetition,
+                            max_samples=max_samples, deadline_s=deadline_s)
+            if fresh_process:
+                row, task_rows = measure_fresh(spec, unit_timeout_s,
+                                               run.cells_dir if run is not None else None)
+            else:  # in one process a warm-up per cell is enough
+                row, task_rows = measure_here(replace(spec, warmup=unit.cell not in warmed))
+                warmed.add(unit.cell)
+            summary, sample = _frames(run_id, row, task_rows, fresh_process)
+            if run is not None:
+                run.save_unit(unit.key, summary, sample)
+            else:
+                summaries.append(summary)
+                samples.append(sample)
+            bar.update()
+            report.advance()
+    finally:
+        bar.close()
+        servers.close()
+        if run is not None:
+            run.consolidate()
+    if run is not None:
+        wanted = {u.key for u in units}
+        summary_df, samples_df = _select(run.summary(), wanted), _select(run.samples(), wanted)
+    else:
+        summary_df = frames.concat(summaries)
+        samples_df = frames.concat(samples, typed=frames.typed_samples)
+    return SweepResult(summary_df, samples_df, run, len(todo), len(units) - len(todo), units)
+
+
+def _select(df: pd.DataFrame, keys: set[str]) -> pd.DataFrame:
+    """Rows of ``df`` whose unit is one of ``keys``."""
+    if df.empty:
+        return df
+    return frames.categorize(df[frames.in_units(df, keys)].reset_index(drop=True))
