@@ -126,7 +126,7 @@ class LevelPolicy:
     def from_mapping(cls, data: Any, where: str = "") -> LevelPolicy:
         """A level policy from a mapping of its field names; ``PolicyError`` names a bad field."""
         if not isinstance(data, Mapping):
-            raise PolicyError(f"{where or 'a level policy'} must be a mapping of "
+            raise PolicyError(f"{where.rstrip('.') or 'a level policy'} must be a mapping of "
                               f"{_field_names()}, got {data!r}")
         unknown = sorted(map(str, set(data) - {f.name for f in fields(cls)}))
         if unknown:
