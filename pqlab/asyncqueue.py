@@ -273,45 +273,51 @@ class PolicyAsyncBucketQueue(PolicyBucketStorage, AsyncBucketQueue):
 
     async def put(self, item: Any, *, request_timeout_s: float | None = None) -> None:
         """``AsyncQueue.put``, plus ``Rejected`` at once when the item's level is full."""
-        entry = self._entry(item, request_timeout_s)
+        if request_timeout_s is not None:
+            item = self._timed(item, request_timeout_s)
         try:
-            await super().put(entry)
+            await super().put(item)
         finally:
-            self._report_expired()
+            if self._unreported:
+                self._report_expired()
 
     def put_nowait(self, item: Any, *, request_timeout_s: float | None = None) -> None:
         """``AsyncQueue.put_nowait``, plus ``Rejected`` at once when the level is full."""
-        entry = self._entry(item, request_timeout_s)
+        if request_timeout_s is not None:
+            item = self._timed(item, request_timeout_s)
         try:
-            super().put_nowait(entry)
+            super().put_nowait(item)
         finally:
-            self._report_expired()
+            if self._unreported:
+                self._report_expired()
 
     async def get(self) -> Any:
         """``AsyncQueue.get``; an item expired under ``REJECT`` is never returned."""
         try:
             return await super().get()
         finally:
-            self._report_expired()
+            if self._unreported:
+                self._report_expired()
 
     def get_nowait(self) -> Any:
         """``AsyncQueue.get_nowait``; an item expired under ``REJECT`` is never returned."""
         try:
             return super().get_nowait()
         finally:
-            self._report_expired()
+            if self._unreported:
+                self._report_expired()
 
     def drain_expired(self) -> list:
         try:
             return super().drain_expired()
         finally:
-            self._report_expired()
+            if self._unreported:
+                self._report_expired()
 
     drain_expired.__doc__ = AsyncBucketQueue.drain_expired.__doc__
 
     def _report_expired(self) -> None:
-        if self._unreported:
-            report_expired(self.on_expired, self._take_unreported())
+        report_expired(self.on_expired, self._take_unreported())
 
 
 POLICY_CLASSES[AsyncBucketQueue] = PolicyAsyncBucketQueue

@@ -286,18 +286,21 @@ class PolicyBridgeBucketQueue(PolicySyncMethods, PolicyBucketStorage, BridgeBuck
 
     async def async_put(self, item: Any, *, request_timeout_s: float | None = None) -> None:
         """``BridgeQueue.async_put``, plus ``Rejected`` at once when the item's level is full."""
-        entry = self._entry(item, request_timeout_s)
+        if request_timeout_s is not None:
+            item = self._timed(item, request_timeout_s)
         try:
-            await super().async_put(entry)
+            await super().async_put(item)
         finally:
-            self._report_expired()
+            if self._unreported:
+                self._report_expired()
 
     async def async_get(self) -> Any:
         """``BridgeQueue.async_get``; an item expired under ``REJECT`` is never returned."""
         try:
             return await super().async_get()
         finally:
-            self._report_expired()
+            if self._unreported:
+                self._report_expired()
 
 
 POLICY_CLASSES[BridgeBucketQueue] = PolicyBridgeBucketQueue

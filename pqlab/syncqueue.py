@@ -308,33 +308,36 @@ class PolicySyncMethods:
     def put(self, item: Any, block: bool = True, timeout: float | None = None, *,
             request_timeout_s: float | None = None) -> None:
         """``SyncQueue.put``, plus ``Rejected`` at once when the item's level is full."""
-        entry = self._entry(item, request_timeout_s)
+        if request_timeout_s is not None:
+            item = self._timed(item, request_timeout_s)
         try:
-            super().put(entry, block, timeout)
+            SyncQueue.put(self, item, block, timeout)
         finally:
-            self._report_expired()
+            if self._unreported:
+                self._report_expired()
 
     def get(self, block: bool = True, timeout: float | None = None) -> Any:
         """``SyncQueue.get``; an item expired under ``REJECT`` is never returned."""
         try:
-            return super().get(block, timeout)
+            return SyncQueue.get(self, block, timeout)
         finally:
-            self._report_expired()
+            if self._unreported:
+                self._report_expired()
 
     def drain_expired(self) -> list:
         try:
             return super().drain_expired()
         finally:
-            self._report_expired()
+            if self._unreported:
+                self._report_expired()
 
     drain_expired.__doc__ = BucketMethods.drain_expired.__doc__
 
     def _report_expired(self) -> None:
-        # Unlocked test: whoever adds to the list reports after its own call.
-        if self._unreported:
-            with self.mutex:
-                taken = self._take_unreported()
-            report_expired(self.on_expired, taken)
+        # Tested unlocked by the callers: whoever adds to the list reports after its call.
+        with self.mutex:
+            taken = self._take_unreported()
+        report_expired(self.on_expired, taken)
 
 
 class ThreadSafeBucketQueue(BucketMethods, BucketStorage, SyncQueue):
