@@ -48,8 +48,12 @@ class Rejected(Exception):  # noqa: N818 - the caller's 503, named for what happ
     def __init__(self, level: int, queued: int, max_queue_size: int) -> None:
         self.level = level
         self.reason = "full"
+        self._parts = (level, queued, max_queue_size)
         super().__init__(f"{level_name(level)} is full: {queued} queued, "
                          f"max_queue_size {max_queue_size}")
+
+    def __reduce__(self) -> tuple:
+        return (type(self), self._parts)  # pickles (a worker process's error) as it was made
 
 
 class TimeoutAction(StrEnum):
@@ -190,6 +194,9 @@ class QueuePolicy:
                 raise PolicyError(f"levels.{key} must be a LevelPolicy, got {level_policy!r}")
             levels[level] = level_policy
         object.__setattr__(self, "levels", dict(sorted(levels.items())))
+
+    def __hash__(self) -> int:
+        return hash((self.default, tuple(self.levels.items())))
 
     def for_level(self, level: int) -> LevelPolicy:
         """The policy in force at ``level``."""

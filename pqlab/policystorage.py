@@ -15,7 +15,9 @@ the first non-empty level only, and calls the clock only if that level has
 timeouts, so a get costs no scan. A request with a shorter timeout behind a
 longer one is found once it reaches the head, before any getter can take
 it; ``drain_expired`` scans every ``REJECT`` level (Triton's
-``RejectTimeoutRequests``). The base queue (``SyncQueue``, ``AsyncQueue``)
+``RejectTimeoutRequests``). Items expired under ``REJECT`` are kept until
+``drain_expired`` returns them, ``on_expired`` or not: a long-running caller
+drains now and then. The base queue (``SyncQueue``, ``AsyncQueue``)
 supplies ``_forget(n)``: n items left without a get, so ``join`` does not
 wait for them.
 """

@@ -1,5 +1,6 @@
 import json
 import math
+import pickle
 
 import pytest
 import yaml
@@ -145,3 +146,13 @@ def test_rejected_is_the_callers_503_naming_level_and_reason():
     assert str(e) == "level 4 (LOW) is full: 100 queued, max_queue_size 100"
     assert str(Rejected(7, 1, 1)) == "level 7 is full: 1 queued, max_queue_size 1"
     assert not isinstance(e, ValueError) and issubclass(PolicyError, ValueError)
+
+
+def test_policies_are_hashable_and_errors_pickle_as_they_were():
+    a = QueuePolicy(LevelPolicy(max_queue_size=3), {4: LevelPolicy(default_timeout_s=1)})
+    b = QueuePolicy.from_mapping(a.to_mapping())
+    assert a == b and hash(a) == hash(b) and len({a, b, QueuePolicy()}) == 2
+    assert pickle.loads(pickle.dumps(a)) == a
+    e = pickle.loads(pickle.dumps(Rejected(2, 5, 5)))
+    assert (e.level, e.reason, str(e)) == (2, "full", "level 2 (HIGH) is full: 5 queued, "
+                                                      "max_queue_size 5")
