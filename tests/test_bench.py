@@ -2,7 +2,10 @@ import pytest
 
 from pqlab.cli import main as cli
 from pqlab.cli.bench import (
+    ACTIVE_POLICY,
+    ACTIVE_POLICY_QUEUE,
     COMPARISONS,
+    DEFAULT_POLICY_QUEUE,
     THREADS_CEILING,
     Comparison,
     Ratio,
@@ -11,6 +14,11 @@ from pqlab.cli.bench import (
     run_bench,
 )
 from pqlab.core.task import make_workload
+from pqlab.queues.policy import TimeoutAction
+from pqlab.queues.syncqueue import PolicyThreadSafeBucketQueue, ThreadSafeBucketQueue
+
+POLICY_COST = "ThreadSafeBucketQueue with limits and timeouts vs without, `single`"
+DEFAULT_POLICY = "ThreadSafeBucketQueue with a default policy vs without, `single`"
 
 
 def test_bench_measures_ratios_side_by_side():
@@ -23,10 +31,10 @@ def test_bench_measures_ratios_side_by_side():
     assert "75.0% CI" in lines[0] and "p < 0.01" in lines[0]  # [min, max] of 3: 1 - 2/2^3
 
 
-def test_every_claim_has_a_target_and_only_the_ceiling_is_a_reference():
+def test_every_claim_has_a_target_and_only_the_ceiling_and_the_policy_cost_are_references():
     references = [c for c in COMPARISONS if c.target is None]
     assert all(c.target > 0 for c in COMPARISONS if c.target is not None)
-    assert [c.label for c in references] == [THREADS_CEILING]
+    assert [c.label for c in references] == [THREADS_CEILING, POLICY_COST]
 
 
 def test_a_ceiling_is_a_reference_measured_earlier_in_the_same_group():
@@ -39,7 +47,7 @@ def test_a_ceiling_is_a_reference_measured_earlier_in_the_same_group():
 
 
 def test_the_ceiling_runs_simple_queue_through_threads_and_never_fails_the_bench():
-    [ceiling] = [c for c in COMPARISONS if c.target is None]
+    [ceiling] = [c for c in COMPARISONS if c.label == THREADS_CEILING]
     r = measure(ceiling, make_workload(300, 1), 1)
     assert r.met and r.median > 0 and r.subject_costs[0] > 0
     line = format_ratio(r)
@@ -139,3 +147,22 @@ def test_a_target_below_1_is_judged_against_the_scaled_peer():
 def test_too_few_repetitions_never_meet_a_claim_above_1():
     r = synthetic(2.0, [100.0], [400.0])
     assert r.median == 4.0 and not r.met and "too few repetitions" in format_ratio(r)
+
+
+def test_the_policy_lines_compare_a_default_and_an_active_policy_with_none_per_put_and_get():
+    assert type(DEFAULT_POLICY_QUEUE.factory()) is ThreadSafeBucketQueue
+    active = ACTIVE_POLICY_QUEUE.factory()
+    assert type(active) is PolicyThreadSafeBucketQueue
+    levels = [ACTIVE_POLICY.for_level(level) for level in active.levels]
+    assert all(p.max_queue_size and p.default_timeout_s and
+               p.timeout_action is TimeoutAction.REJECT for p in levels)
+    lines = []
+    results = run_bench(tasks=400, repeats=1, seed=1, groups=["policy"], out=lines.append)
+    by_label = {r.comparison.label: r for r in results}
+    assert list(by_label) == [DEFAULT_POLICY, POLICY_COST]
+    assert by_label[DEFAULT_POLICY].comparison.target == 1.0
+    cost = by_label[POLICY_COST]
+    # per put+get: a pass of 400 puts and 400 gets costs some hundreds of ns a task
+    assert all(50 < c < 1e6 for c in cost.subject_costs + cost.peer_costs)
+    assert cost.met and "reference: what an active policy costs per put+get" in lines[-1]
+    assert " ns/op vs " in lines[-1] and "NOT met" not in lines[-1]

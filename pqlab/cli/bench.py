@@ -11,9 +11,12 @@ A comparison without a target is a reference measured beside the claims:
 the ceiling of `threads` 5/5 runs ``queue.SimpleQueue`` (C, FIFO, no
 priorities: the least work a thread-safe queue can do) through the scenario,
 so the output shows the best ratio any queue could reach there against the
-same peer. A claim may name such a reference as its ``ceiling``: its target is then
-capped at ``CEILING_SHARE`` of the ceiling's ratio measured in the same run,
-so that no claim fails because the machine made it unreachable.
+same peer; the cost of an active queue policy is another (``policy`` group:
+what limits and timeouts on every level add per put+get, beside the claim
+that a default policy adds nothing). A claim may name such a reference as
+its ``ceiling``: its target is then capped at ``CEILING_SHARE`` of the
+ceiling's ratio measured in the same run, so that no claim fails because the
+machine made it unreachable.
 Whether the repetitions separate subject and peer is decided by
 ``significance.compare`` on their costs; a claim to be ``target`` times
 better (target > 1) is met when the median ratio reaches the (capped) target
@@ -42,6 +45,8 @@ from pqlab.harness.runner import measure_queue_memory
 from pqlab.measure import significance
 from pqlab.measure.records import UntimedPass
 from pqlab.queues import QUEUES, QueueSpec
+from pqlab.queues.policy import LevelPolicy, QueuePolicy
+from pqlab.queues.syncqueue import ThreadSafeBucketQueue
 from pqlab.scenarios import SCENARIOS, Workers, single_async_pass, untimed_of
 
 # Odd, so the median is one measured value; 9 make the median's CI a 99% one (99.6%;
@@ -68,8 +73,9 @@ class Comparison:
     subject: Callable[[list[Task]], float]
     peer: Callable[[list[Task]], float]
     target: float | None  # minimal acceptable median ratio (peer / subject); None: reference
-    unit: str = "ns"  # of the costs: "ns" elapsed, "B/task" bytes per queued task, "µs" lag
+    unit: str = "ns"  # of the costs: "ns" elapsed, "ns/op" per put+get, "B/task", "µs" lag
     ceiling: str | None = None  # label of the reference that caps the target, measured first
+    note: str = "reference: the ceiling of any queue here"  # what a reference line shows
 
 
 @dataclass(frozen=True)
@@ -234,6 +240,25 @@ def _in(scenario: str, workers: Workers | None = None):
     return lambda queue: untimed_ns(queue, scenario, workers)
 
 
+def per_operation(cost: Callable[[list[Task]], float]) -> Callable[[list[Task]], float]:
+    """A runner's cost per task: for a pass that puts and gets each task once, per put+get."""
+    return lambda tasks: cost(tasks) / len(tasks)
+
+
+def policy_queue(name: str, policy: QueuePolicy) -> QueueSpec:
+    """An unregistered ``ThreadSafeBucketQueue`` made with ``policy``."""
+    return QueueSpec(name, lambda: ThreadSafeBucketQueue(policy=policy), thread_safe=True,
+                     async_safe=False, description=f"ThreadSafeBucketQueue(policy={policy!r})")
+
+
+# Limits and timeouts on every level that a bench pass never reaches (no task is
+# rejected or expires: `single` would count that as an error), so the line measures
+# the bookkeeping alone: the per-level checks, the deadline and the counters.
+ACTIVE_POLICY = QueuePolicy(LevelPolicy(max_queue_size=10**9, default_timeout_s=3600.0))
+DEFAULT_POLICY_QUEUE = policy_queue("ThreadSafeBucketQueue(policy=QueuePolicy())", QueuePolicy())
+ACTIVE_POLICY_QUEUE = policy_queue("ThreadSafeBucketQueue(policy=limits and timeouts)",
+                                   ACTIVE_POLICY)
+
 # In `threads` 5/5 every producer yields after each put, and each yield is a thread
 # switch that no queue removes: the C FIFO measures what is left for a queue to win.
 THREADS_CEILING = "queue.SimpleQueue (C, FIFO) vs queue.PriorityQueue in `threads` 5/5"
@@ -251,6 +276,13 @@ COMPARISONS: list[Comparison] = [
                     _in("threads", W55), 3.0), ceiling=THREADS_CEILING),
     _versus("bucket", "ThreadSafeBucketQueue", "queue.PriorityQueue",
             "in `threads` --no-yield", _in("threads", W55_NO_YIELD), 3.0),
+    Comparison("policy", "ThreadSafeBucketQueue with a default policy vs without, `single`",
+               per_operation(untimed_ns(DEFAULT_POLICY_QUEUE, "single")),
+               per_operation(untimed_ns("ThreadSafeBucketQueue", "single")), 1.0, "ns/op"),
+    Comparison("policy", "ThreadSafeBucketQueue with limits and timeouts vs without, `single`",
+               per_operation(untimed_ns(ACTIVE_POLICY_QUEUE, "single")),
+               per_operation(untimed_ns("ThreadSafeBucketQueue", "single")), None, "ns/op",
+               note="reference: what an active policy costs per put+get"),
     _versus("async", "AsyncBucketQueue", "asyncio.PriorityQueue", "in `single`",
             _in("single"), 4.0),
     _versus("async", "AsyncBucketQueue", "asyncio.PriorityQueue", "in `async` 5/5",
@@ -315,7 +347,7 @@ def format_significance(verdict: significance.Verdict) -> str:
 def format_target(r: Ratio) -> str:
     """The target in effect, with the ceiling that set it, and met or NOT met."""
     if r.target is None:
-        return "reference: the ceiling of any queue here"
+        return r.comparison.note
     ceiling = f"ceiling {r.ceiling.median:.2f}x, " if r.ceiling is not None else ""
     return f"{ceiling}target >= {r.target:.4g}x  {'met' if r.met else 'NOT met'}"
 

@@ -11,7 +11,9 @@ a coroutine waiting for one awaits a future that the notifying thread
 resolves through ``call_soon_threadsafe`` (directly when on the loop).
 When coroutines out-produce the getter threads, the loop hands a woken
 thread the GIL every ``HANDOFF_PUTS`` puts rather than let a backlog build
-that the thread would drain holding the GIL for milliseconds.
+that the thread would drain holding the GIL for milliseconds. Under an
+active ``QueuePolicy`` ``BridgeBucketQueue(policy=...)`` makes a
+``PolicyBridgeBucketQueue``, its subclass with policy storage.
 """
 
 from __future__ import annotations
@@ -22,9 +24,18 @@ from collections.abc import Callable
 from typing import Any
 
 from pqlab.queues.asyncqueue import QueueShutDown
+from pqlab.queues.policy import refuse_request_timeout
+from pqlab.queues.policystorage import POLICY_CLASSES, PolicyBucketStorage, policy_class_for
 from pqlab.queues.registry import register_queue
 from pqlab.queues.storage import BucketStorage
-from pqlab.queues.syncqueue import Empty, Full, ShutDown, SyncQueue
+from pqlab.queues.syncqueue import (
+    BucketMethods,
+    Empty,
+    Full,
+    PolicySyncMethods,
+    ShutDown,
+    SyncQueue,
+)
 from pqlab.queues.waiters import FutureWaiter, Waiters
 
 _running_loop = asyncio._get_running_loop  # C; None outside a running loop
@@ -96,6 +107,7 @@ class BridgeQueue(SyncQueue):
 
     SYNC_METHODS = ("put", "get", "put_nowait", "get_nowait", "task_done", "join",
                     "qsize", "empty", "full", "shutdown")
+    BOTH_FACES: tuple[str, ...] = ()  # methods offered under the same name on both faces
 
     def __init__(self, maxsize: int = 0, **storage_options: Any) -> None:
         super().__init__(maxsize, **storage_options)
@@ -103,12 +115,13 @@ class BridgeQueue(SyncQueue):
         self.not_empty = GetterWaiters(self.mutex, self._thread_arrived)
         self._puts_unserved = 0  # puts since a getter thread was woken and did not run
         self._gate: Any = None  # a lock the loop waits on in _hand_over
-        self.sync_q = Face(self, {name: name for name in self.SYNC_METHODS})
+        both = {name: name for name in self.BOTH_FACES}
+        self.sync_q = Face(self, {name: name for name in self.SYNC_METHODS} | both)
         self.async_q = Face(self, {
             "put": "async_put", "get": "async_get", "put_nowait": "async_put_nowait",
             "get_nowait": "async_get_nowait", "task_done": "task_done",
             "join": "async_join", "qsize": "qsize", "empty": "empty", "full": "full",
-            "shutdown": "shutdown"})
+            "shutdown": "shutdown"} | both)
 
     def _hand_over(self) -> None:
         """With ``mutex`` held, on the loop: block until a woken getter thread runs (bounded)."""
@@ -144,8 +157,13 @@ class BridgeQueue(SyncQueue):
 
     # -- the async face ----------------------------------------------------------
 
-    async def async_put(self, item: Any) -> None:
-        """Put ``item``; in a full bounded queue, wait for room first (``QueueShutDown``…)."""
+    async def async_put(self, item: Any, *, request_timeout_s: float | None = None) -> None:
+        """Put ``item``; in a full bounded queue, wait for room first (``QueueShutDown``…).
+
+        ``request_timeout_s`` needs an active policy that allows it (``PolicyError``).
+        """
+        if request_timeout_s is not None:
+            refuse_request_timeout(item, request_timeout_s)
         self.mutex.acquire()
         try:
             if self.is_shutdown:
@@ -209,10 +227,10 @@ class BridgeQueue(SyncQueue):
         finally:
             not_empty.pass_on(self._qsize() > 0)
 
-    def async_put_nowait(self, item: Any) -> None:
+    def async_put_nowait(self, item: Any, *, request_timeout_s: float | None = None) -> None:
         """Put without waiting; ``asyncio.QueueFull`` if there is no room."""
         try:
-            self.put(item, False)
+            self.put(item, False, request_timeout_s=request_timeout_s)
         except Full:
             raise asyncio.QueueFull from None
         except ShutDown:
@@ -249,11 +267,50 @@ class Face:
         return f"<{type(self).__name__} of {self.bridge!r}>"
 
 
-class BridgeBucketQueue(BucketStorage, BridgeQueue):
+class BridgeBucketQueue(BucketMethods, BucketStorage, BridgeQueue):
     """Bucket storage behind a bridge: threads on ``sync_q``, coroutines on ``async_q``.
 
     Priorities outside ``levels`` (default CRITICAL…LOW) raise ``ValueError``.
+
+    Policy: as ``ThreadSafeBucketQueue``'s, on both faces (``policy=``,
+    ``on_expired=``, ``clock=``, ``put(request_timeout_s=)`` on ``sync_q`` and
+    ``async_q``, ``Rejected`` at once from a full level); ``cancel``,
+    ``counts``, ``depths`` and ``drain_expired`` are the same plain methods
+    on both faces (they take the lock for a moment and never wait). An active
+    policy makes the instance a ``PolicyBridgeBucketQueue``; without one put
+    and get cost what they did. ``on_expired`` runs in the thread or on the
+    loop whose call found the expiry, with the lock let go.
     """
+
+    BOTH_FACES = ("cancel", "counts", "depths", "drain_expired")
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> BridgeBucketQueue:
+        return object.__new__(policy_class_for(cls, kwargs.get("policy")))
+
+
+class PolicyBridgeBucketQueue(PolicySyncMethods, PolicyBucketStorage, BridgeBucketQueue):
+    """``BridgeBucketQueue`` under an active policy (made by it: see its docstring)."""
+
+    async def async_put(self, item: Any, *, request_timeout_s: float | None = None) -> None:
+        """``BridgeQueue.async_put``, plus ``Rejected`` at once when the item's level is full."""
+        if request_timeout_s is not None:
+            item = self._timed(item, request_timeout_s)
+        try:
+            await super().async_put(item)
+        finally:
+            if self._unreported:
+                self._report_expired()
+
+    async def async_get(self) -> Any:
+        """``BridgeQueue.async_get``; an item expired under ``REJECT`` is never returned."""
+        try:
+            return await super().async_get()
+        finally:
+            if self._unreported:
+                self._report_expired()
+
+
+POLICY_CLASSES[BridgeBucketQueue] = PolicyBridgeBucketQueue
 
 
 register_queue("BridgeBucketQueue", BridgeBucketQueue, thread_safe=True, async_safe=True,

@@ -12,6 +12,10 @@ lock held (or on its event loop):
 - ``_get()``: remove and return the next item; raises ``IndexError`` when
   empty (so a caller can try first and count never: see ``SyncQueue.get``).
 
+Bucket storages also have the hooks behind a bucket queue's ``cancel``,
+``counts``, ``depths`` and ``drain_expired`` (``pqlab.queues.policystorage`` holds
+the storage used under an active ``QueuePolicy``).
+
 Items are pqlab ``Task`` objects or anything with an integer ``priority``
 (lower is served first); within a priority, items leave in the order they
 were put. Payloads are never compared. A new policy (aging, say) is one more
@@ -28,6 +32,7 @@ from heapq import heappop, heappush
 from typing import Any
 
 from pqlab.core.task import PRIORITY_LEVELS
+from pqlab.queues.policy import PolicyError, QueuePolicy, check_policy, is_active
 
 
 class HeapStorage:
@@ -57,12 +62,23 @@ class BucketStorage:
     With four levels, ``_get`` looks at no more than four deques; ``_put`` is one
     dict lookup and one append. A priority outside ``levels`` raises ``ValueError``
     naming the allowed ones.
+
+    ``policy`` may be None or a default ``QueuePolicy`` (unbounded, no
+    timeouts: nothing to enforce, so ``on_expired`` is never called); it must
+    name only levels the queue has (``PolicyError``). An active policy needs
+    ``PolicyBucketStorage``: a bucket queue class picks it by itself.
     """
 
-    def _init(self, levels: Iterable[int] = PRIORITY_LEVELS) -> None:
+    def _init(self, levels: Iterable[int] = PRIORITY_LEVELS, policy: QueuePolicy | None = None,
+              on_expired: Any = None) -> None:
         self.levels: tuple[int, ...] = tuple(sorted(set(levels)))
         if not self.levels:
             raise ValueError("a bucket queue needs at least one priority level")
+        check_policy(policy, self.levels)
+        if is_active(policy):
+            raise PolicyError(f"{type(self).__name__} takes no active policy: use "
+                              "ThreadSafeBucketQueue, AsyncBucketQueue or BridgeBucketQueue")
+        self.policy = policy
         self._buckets: tuple[deque, ...] = tuple(deque() for _ in self.levels)
         # priority -> that bucket's bound append: one dict lookup per put.
         self._appenders = {level: b.append
@@ -83,6 +99,32 @@ class BucketStorage:
             if bucket:
                 return bucket.popleft()
         raise IndexError("get from an empty queue")
+
+    def _cancel(self, item: Any) -> bool:
+        """Remove ``item`` (the object itself, not an equal one) if still queued.
+
+        O(depth of its level): a Python scan by identity, since ``Task``'s
+        ``==`` would compare every queued task in Python.
+        """
+        if getattr(item, "priority", None) not in self._appenders:
+            return False
+        bucket = self._buckets[self.levels.index(item.priority)]
+        for i, queued in enumerate(bucket):
+            if queued is item:
+                del bucket[i]
+                self._forget(1)
+                return True
+        return False
+
+    def _counts(self) -> dict[int, dict[str, int]]:
+        raise PolicyError("counts() needs an active policy (a limit or a timeout): without "
+                          "one the queue keeps its unpoliced put and get, which count nothing")
+
+    def _depths(self) -> dict[int, int]:
+        return {level: len(b) for level, b in zip(self.levels, self._buckets, strict=True)}
+
+    def _drain_expired(self) -> list:
+        return []  # no timeouts, so nothing ever expires
 
 
 class AgingBucketStorage:

@@ -4,7 +4,9 @@
 ``shutdown``) written once; a storage policy (``pqlab.queues.storage``) supplies
 the four hooks. ``ThreadSafeBucketQueue`` is the bucket policy in it.
 ``BucketQueue`` is the bucket policy alone, with no lock: the single-thread
-baseline beside ``heapq``.
+baseline beside ``heapq``. Under an active ``QueuePolicy``
+(``pqlab.queues.policy``) ``ThreadSafeBucketQueue(policy=...)`` makes a
+``PolicyThreadSafeBucketQueue``, its subclass with policy storage.
 """
 
 from __future__ import annotations
@@ -15,6 +17,13 @@ from collections.abc import Iterable
 from time import monotonic
 from typing import Any
 
+from pqlab.queues.policy import refuse_request_timeout
+from pqlab.queues.policystorage import (
+    POLICY_CLASSES,
+    PolicyBucketStorage,
+    policy_class_for,
+    report_expired,
+)
 from pqlab.queues.registry import register_queue
 from pqlab.queues.storage import AgingBucketStorage, BucketStorage
 from pqlab.queues.waiters import Waiters
@@ -74,14 +83,19 @@ class SyncQueue:
 
     # -- putting ---------------------------------------------------------------
 
-    def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
+    def put(self, item: Any, block: bool = True, timeout: float | None = None, *,
+            request_timeout_s: float | None = None) -> None:
         """Put ``item`` into the queue.
 
         Blocks only in a bounded queue that is full: for ever if ``timeout`` is
         None, else at most ``timeout`` seconds, then raises ``queue.Full``
         (at once if ``block`` is false). Raises ``ShutDown`` after ``shutdown()``,
         ``ValueError`` for a negative timeout or an item the storage refuses.
+        ``request_timeout_s`` (the request's own timeout) needs an active
+        policy that allows it: here it raises ``PolicyError``.
         """
+        if request_timeout_s is not None:
+            refuse_request_timeout(item, request_timeout_s)
         self.mutex.acquire()
         try:
             if self.is_shutdown:
@@ -98,9 +112,9 @@ class SyncQueue:
         finally:
             self.mutex.release()
 
-    def put_nowait(self, item: Any) -> None:
+    def put_nowait(self, item: Any, *, request_timeout_s: float | None = None) -> None:
         """Put ``item`` without blocking; ``queue.Full`` if there is no room."""
-        self.put(item, False)
+        self.put(item, False, request_timeout_s=request_timeout_s)
 
     def _put_when_room(self, item: Any, block: bool, timeout: float | None) -> None:
         """With ``mutex`` held and the queue full: wait for room and put ``item``, or raise."""
@@ -210,20 +224,147 @@ class SyncQueue:
         with self.mutex:
             self.is_shutdown = True
             if immediate:
-                while self._qsize():
-                    self._get()
-                    self.unfinished_tasks = max(0, self.unfinished_tasks - 1)
+                self._drop_all()
                 self.all_tasks_done.notify_all()
             self.not_empty.notify_all()
             self.not_full.notify_all()
 
+    def _drop_all(self) -> None:
+        """With ``mutex`` held: drop every held item, each counted done (immediate shutdown)."""
+        while self._qsize():
+            self._get()
+            self.unfinished_tasks = max(0, self.unfinished_tasks - 1)
 
-class ThreadSafeBucketQueue(BucketStorage, SyncQueue):
+    def _forget(self, count: int) -> None:
+        """With ``mutex`` held: ``count`` items left without a get (expired, cancelled).
+
+        They count as done, so ``join`` does not wait for them.
+        """
+        self.unfinished_tasks = max(0, self.unfinished_tasks - count)
+        if not self.unfinished_tasks:
+            self.all_tasks_done.notify_all()
+
+    def _room_made(self) -> None:
+        """With ``mutex`` held: items left other than by a get; wake a putter waiting for room."""
+        not_full = self.not_full
+        if not_full.waiting and not not_full.woken:
+            not_full.notify()
+
+
+class BucketMethods:
+    """A locked bucket queue's ``cancel``, ``counts``, ``depths``, ``drain_expired``.
+
+    Each takes ``mutex`` and calls its storage hook (``BucketStorage`` or
+    ``PolicyBucketStorage``); none blocks beyond the lock.
+    """
+
+    def cancel(self, item: Any) -> bool:
+        """Remove ``item`` (the very object put) if still queued: True, else False.
+
+        O(depth of its level) under the lock. A cancelled item counts as done
+        (``join``) and as ``cancelled`` in ``counts()``.
+        """
+        with self.mutex:
+            cancelled = self._cancel(item)
+            if cancelled:
+                self._room_made()
+        return cancelled
+
+    def counts(self) -> dict[int, dict[str, int]]:
+        """Per level, how many puts ended in each of ``policy.OUTCOMES`` so far.
+
+        ``PolicyError`` without an active policy (the default path counts nothing).
+        """
+        with self.mutex:
+            return self._counts()
+
+    def depths(self) -> dict[int, int]:
+        """Per level, how many items are queued now (delayed ones included)."""
+        with self.mutex:
+            return self._depths()
+
+    def drain_expired(self) -> list:
+        """The items expired under ``REJECT`` and not drained yet, oldest first.
+
+        Scans every ``REJECT`` level with timeouts first (O(depth)), so an
+        expired item not yet at its level's head is found too. Always empty
+        without an active policy.
+        """
+        with self.mutex:
+            expired = self._drain_expired()
+            if expired:
+                self._room_made()
+        return expired
+
+
+class PolicySyncMethods:
+    """``put``/``get`` of a locked bucket queue under an active policy.
+
+    ``put`` takes a request's own timeout (``request_timeout_s``, checked
+    before the lock: ``PolicyError``, nothing queued); every call that may
+    find expired items calls ``on_expired`` for them once the lock is let go.
+    """
+
+    def put(self, item: Any, block: bool = True, timeout: float | None = None, *,
+            request_timeout_s: float | None = None) -> None:
+        """``SyncQueue.put``, plus ``Rejected`` at once when the item's level is full."""
+        if request_timeout_s is not None:
+            item = self._timed(item, request_timeout_s)
+        try:
+            SyncQueue.put(self, item, block, timeout)
+        finally:
+            if self._unreported:
+                self._report_expired()
+
+    def get(self, block: bool = True, timeout: float | None = None) -> Any:
+        """``SyncQueue.get``; an item expired under ``REJECT`` is never returned."""
+        try:
+            return SyncQueue.get(self, block, timeout)
+        finally:
+            if self._unreported:
+                self._report_expired()
+
+    def drain_expired(self) -> list:
+        try:
+            return super().drain_expired()
+        finally:
+            if self._unreported:
+                self._report_expired()
+
+    drain_expired.__doc__ = BucketMethods.drain_expired.__doc__
+
+    def _report_expired(self) -> None:
+        # Tested unlocked by the callers: whoever adds to the list reports after its call.
+        with self.mutex:
+            taken = self._take_unreported()
+        report_expired(self.on_expired, taken)
+
+
+class ThreadSafeBucketQueue(BucketMethods, BucketStorage, SyncQueue):
     """Bucket storage (one deque per priority level) behind ``SyncQueue``'s lock.
 
     Thread-safe; ``get(timeout=)`` blocks. Priorities outside ``levels``
     (default CRITICAL…LOW) raise ``ValueError``.
+
+    Policy: ``policy=QueuePolicy(...)`` gives each level Triton's queue policy
+    (a full level raises ``Rejected`` at once, timeouts with ``REJECT`` or
+    ``DELAY``, ``put(request_timeout_s=)``), ``on_expired`` is called with each
+    item expired under ``REJECT``, outside the lock, and ``clock=`` (monotonic
+    seconds) replaces ``time.monotonic``. An active policy makes the instance
+    a ``PolicyThreadSafeBucketQueue``; with ``policy=None`` or a default policy
+    put and get are the unpoliced ones and cost what they did. ``cancel``,
+    ``depths`` and ``drain_expired`` work either way; ``counts`` needs a policy.
     """
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> ThreadSafeBucketQueue:
+        return object.__new__(policy_class_for(cls, kwargs.get("policy")))
+
+
+class PolicyThreadSafeBucketQueue(PolicySyncMethods, PolicyBucketStorage, ThreadSafeBucketQueue):
+    """``ThreadSafeBucketQueue`` under an active policy (made by it: see its docstring)."""
+
+
+POLICY_CLASSES[ThreadSafeBucketQueue] = PolicyThreadSafeBucketQueue
 
 
 class ThreadSafeAgingQueue(AgingBucketStorage, SyncQueue):
