@@ -113,6 +113,7 @@ SOCKET_TIMEOUT_S = 15.0  # a reply slower than this counts as a lost connection
 CONNECT_TIMEOUT_S = 2.0  # longest connect attempt (a host that drops packets never refuses)
 BACKOFF_BASE_S = 0.02  # first reconnect wait at most this: a live server takes the retry at once
 BACKOFF_CAP_S = 1.0  # no wait longer: back within ~1 s of a restarted server
+SCRIPT_LOADS = 3  # NOSCRIPT after this many loads: not a restart, the server forgets scripts
 RECORD_SLACK_S = 5.0  # a reply record outlives the client's last possible resend by this
 
 # Shared by claim and reap: return expired leases to the ready set with their
@@ -420,7 +421,8 @@ class RedisPriorityQueue:
         """Run ``script`` once, however often it is sent; (replayed, reply).
 
         ``replayed`` is True when the reply is the recorded one of an earlier
-        send of this call (its reply was lost). Raises what ``_send`` raises.
+        send of this call (its reply was lost). Raises what ``_send`` raises, and
+        ``NoScriptError`` if the server keeps forgetting the script.
         """
         # EVALSHA, the script and the keys never change: packed once per thread, the
         # call packs only its own arguments (redis-py's pack_command took a quarter
@@ -434,12 +436,14 @@ class RedisPriorityQueue:
         tail = (*args, next(client.requests), client.record_ms)
         packed = b"*%d\r\n" % (4 + len(self.keys) + len(tail)) + head + b"".join(
             map(_bulk, tail))
-        try:
-            replayed, reply = self._send(packed)
-        except NoScriptError:  # first use on this server, or it restarted and lost its cache
-            self.command("SCRIPT", "LOAD", script.source)
-            replayed, reply = self._send(packed)
-        return replayed == 1, reply
+        for loads in itertools.count():
+            try:
+                replayed, reply = self._send(packed)
+                return replayed == 1, reply
+            except NoScriptError:  # first use on this server, or it restarted and lost its
+                if loads == SCRIPT_LOADS:  # cache (again, maybe, before a resend)
+                    raise
+                self.command("SCRIPT", "LOAD", script.source)
 
     # -- the reliable-queue API ----------------------------------------------------
 
