@@ -15,24 +15,33 @@ dropped, server restarted) is sent again after reconnecting, and every
 script call carries a request number that the script records with its
 reply, so a resent enqueue does not enqueue twice, a resent claim returns
 what the first one claimed (same ids, same lease tokens) and a resent
-acknowledge says "already acknowledged". A thread sends one request at a
-time and resends only that one, so a client's record holds only its last
-request: one key per client thread (``reply:<client>``, the request number
-and the reply, msgpack), written in the same script as the change it
-records, so both survive a crash or neither does. It lives ``record_s``
-(the longest a resend can take: reply timeout, reconnecting, connecting,
-plus slack), so memory is one small key per client active in that window,
-whatever the call rate; a key per request would hold every call of that
-window (~850,000 at 26,700 calls/s). A request numbered below the recorded
-one is a stale copy from an abandoned connection and is refused, never run.
-Plain commands are resent as they are: reads and ``DEL`` do no harm twice;
-a resent ``BZPOPMIN`` whose first send took the wake-up marker waits up to
-``block_s`` longer, after which ``get`` claims anyway.
+acknowledge says "already acknowledged" (``ack_each``). A thread sends one
+request at a time and resends only that one, so a client's record holds
+only its last request: one key per client thread (``reply:<client>``: the
+request number and the reply, msgpack), written by the same script as the
+change it records, so both survive a crash or neither does. It expires
+after ``record_s`` (32 s by default: the longest a resend can take, reply
+timeout plus reconnecting plus one connect, and slack), so the memory is one
+key per client thread active in that window, 120 bytes after an enqueue and
+184 after a one-task claim (``MEMORY USAGE``), whatever the call rate; a key
+per request would hold every call of the window (~850,000 at 26,700
+calls/s). A request numbered below the recorded one is a stale copy from an
+abandoned connection and is refused, never run. The record costs ~5% of an
+enqueue-claim-ack round trip with ``appendfsync always`` (1,147 µs against
+1,092) and ~1% with fsync off (513 against 506). A caller of a script that
+passes no record key (``redis-benchmark`` in ``redisbench``, ``redis-cli``)
+gets the old behaviour: a resend runs again. Plain commands are resent as
+they are: reads and ``DEL`` do no harm twice; a resent ``BZPOPMIN`` whose
+first send took the wake-up marker waits up to ``block_s`` longer, after
+which ``get`` claims anyway.
 
 Reconnecting backs off exponentially with full jitter (``Backoff``): the
-n-th wait is uniform in [0, min(1 s, 20 ms * 2**n)], until ``reconnect_s``
-(10 s) has passed since the first failure; clients that lost the same server
-then spread their reconnects instead of arriving together.
+n-th wait is uniform in [0, min(0.25 s, 20 ms * 2**n)], until ``reconnect_s``
+(10 s) has passed since the first failure. Clients that lost the same server
+spread their reconnects instead of arriving together, at 8.0 attempts/s each
+while it is down (5 s measured; a fixed 50 ms wait made 19.6). After 0.5 s down, one client
+was back a median 77 ms after the restart began (max 227; the fixed 50 ms:
+61, max 115; the private server answers 22 ms after starting).
 
 Layout, all keys under one hash tag ``{pqlab:NAME}`` so that a Redis Cluster
 keeps a queue, and so every script, on one slot:
@@ -112,7 +121,7 @@ RECONNECT_S = 10.0  # keep retrying a lost connection this long (covers a server
 SOCKET_TIMEOUT_S = 15.0  # a reply slower than this counts as a lost connection
 CONNECT_TIMEOUT_S = 2.0  # longest connect attempt (a host that drops packets never refuses)
 BACKOFF_BASE_S = 0.02  # first reconnect wait at most this: a live server takes the retry at once
-BACKOFF_CAP_S = 1.0  # no wait longer: back within ~1 s of a restarted server
+BACKOFF_CAP_S = 0.25  # no wait longer: 1.0 put a client back a median 229 ms after a restart
 SCRIPT_LOADS = 3  # NOSCRIPT after this many loads: not a restart, the server forgets scripts
 RECORD_SLACK_S = 5.0  # a reply record outlives the client's last possible resend by this
 
