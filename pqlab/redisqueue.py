@@ -39,9 +39,10 @@ Reconnecting backs off exponentially with full jitter (``Backoff``): the
 n-th wait is uniform in [0, min(0.25 s, 20 ms * 2**n)], until ``reconnect_s``
 (10 s) has passed since the first failure. Clients that lost the same server
 spread their reconnects instead of arriving together, at 8.0 attempts/s each
-while it is down (5 s measured; a fixed 50 ms wait made 19.6). After 0.5 s down, one client
-was back a median 77 ms after the restart began (max 227; the fixed 50 ms:
-61, max 115; the private server answers 22 ms after starting).
+while it is down (over 5 s; a fixed 50 ms wait made 19.6). After 0.5 s
+down, one client was back a median 77 ms after the restart began (max 227;
+the fixed 50 ms: 61, max 115; the private server answers 22 ms after
+starting).
 
 Layout, all keys under one hash tag ``{pqlab:NAME}`` so that a Redis Cluster
 keeps a queue, and so every script, on one slot:
@@ -287,7 +288,8 @@ class Backoff:
 
     The wait after the n-th failed attempt (from 0) is uniform in
     [0, min(``cap_s``, ``base_s`` * 2**n)]. ``rng`` (uniform in [0, 1)),
-    ``sleep`` and ``clock`` are there for tests to replace.
+    ``sleep`` and ``clock`` are there for tests to replace; a pickled copy has
+    the defaults.
     """
 
     base_s: float = BACKOFF_BASE_S
@@ -299,6 +301,12 @@ class Backoff:
     def delay_s(self, attempt: int) -> float:
         """The wait after failed attempt number ``attempt`` (0 for the first)."""
         return self.rng() * min(self.cap_s, self.base_s * 2.0 ** min(attempt, 64))
+
+    def __reduce__(self):
+        # A copy in another process keeps the base and cap but draws from that
+        # process's own generator: a pickled random.random carries its state, so
+        # every unpickled copy would jitter in step.
+        return (Backoff, (self.base_s, self.cap_s))
 
 
 class AckStatus(enum.Enum):
@@ -365,8 +373,8 @@ class RedisPriorityQueue:
         self.block_s, self.reconnect_s = block_s, reconnect_s
         self.backoff = backoff or Backoff()
         self.keys = tuple(f"{{pqlab:{self.name}}}:{k}" for k in KEY_NAMES)
-        reply_timeout_s, connect_timeout_s = max(SOCKET_TIMEOUT_S, block_s + 5), min(
-            CONNECT_TIMEOUT_S, reconnect_s)
+        reply_timeout_s = max(SOCKET_TIMEOUT_S, block_s + 5)
+        connect_timeout_s = min(CONNECT_TIMEOUT_S, reconnect_s)
         self._pool = redis.ConnectionPool.from_url(
             url, socket_timeout=reply_timeout_s, socket_connect_timeout=connect_timeout_s)
         # A resend reaches the server at most this long after the first send:
@@ -380,7 +388,7 @@ class RedisPriorityQueue:
     def __reduce__(self):
         options = {"count": self.count, "lease_s": self.lease_s, "block_s": self.block_s,
                    "max_deliveries": self.max_deliveries, "reconnect_s": self.reconnect_s,
-                   "backoff": Backoff(self.backoff.base_s, self.backoff.cap_s)}
+                   "backoff": self.backoff}
         return (_attach, (self.url, self.name, options))
 
     def __repr__(self) -> str:
@@ -558,7 +566,10 @@ class RedisPriorityQueue:
         return [decode_task(raw) for raw in self.command("HMGET", self.keys[3], *ids)]
 
     def stored_bytes(self) -> int:
-        """Bytes the server holds for this queue's keys (``MEMORY USAGE``, exact)."""
+        """Bytes the server holds for this queue's keys (``MEMORY USAGE``, exact).
+
+        The clients' reply records are left out: one per client thread, not per task.
+        """
         return sum(self.command("MEMORY", "USAGE", key, "SAMPLES", 0) or 0 for key in self.keys)
 
     def ping(self) -> None:

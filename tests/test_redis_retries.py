@@ -9,6 +9,7 @@ that the record prevents.
 
 from __future__ import annotations
 
+import pickle
 import random
 import threading
 import time
@@ -234,3 +235,11 @@ def test_backoff_jitter_is_full():
     for n, bound in enumerate(bounds):  # spread over the whole range, not clustered at the top
         column = [row[n] for row in waits]
         assert min(column) < 0.1 * bound and max(column) > 0.9 * bound
+
+
+def test_pickled_queues_jitter_apart():
+    q = RedisPriorityQueue(dead_url(), backoff=Backoff(0.1, 2.0, rng=lambda: 1.0))
+    copies = [pickle.loads(pickle.dumps(q)) for _ in range(2)]
+    assert all((c.backoff.base_s, c.backoff.cap_s) == (0.1, 2.0) for c in copies)
+    waits = [[c.backoff.delay_s(5) for _ in range(3)] for c in copies]
+    assert waits[0] != waits[1]  # each copy draws its own numbers
