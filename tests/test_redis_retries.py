@@ -18,7 +18,8 @@ import pytest
 from redis.exceptions import ResponseError
 from redis_helpers import ReplyDropper, dead_url, evalsha_of, private_server
 
-from pqlab.redisqueue import (
+from pqlab.core.task import Priority, Task
+from pqlab.queues.redisqueue import (
     ACK,
     CLAIM,
     ENQUEUE,
@@ -27,8 +28,7 @@ from pqlab.redisqueue import (
     RedisPriorityQueue,
     pack,
 )
-from pqlab.redisserver import RedisUnavailable
-from pqlab.task import Priority, Task
+from pqlab.queues.redisserver import RedisUnavailable
 
 
 @pytest.fixture(scope="module")
