@@ -90,6 +90,8 @@ def _warm_up(face) -> None:
 
 
 def _produce(face, shared: SharedCounters, slot: int, tasks: list[Task], timed: bool) -> list:
+    """A producer process's loop: apart from the engine's because progress and the taken
+    count live in shared memory (``SharedCounters``), not in a ``PassState``."""
     put, progress, log = face.put, shared.progress, []
     append = log.append
     for i, task in enumerate(tasks, 1):
@@ -103,6 +105,7 @@ def _produce(face, shared: SharedCounters, slot: int, tasks: list[Task], timed: 
 
 def _consume(face, shared: SharedCounters, slot: int, n: int, sentinels: list[Task],
              timed: bool) -> list:
+    """A consumer process's loop: apart from the engine's for the same reason as ``_produce``."""
     get, progress, stop, log = face.get, shared.progress, shared.stop, []
     append, finish_if_last, done = log.append, shared.finish_if_last, 0
     while True:
