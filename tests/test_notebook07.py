@@ -45,10 +45,10 @@ def test_07_runs_with_tiny_parameters_and_stores_its_frames(tmp_path):
     paths = config.paths(tmp_path)
     (run_id,) = store.list_runs(paths.data)
     run = store.Run.open(paths.data, run_id)
-    load, spectrum = run.load(), run.load_spectrum()
+    load, spectrum = run.frame("load"), run.frame("load-spectrum")
     assert sorted(load["rho"].unique()) == [0.3, 0.6]
     assert set(spectrum["rho"]) == {0.6} and not spectrum.empty
-    assert set(run.load_aging()["rho"]) == {0.6}  # the aging runs: ρ ≥ SPECTRUM_RHO
+    assert set(run.frame("load-aging")["rho"]) == {0.6}  # the aging runs: ρ ≥ SPECTRUM_RHO
     for name in ("load-wait-vs-rho", "load-wait-spectrum", "load-p99-vs-rho",
                  "load-aging-effect"):
         for ext in ("svg", "png", "csv"):
@@ -95,8 +95,8 @@ def _numbers(text):
 @pytest.mark.notebook
 def test_the_adr_paragraph_matches_the_stored_load_frame(stored):
     run = stored
-    stored = run.load()
-    lines = adr.load_findings(stored, aging=run.load_aging())
+    stored = run.frame("load")
+    lines = adr.load_findings(stored, aging=run.frame("load-aging"))
     table = [line for line in lines if line.startswith("| ") and "---" not in line]
     head = [c.strip() for c in table[0].strip("|").split("|")]
     assert head[2:] == ["CRITICAL", "HIGH", "NORMAL", "LOW"]
@@ -130,7 +130,7 @@ def test_the_adr_paragraph_matches_the_stored_load_frame(stored):
     assert f"by {chain.min():+.3f} to {chain.max():+.3f} ms at every ρ ≤ 0.8" in text
     capacity = 2 / 0.008
     assert f"ρ = {10 / capacity:.2f}-{100 / capacity:.2f}" in text
-    aging = run.load_aging().set_index("priority")
+    aging = run.frame("load-aging").set_index("priority")
     strict = stored[stored["rho"] == 0.6].set_index("priority")
     assert (f"at ρ = 0.6 CRITICAL's mean wait goes from "
             f"{strict.loc['CRITICAL', 'queue_wait_mean_ms']:.2f} to "
@@ -148,7 +148,7 @@ def test_the_adr_has_no_load_section_without_load_data():
 @pytest.mark.slow
 @pytest.mark.notebook
 def test_the_crossing_is_reported_when_p99_reaches_the_target(stored):
-    frame = stored.load()
+    frame = stored.frame("load")
     frame.loc[(frame["priority"].astype(str) == "CRITICAL") & (frame["rho"] == 0.6),
               "queue_wait_p99_ms"] = 1_000.0
     text = "\n".join(adr.load_findings(frame))
@@ -160,7 +160,7 @@ def test_the_crossing_is_reported_when_p99_reaches_the_target(stored):
 def test_the_adr_says_whether_the_sample_or_the_chain_missed_theory(stored):
     from pqlab.decide.adr import _sampling_and_chain
 
-    frame = stored.load()
+    frame = stored.frame("load")
     judged = frame[frame["rho"] <= 0.8]
     exact = judged.assign(replay_wait_mean_ms=judged["theory_wait_mean_ms"])
     [line] = _sampling_and_chain(exact, exact, worst=0.5)

@@ -148,3 +148,14 @@ def test_a_killed_sweep_resumes_and_no_file_is_truncated(tmp_path):
     assert len(run.samples()) == 10 * min(3000, SAMPLES_PER_RUN)
     assert not list(run_dir.rglob(f"*{store.TMP_MARK}*")) and not run.cells_dir.exists()
     json.loads((run_dir / store.MACHINE_FILE).read_text())
+
+
+def test_named_frames_round_trip_and_a_rerun_removes_what_it_no_longer_has(tmp_path):
+    run = store.Run.create(tmp_path, "20260101T000000Z-t")
+    run.save_frames(**{"load": pd.DataFrame({"a": [1]}), "load-aging": pd.DataFrame({"b": [2]})})
+    assert run.frame("load")["a"].tolist() == [1] and not run.frame("load-aging").empty
+    run.save_frames(replace=("load-aging",), load=pd.DataFrame({"a": [3]}))
+    assert run.frame("load")["a"].tolist() == [3] and run.frame("load-aging").empty
+    assert run.frame("never").empty
+    with pytest.raises(ValueError, match="frame name '../x' must match"):
+        run.frame("../x")

@@ -590,7 +590,7 @@ def render(run: store.Run, decisions: list[Decision], figure_links: list[tuple[s
         "",
         *costs_table(decisions),
         "",
-        *load_findings(run.load(), aging=run.load_aging()),
+        *load_findings(run.frame("load"), aging=run.frame("load-aging")),
         "## Figures",
         "",
         *[f"![{title}]({link})" if i == 0 else f"- [{title}]({link})"

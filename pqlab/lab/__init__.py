@@ -113,7 +113,7 @@ def load_sweep(p: SimpleNamespace, run: store.Run) -> tuple[pd.DataFrame, pd.Dat
     Exponential service with mean ``SERVICE_MS`` on ``WORKERS`` workers, Poisson
     arrivals for ``DURATION_S`` seconds per ρ. The spectrum is the waits'
     percentiles per priority in the run at ``SPECTRUM_RHO``. Both frames are
-    stored in the run (``store.Run.save_load``); a rerun replaces them.
+    stored in the run (``store.Run.save_frames``); a rerun replaces them.
     """
     spectra: list[pd.DataFrame] = []
     aging_runs = sum(rho >= p.SPECTRUM_RHO for rho in p.RHOS) if _aging(p) else 0
@@ -137,8 +137,9 @@ def load_sweep(p: SimpleNamespace, run: store.Run) -> tuple[pd.DataFrame, pd.Dat
         duration_s=p.DURATION_S, seed=p.SEED, progress=seen), p)
     spectrum = pd.concat(spectra, ignore_index=True) if spectra else pd.DataFrame()
     aging = _aging_sweep(p, report) if _aging(p) else pd.DataFrame()
-    run.save_load(frame, spectrum, aging)
-    return run.load(), run.load_spectrum()
+    run.save_frames(replace=("load-aging",), load=frame, **{"load-spectrum": spectrum,
+                                                             "load-aging": aging})
+    return run.frame("load"), run.frame("load-spectrum")
 
 
 def _warm_up(p: SimpleNamespace, seconds: float = 0.5) -> None:
@@ -191,12 +192,12 @@ def _aging_sweep(p: SimpleNamespace, report: Reporter) -> pd.DataFrame:
 
 def aging_table(p: SimpleNamespace, run: store.Run) -> pd.DataFrame:
     """Per ρ and priority: mean and p99 wait (ms) strict against with aging, same arrivals."""
-    aging = run.load_aging()
+    aging = run.frame("load-aging")
     if aging.empty:
         return pd.DataFrame()
     keys = ["rho", "priority"]
     cols = ["queue_wait_mean_ms", "queue_wait_p99_ms"]
-    both = run.load()[keys + cols].merge(aging[keys + cols], on=keys,
+    both = run.frame("load")[keys + cols].merge(aging[keys + cols], on=keys,
                                          suffixes=(" strict", " aging"))
     return both.round(3)
 

@@ -6,9 +6,8 @@ A run folder holds::
     machine.json      the machine's fingerprint (pqlab.study.machine)
     summary.parquet   one row per unit (a cell of the grid at one repetition)
     samples.parquet   one row per task (integer ns), thinned for large runs
-    load.parquet      open-loop load: waits per priority and ρ (notebook 07), if measured
-    load-spectrum.parquet  wait percentiles per priority at one ρ (notebook 07)
-    load-aging.parquet     the same load on a queue with aging, if measured (notebook 07)
+    <name>.parquet    a notebook's own frames (``Run.save_frames``/``Run.frame``), e.g.
+                      notebook 07's load, load-spectrum and load-aging
     idle.parquet      idle burn: cores consumers use on an empty queue (notebooks 02, 03)
     cells/            per-unit files of a sweep still under way
     notebooks/        executed copies of the notebooks (written by the batch)
@@ -41,9 +40,7 @@ RUN_FILE = "run.json"
 MACHINE_FILE = "machine.json"
 SUMMARY_FILE = "summary.parquet"
 SAMPLES_FILE = "samples.parquet"
-LOAD_FILE = "load.parquet"
-LOAD_SPECTRUM_FILE = "load-spectrum.parquet"
-LOAD_AGING_FILE = "load-aging.parquet"
+FRAME_NAME = re.compile(r"[a-z][a-z0-9]*(?:[-_][a-z0-9]+)*")  # notebooks' frames
 IDLE_FILE = "idle.parquet"
 IDLE_KEYS = ["queue", "scenario", "consumers"]
 CELLS_DIR = "cells"
@@ -278,30 +275,28 @@ class Run:
         df = self._read(SAMPLES_FILE)
         return frames.typed_samples(df) if df is not None else pd.DataFrame()
 
-    def save_load(self, load: pd.DataFrame, spectrum: pd.DataFrame,
-                  aging: pd.DataFrame | None = None) -> None:
-        """Store the open-loop load frames (``load.parquet``, ``load-spectrum.parquet``,
-        ``load-aging.parquet`` if given, else any older one is removed)."""
-        if aging is not None and not aging.empty:
-            write_parquet(self.dir / LOAD_AGING_FILE, aging)
-        else:
-            (self.dir / LOAD_AGING_FILE).unlink(missing_ok=True)
-        write_parquet(self.dir / LOAD_SPECTRUM_FILE, spectrum)
-        write_parquet(self.dir / LOAD_FILE, load)
+    def save_frames(self, replace: Iterable[str] = (), **named: pd.DataFrame) -> None:
+        """Store a notebook's frames as ``<name>.parquet`` (e.g. ``load``, ``overload``).
 
-    def load(self) -> pd.DataFrame:
-        """The ``load`` frame (one row per ρ and priority); empty if none was measured."""
-        df = self._read(LOAD_FILE)
-        return df if df is not None else pd.DataFrame()
+        Names are lower-case words joined by ``-`` or ``_`` (``FRAME_NAME``); an
+        empty frame is not written. Every name in ``replace`` that is not given
+        (or is empty) is removed, so a rerun leaves no stale frame behind.
+        """
+        for name in {*named, *replace}:
+            if not FRAME_NAME.fullmatch(name):
+                raise ValueError(f"frame name {name!r} must match {FRAME_NAME.pattern}")
+        for name in replace:
+            if name not in named or named[name].empty:
+                (self.dir / f"{name}.parquet").unlink(missing_ok=True)
+        for name, frame in named.items():
+            if not frame.empty:
+                write_parquet(self.dir / f"{name}.parquet", frame)
 
-    def load_aging(self) -> pd.DataFrame:
-        """The load frame measured on a queue with aging; empty if none was measured."""
-        df = self._read(LOAD_AGING_FILE)
-        return df if df is not None else pd.DataFrame()
-
-    def load_spectrum(self) -> pd.DataFrame:
-        """Wait percentiles per priority at one ρ; empty if none was measured."""
-        df = self._read(LOAD_SPECTRUM_FILE)
+    def frame(self, name: str) -> pd.DataFrame:
+        """The stored frame ``name`` (``save_frames``); empty if none was measured."""
+        if not FRAME_NAME.fullmatch(name):
+            raise ValueError(f"frame name {name!r} must match {FRAME_NAME.pattern}")
+        df = self._read(f"{name}.parquet")
         return df if df is not None else pd.DataFrame()
 
     def save_idle(self, idle: pd.DataFrame) -> None:
