@@ -368,7 +368,8 @@ def async_pass(spec: QueueSpec, tasks: list[Task], w: Workers
 
 
 def outcome_series(run: PassState, rec: Records, ends: Ends) -> dict[str, np.ndarray]:
-    """Per task its outcome code (``measure.overload.OUTCOME_CODES``) and ``ended_unserved``.
+    """Per task its outcome code (``measure.overload.OUTCOME_CODES``), ``ended_unserved``
+    and ``cancel_ns`` (when a cancel removed it; 0 if none did).
 
     Appends to ``rec.errors`` when conservation fails: an offered task with no
     outcome or more than one, an outcome for a task never offered, or (with a
@@ -394,7 +395,10 @@ def outcome_series(run: PassState, rec: Records, ends: Ends) -> dict[str, np.nda
         late = np.zeros(run.n, bool)
         late[[position[seq] for seq in [*(s for s, _ in ends.late), *ends.left]]] = True
         rec.errors.extend(_counts_mismatch(outcome, rec.priority, late, ends.counts))
-    return {"outcome": outcome, "ended_unserved": outcome != SERVED}
+    cancel_ns = np.zeros(run.n, np.int64)
+    for seq, stamp in ends.cancelled:
+        cancel_ns[position[seq]] = stamp
+    return {"outcome": outcome, "ended_unserved": outcome != SERVED, "cancel_ns": cancel_ns}
 
 
 def _counts_mismatch(outcome: np.ndarray, priority: np.ndarray, late: np.ndarray,
