@@ -21,7 +21,8 @@ timeout per level the deadlines within a level rise with arrival order, so the
 expired requests of a level are always its oldest and the lazy check gives
 the same outcomes as an eager one. Cancelled requests are marked, not removed
 (a cancel is O(1)), and skipped when they reach a head. Pure Python: 100,000
-requests take about 0.3 s here.
+requests at ρ = 1.5 with limits, timeouts and patience took 0.54 s here, 0.38 s
+without a policy (a 2-core VM shared with other jobs).
 
 ``OUTCOMES`` are the five ends of an offered request; ``OUTCOME_CODES`` code
 them per task (``NOT_OFFERED`` for a request that never arrived).
