@@ -171,6 +171,8 @@ def test_load_run_fills_records_series_and_summary(queue, driver):
     assert row["rho"] == pytest.approx(500 * 0.004 / 3)
     assert row["service_over_p50_ms"] > -0.01 and row["producer_late_p50_ms"] >= 0
     assert r.throughput_ops_s > 0 and math.isnan(r.bytes_per_task)
+    # Unbounded (no duration_s): served to the last, no outcome columns, no bounded series.
+    assert "offered_LOW" not in row and "policy" not in row and "outcome" not in rec.series
 
 
 @pytest.mark.redis

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import math
 
+from pqlab.cli.errors import UsageError
 from pqlab.core.task import Priority
 from pqlab.measure.metrics import RunResult
+from pqlab.measure.overload import OUTCOMES
 from pqlab.measure.timers import SPIN_NS
 from pqlab.scenarios.loadparams import LoadParams, ServiceTime
 
@@ -21,11 +23,19 @@ STAT_LABELS = {"mean": "mean", "p50": "p50", "p90": "p90", "p99": "p99", "p99_9"
 def load_options(args) -> tuple[LoadParams, int]:
     """``LoadParams`` and the task count from parsed ``run`` arguments.
 
-    ``--duration`` (seconds of arrivals at ``--rate``) wins over ``--tasks``.
+    ``--rho`` sets the rate from the workers and the service mean. ``--duration``
+    bounds the run (``LoadParams.duration_s``) and its task count, rate ×
+    duration, wins over ``--tasks``. A policy or patience without a duration
+    raises ``UsageError``.
     """
-    params = LoadParams(args.rate, args.arrivals, args.service or ServiceTime(),
-                        tuple(args.weights) if args.weights else LoadParams().weights,
-                        args.load_driver)
+    service = args.service or ServiceTime()
+    rate = args.rate if args.rho is None else args.rho * args.consumers / service.mean_s
+    try:
+        params = LoadParams(rate, args.arrivals, service,
+                            tuple(args.weights) if args.weights else LoadParams().weights,
+                            args.load_driver, args.policy, args.patience, args.duration)
+    except ValueError as exc:
+        raise UsageError(f"pqlab run: {exc}") from None
     tasks = params.tasks_for(args.duration) if args.duration else args.tasks
     return params, tasks
 
@@ -109,10 +119,38 @@ def _theory_note(e: dict) -> list[str]:
     ]
 
 
+def _share(x: float) -> str:
+    return "n/a" if x is None or math.isnan(x) else f"{x:.1%}"
+
+
+def _pair(e: dict, key: str) -> str:
+    return f"{_share(e[key])} / {_share(e['replay_' + key])}"
+
+
+def outcome_lines(e: dict) -> list[str]:
+    """A bounded run's outcomes per priority, each measured beside the replay's."""
+    head = (f"  {'priority':<10}{'offered':>8}" + "".join(f"{o:>16}" for o in OUTCOMES)
+            + f"{'goodput/s':>14}{'wait p50':>10}{'p99 ms':>9}")
+    lines = [f"  outcomes in {e['duration_s']:g} s, policy {e['policy']}, patience "
+             f"{e['patience']} (measured / replay, shares of offered):", head]
+    for level in Priority:
+        n = level.name
+        lines.append(
+            f"  {n:<10}{e[f'offered_{n}']:>8,}"
+            + "".join(f"{_pair(e, f'share_{o}_{n}'):>16}" for o in OUTCOMES)
+            + f"{e[f'goodput_per_s_{n}']:>7.1f} / {e[f'replay_goodput_per_s_{n}']:<4.1f}"
+            f"{_ms(e[f'served_wait_p50_ms_{n}']):>10}{_ms(e[f'served_wait_p99_ms_{n}']):>9}")
+    lines.append("  goodput: served within the deadline (the level's timeout, else the "
+                 "client's patience), per second; waits of the served, from the intended arrival")
+    return lines
+
+
 def load_lines(r: RunResult) -> list[str]:
-    """The block printed for one ``load`` run."""
+    """The block printed for one ``load`` run (with the outcomes of a bounded one)."""
     e = r.extra
     lines = _header(r) + _wait_table(e) + _sojourn_table(e) + _theory_note(e)
+    if "policy" in e:
+        lines += outcome_lines(e)
     if r.violations or r.lost or r.duplicated:
         lines.append(f"  ! {r.violations} priority violations, {r.lost} lost, "
                      f"{r.duplicated} duplicated")

@@ -119,19 +119,59 @@ def weight_list(text: str) -> tuple[float, ...]:
             f"positive sum, got {text!r}") from None
 
 
+def queue_policy(text: str):
+    """argparse type: a queue policy as JSON (``{"default": {...}, "levels": {...}}``) or the
+    path of a YAML or JSON file holding one (``QueuePolicy.from_mapping``)."""
+    import json
+
+    import yaml  # here, not at the top: only a --policy pays its import
+
+    from pqlab.queues.policy import PolicyError, QueuePolicy
+
+    source = text
+    if not text.lstrip().startswith("{"):
+        try:
+            with open(text, encoding="utf-8") as f:
+                source = f.read()
+        except OSError as exc:
+            raise argparse.ArgumentTypeError(
+                f"not JSON and not a readable file: {text!r} ({exc.strerror})") from None
+    try:
+        data = json.loads(source) if source.lstrip().startswith("{") else yaml.safe_load(source)
+    except (ValueError, yaml.YAMLError) as exc:
+        first = str(exc).splitlines()[0]
+        raise argparse.ArgumentTypeError(f"not a valid JSON or YAML policy: {first}") from None
+    try:
+        return QueuePolicy.from_mapping(data)
+    except PolicyError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def add_load_arguments(p: argparse.ArgumentParser) -> None:
     """The options of the open-loop ``load`` scenario."""
     g = p.add_argument_group("load scenario (open loop; waits against queueing theory)")
-    g.add_argument("--rate", type=positive_float, default=LoadParams.rate_per_s,
-                   help=f"target arrivals per second (default {LoadParams.rate_per_s:g})")
+    rate = g.add_mutually_exclusive_group()
+    rate.add_argument("--rate", type=positive_float, default=LoadParams.rate_per_s,
+                      help=f"target arrivals per second (default {LoadParams.rate_per_s:g})")
+    rate.add_argument("--rho", type=positive_float, default=None,
+                      help="target utilization ρ instead of --rate: rate = ρ × workers / "
+                           "service mean (past 1: overload)")
     g.add_argument("--arrivals", choices=ARRIVALS, default=ARRIVALS[0],
                    help=f"arrival process (default {ARRIVALS[0]})")
     g.add_argument("--service", type=service_time, default=ServiceTime(),
                    help=f"service time KIND:MEAN, KIND exp or const, MEAN in s or with ms "
                         f"(default {ServiceTime()})")
     g.add_argument("--duration", type=positive_float, default=None,
-                   help="seconds of arrivals: the task count becomes rate × duration "
-                        "(default: --tasks)")
+                   help="seconds the run lasts: arrivals stop then, nothing starts service "
+                        "after it, what is left counts as queued; the task count becomes "
+                        "rate × duration (default: --tasks, served to the last)")
+    g.add_argument("--patience", type=service_time, default=None,
+                   help="client patience KIND:MEAN (e.g. exp:2s): a request still queued "
+                        "then is cancelled (needs --duration and a queue with a policy)")
+    g.add_argument("--policy", type=queue_policy, default=None, metavar="JSON_OR_FILE",
+                   help='a queue policy per level, as JSON or a YAML/JSON file, e.g. '
+                        '\'{"default": {"max_queue_size": 50, "default_timeout_s": 1}}\' '
+                        "(needs --duration and a queue that takes one)")
     g.add_argument("--weights", type=weight_list, default=None,
                    help="priority mix CRITICAL,HIGH,NORMAL,LOW (default 1,1,1,1)")
     g.add_argument("--workers", dest="consumers", type=positive_int, default=argparse.SUPPRESS,

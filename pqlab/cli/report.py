@@ -432,8 +432,9 @@ def _check_selection(args, pairs: list[tuple[str, str]]) -> None:
         print(f"skipping {q} [{s}]: {SCENARIOS[s].requirement} needed", file=sys.stderr)
 
 
-def _drivable(args, pairs: list[tuple[str, str]], driver: str) -> list[tuple[str, str]]:
-    """The pairs without those whose open-loop scenario cannot run on ``driver``.
+def _drivable(args, pairs: list[tuple[str, str]], load) -> list[tuple[str, str]]:
+    """The pairs without those whose open-loop scenario cannot run on ``load`` (its driver,
+    policy and patience: ``choose_driver``).
 
     A queue named in ``--queues`` that cannot is a usage error; others are
     skipped with a note on stderr.
@@ -442,7 +443,7 @@ def _drivable(args, pairs: list[tuple[str, str]], driver: str) -> list[tuple[str
     for q, s in pairs:
         if SCENARIOS[s].open_loop:
             try:
-                choose_driver(QUEUES[q], driver)
+                choose_driver(QUEUES[q], load.driver, load)
             except ValueError as exc:
                 if args.queues:
                     raise UsageError(f"pqlab run: {exc}") from None
@@ -459,7 +460,7 @@ def run_command(args) -> int:
     pairs = supported_pairs(queues, scenarios)
     _check_selection(args, pairs)
     load, load_tasks = load_options(args)
-    pairs = _drivable(args, pairs, load.driver)
+    pairs = _drivable(args, pairs, load)
     if any(SCENARIOS[s].open_loop for _, s in pairs) and overload_warning(load, args.consumers):
         print(f"pqlab run: warning: {overload_warning(load, args.consumers)}", file=sys.stderr)
     results = []

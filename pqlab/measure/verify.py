@@ -38,9 +38,17 @@ class Verdict:
 
 
 def lost_and_duplicated(rec: Records) -> tuple[int, int]:
-    """Tasks never taken, and surplus takes of tasks taken more than once (or never put)."""
+    """Tasks never taken, and surplus takes of tasks taken more than once (or never put).
+
+    A task the scenario accounts for without a take (``rec.series["ended_unserved"]``:
+    the bounded load run's rejected, expired, cancelled, still queued or never
+    offered requests, whose conservation that scenario checks) is not lost.
+    """
     counts = np.bincount(rec.get_task[rec.get_task >= 0], minlength=rec.tasks)
-    lost = int(np.count_nonzero(counts == 0))
+    untaken = counts == 0
+    if "ended_unserved" in rec.series:
+        untaken &= ~rec.series["ended_unserved"]
+    lost = int(np.count_nonzero(untaken))
     duplicated = int(np.sum(counts[counts > 1] - 1)) + int(np.count_nonzero(rec.get_task < 0))
     return lost, duplicated
 

@@ -60,6 +60,16 @@ from pqlab.scenarios._engine import (
     watch_tasks,
     watch_threads,
 )
+from pqlab.scenarios.loadbounded import (
+    Ends,
+    async_pass,
+    events_depth,
+    level_depth_series,
+    outcome_series,
+    patience_series,
+    queue_depth_series,
+    threads_pass,
+)
 from pqlab.scenarios.loadparams import (
     SERVICE_S,
     LoadParams,
@@ -74,7 +84,7 @@ from pqlab.scenarios.loadschedule import (
     produce_on_schedule,
     stall_deadline_s,
 )
-from pqlab.scenarios.loadstats import load_extra
+from pqlab.scenarios.loadstats import load_extra, overload_extra
 
 pc = time.perf_counter_ns
 # -- the passes ------------------------------------------------------------------
@@ -195,9 +205,12 @@ def _supports(spec: QueueSpec) -> bool:
 
 def _timed(spec: QueueSpec, tasks: list[Task], w: Workers) -> list[Records]:
     params: LoadParams = w.params
-    driver = choose_driver(spec, params.driver)
-    timed_pass = {"threads": _threads_pass, "async": _async_pass,
-                  "processes": processes_pass}[driver]
+    driver = choose_driver(spec, params.driver, params)
+    if params.bounded:
+        timed_pass = {"threads": threads_pass, "async": async_pass}[driver]
+    else:
+        timed_pass = {"threads": _threads_pass, "async": _async_pass,
+                      "processes": processes_pass}[driver]
     # The cyclic GC stays off during the pass: a full collection of the run's own
     # heap (the workload, the logs, the loaded modules: ~240k tracked objects)
     # took 40-80 ms here and freezes every worker at once, which an open-loop run
@@ -210,13 +223,19 @@ def _timed(spec: QueueSpec, tasks: list[Task], w: Workers) -> list[Records]:
     gc.disable()
     try:
         with fine_timer_slack() as slack_ns:
-            run, sched = timed_pass(spec, tasks, w)
+            run, sched, *ends = timed_pass(spec, tasks, w)
     finally:
         if was_enabled:
             gc.enable()
     rec = run.records(True, driver)
-    rec.series.update(_series(run, sched, rec))
+    if params.bounded:
+        rec.series.update(_bounded_series(run, sched, rec, ends[0]))
+    else:
+        rec.series.update(_series(run, sched, rec))
     rec.extra.update(load_extra(rec, params, w.consumers))
+    if params.bounded:
+        rec.extra.update(overload_extra(rec, params, w.consumers))
+        rec.extra["level_depth_source"] = "sampled" if ends[0].samples else "stamps"
     rec.extra["timer_slack_ns"] = slack_ns
     return [rec]
 
@@ -236,6 +255,19 @@ def _series(run: PassState, sched: Schedule, rec: Records) -> dict[str, np.ndarr
     planned = np.fromiter((round(t.payload.service_s * 1e9) for t in run.tasks), np.int64, run.n)
     return {"intended_ns": intended, "service_end_ns": service_end,
             "service_planned_ns": planned, **_depth(rec)}
+
+
+def _bounded_series(run: PassState, sched: Schedule, rec: Records,
+                    ends: Ends) -> dict[str, np.ndarray]:
+    """``_series`` of a bounded pass: outcomes, patience, depth with every way out counted."""
+    series = _series(run, sched, rec)
+    rec.series.update(outcome_series(run, rec, ends))
+    series.update(level_depth_series(rec, ends))
+    series.update(queue_depth_series(events_depth(rec, ends)))
+    series["patience_s"] = patience_series(run.tasks)
+    series["arrival_offset_ns"] = np.fromiter((t.payload.arrival_ns for t in run.tasks),
+                                              np.int64, run.n)
+    return series
 
 
 def _depth(rec: Records) -> dict[str, np.ndarray]:

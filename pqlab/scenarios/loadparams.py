@@ -15,15 +15,15 @@ from typing import NamedTuple
 import numpy as np
 
 from pqlab.core.checks import priority_weights
-from pqlab.core.task import Task, make_workload
+from pqlab.core.task import PRIORITY_LEVELS, Task, make_workload
 from pqlab.measure import theory
-from pqlab.queues import QueueSpec
+from pqlab.queues import QUEUES, QueueSpec
+from pqlab.queues.policy import QueuePolicy, check_policy, is_active
+from pqlab.queues.policystorage import POLICY_CLASSES
 
 ARRIVALS = ("poisson", "constant")
 SERVICE_KINDS = ("exp", "const")
 DRIVERS = ("auto", "threads", "async", "processes")  # auto: the first of the last three it can
-
-
 
 
 @dataclass(frozen=True)
@@ -78,7 +78,12 @@ class LoadParams:
     """Parameters of the open-loop ``load`` scenario (workers are ``run(consumers=…)``).
 
     ``weights`` are the relative frequencies of CRITICAL, HIGH, NORMAL, LOW.
-    Raises ``ValueError`` on a bad value, naming it.
+    Past saturation (``pqlab.scenarios.loadbounded``): ``duration_s`` bounds the
+    run (arrivals stop then, nothing starts service after it, what is left is
+    ``queued``); ``policy`` is given to the queue (only queues that take
+    ``policy=``: ``policy_queues()``); ``patience`` is the distribution of the
+    time after which a client cancels its still-queued request. Policy and
+    patience need ``duration_s``. Raises ``ValueError`` on a bad value, naming it.
     """
 
     rate_per_s: float = 100.0  # the service's range is 10-100 requests a second
@@ -86,6 +91,9 @@ class LoadParams:
     service: ServiceTime = field(default_factory=ServiceTime)
     weights: tuple[float, ...] = (1.0, 1.0, 1.0, 1.0)
     driver: str = "auto"  # what runs producers and workers: see ``choose_driver``
+    policy: QueuePolicy | None = None
+    patience: ServiceTime | None = None
+    duration_s: float | None = None
 
     def __post_init__(self) -> None:
         if self.driver not in DRIVERS:
@@ -96,17 +104,40 @@ class LoadParams:
         if self.arrivals not in ARRIVALS:
             raise ValueError(f"arrivals {self.arrivals!r} unknown; allowed: {', '.join(ARRIVALS)}")
         object.__setattr__(self, "weights", tuple(priority_weights(self.weights)))
+        self._check_overload()
+
+    def _check_overload(self) -> None:
+        check_policy(self.policy, PRIORITY_LEVELS)
+        if self.patience is not None and not isinstance(self.patience, ServiceTime):
+            raise ValueError(f"patience must be a ServiceTime (e.g. exp:2s) or None, "
+                             f"got {self.patience!r}")
+        if self.duration_s is not None and (isinstance(self.duration_s, bool) or not isinstance(
+                self.duration_s, (int, float)) or not 0 < self.duration_s < math.inf):
+            raise ValueError(f"duration_s must be a positive number of seconds or None, "
+                             f"got {self.duration_s!r}")
+        if self.duration_s is None and (self.policy is not None or self.patience is not None):
+            raise ValueError("a policy or patience needs duration_s: past saturation each "
+                             "point is bounded (set duration_s, or --duration)")
+
+    @property
+    def bounded(self) -> bool:
+        """Whether the run ends at ``duration_s`` (``pqlab.scenarios.loadbounded``)."""
+        return self.duration_s is not None
 
     @classmethod
     def at_utilization(cls, rho: float, workers: int, service: ServiceTime | None = None,
                        arrivals: str = "poisson",
                        weights: Sequence[float] = (1.0, 1.0, 1.0, 1.0),
-                       driver: str = "auto") -> LoadParams:
-        """The parameters whose target rate makes ρ = λ·E[S]/C equal ``rho``."""
+                       driver: str = "auto", **overload) -> LoadParams:
+        """The parameters whose target rate makes ρ = λ·E[S]/C equal ``rho``.
+
+        ``overload`` takes ``policy``, ``patience`` and ``duration_s``.
+        """
         service = service or ServiceTime()
         if not (rho > 0 and math.isfinite(rho)):
             raise ValueError(f"utilization must be a positive number, got {rho!r}")
-        return cls(rho * workers / service.mean_s, arrivals, service, tuple(weights), driver)
+        return cls(rho * workers / service.mean_s, arrivals, service, tuple(weights), driver,
+                   **overload)
 
     def tasks_for(self, duration_s: float) -> int:
         """Task count for arrivals lasting ``duration_s`` seconds at the target rate."""
@@ -140,10 +171,12 @@ def overload_warning(params: LoadParams, workers: int) -> str | None:
 
 
 class Request(NamedTuple):
-    """The payload of a load task: when it should arrive and how long serving it takes."""
+    """The payload of a load task: when it should arrive, how long serving it takes, and
+    after how long its client gives up (0: never)."""
 
     arrival_ns: int  # intended arrival, after the start of the schedule
     service_s: float
+    patience_s: float = 0.0
 
 
 # Workers read the service time by position: a queue that stores tasks as JSON
@@ -154,22 +187,29 @@ SERVICE_S = Request._fields.index("service_s")
 def make_load_workload(n: int, seed: int | None, params: LoadParams) -> list[Task]:
     """``n`` tasks with the priority mix of ``params``, each carrying its ``Request``.
 
-    Priorities come from ``make_workload`` (same seed, same mix); arrival times
-    and service times from a separate seeded stream, so changing the service
-    distribution leaves the arrivals alone.
+    Priorities come from ``make_workload`` (same seed, same mix); arrival times,
+    service times and patience each from a seeded stream of their own, so
+    changing one distribution leaves the others alone.
     """
     tasks = make_workload(n, seed, params.weights)
-    arrivals_rng, service_rng = (np.random.default_rng([stream, seed or 0]) for stream in (1, 2))
+    arrivals_rng, service_rng, patience_rng = (np.random.default_rng([stream, seed or 0])
+                                               for stream in (1, 2, 3))
     if params.arrivals == "poisson":
         offsets_s = np.cumsum(arrivals_rng.exponential(1.0 / params.rate_per_s, n))
     else:
         offsets_s = np.arange(n) / params.rate_per_s
     offsets_ns = np.round(offsets_s * 1e9).astype(np.int64)
     service_s = params.service.draw(service_rng, n)
-    for task, offset, service in zip(tasks, offsets_ns.tolist(), service_s.tolist(), strict=True):
-        task.payload = Request(offset, service)
+    if params.patience is None:
+        for task, offset, service in zip(tasks, offsets_ns.tolist(), service_s.tolist(),
+                                         strict=True):
+            task.payload = Request(offset, service)
+        return tasks
+    patience_s = params.patience.draw(patience_rng, n)
+    for task, offset, service, patience in zip(tasks, offsets_ns.tolist(), service_s.tolist(),
+                                               patience_s.tolist(), strict=True):
+        task.payload = Request(offset, service, patience)
     return tasks
-
 
 
 def theory_applies(params: LoadParams) -> bool:
@@ -192,14 +232,45 @@ def drivers_for(spec: QueueSpec) -> list[str]:
     return [driver for driver in DRIVER_NEEDS if able[driver]]
 
 
-def choose_driver(spec: QueueSpec, driver: str = "auto") -> str:
+def policy_queues() -> list[str]:
+    """The registered queues that take ``policy=`` and can ``cancel``: those a policy or
+    patience can run on."""
+    return [name for name, spec in QUEUES.items() if spec.factory in POLICY_CLASSES]
+
+
+def policy_label(params: LoadParams) -> str:
+    """A short label of the run's policy: ``none``, ``limits+timeouts (REJECT)``, ..."""
+    policy = params.policy
+    if not is_active(policy):
+        return "none"
+    rules = (policy.default, *policy.levels.values())
+    parts = [name for name, on in (("limits", any(r.max_queue_size for r in rules)),
+                                   ("timeouts", any(r.has_timeouts for r in rules))) if on]
+    actions = sorted({r.timeout_action.value for r in rules if r.has_timeouts})
+    return "+".join(parts) + (f" ({'/'.join(actions)})" if actions else "")
+
+
+def choose_driver(spec: QueueSpec, driver: str = "auto",
+                  params: LoadParams | None = None) -> str:
     """The driver ``load`` runs ``spec`` on: ``driver``, or for ``auto`` the first it can of
-    processes, threads, async.
+    processes, threads, async (threads, async when ``params`` has a policy or patience).
 
     Raises ``ValueError`` naming the queue, what the driver needs and the
-    drivers the queue can run on, if it cannot run on ``driver``.
+    drivers the queue can run on, if it cannot run on ``driver``; and, for a
+    policy or patience, if the queue takes no ``policy=`` (naming those that
+    do, ``policy_queues``), and for a bounded run if the driver is ``processes``.
     """
+    overload = params is not None and (params.policy is not None or params.patience is not None)
+    if overload and spec.factory not in POLICY_CLASSES:
+        able = ", ".join(policy_queues())
+        raise ValueError(f"queue {spec.name!r} takes no queue policy and cannot cancel, which "
+                         f"a policy or patience needs; queues that can: {able}")
+    if params is not None and params.bounded and driver == "processes":
+        raise ValueError("load driver 'processes' cannot bound a run (duration_s), nor take a "
+                         "policy or patience; allowed for them: auto, threads, async")
     able = drivers_for(spec)
+    if params is not None and params.bounded:
+        able = [d for d in able if d != "processes"]
     if driver == "auto" and able:
         return able[0]
     if driver in able:

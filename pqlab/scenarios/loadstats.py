@@ -6,7 +6,8 @@ summary row's load scalars: waits and sojourns per priority measured from the
 intended arrival and from the actual put, the rates, ρ, how late producers
 put and how far service sleeps overshot, and beside the measured means
 Cobham's (``pqlab.measure.theory``) and the replay's (the same arrivals through an
-ideal queue).
+ideal queue). ``overload_extra`` adds, for a bounded run, the outcomes per
+priority beside the replay's under the same policy (``pqlab.measure.overload``).
 """
 
 from __future__ import annotations
@@ -17,10 +18,10 @@ from typing import Any
 import numpy as np
 
 from pqlab.core.task import PRIORITY_LEVELS, Priority
-from pqlab.measure import theory
+from pqlab.measure import overload, theory
 from pqlab.measure.metrics import duration_stats
 from pqlab.measure.records import Records, first_gets
-from pqlab.scenarios.loadparams import LoadParams, theory_applies
+from pqlab.scenarios.loadparams import LoadParams, policy_label, theory_applies
 
 
 def _stats_ms(ns: np.ndarray) -> dict[str, float]:
@@ -110,3 +111,78 @@ def _replay_s(intended_ns: np.ndarray, service_s: np.ndarray, prio: np.ndarray,
         waits[order] = theory.simulate_waits((intended_ns[order] - intended_ns.min()) / 1e9,
                                              service_s[order], prio[order], workers)
     return waits
+
+
+def overload_extra(rec: Records, params: LoadParams, workers: int) -> dict[str, Any]:
+    """The summary row's outcome columns of a bounded run, measured and replayed.
+
+    Per priority P: ``offered_P`` and the count of each outcome (``served_P``,
+    ``rejected_P``, ``expired_P``, ``cancelled_P``, ``queued_P``: they add up to
+    ``offered_P``, which the pass checked), ``share_{outcome}_P`` (of offered),
+    ``goodput_per_s_P`` (served within the deadline, per second of the run: the
+    level's timeout under the policy, else the request's patience, else none),
+    ``served_wait_p50_ms_P`` and ``served_wait_p99_ms_P`` (intended arrival →
+    start of service); the replay's ``replay_share_{outcome}_P``,
+    ``replay_goodput_per_s_P``, ``replay_served_wait_p99_ms_P``, and
+    ``replay_wait_mean_ms_P`` now over the replay's served requests. Run-wide:
+    ``policy`` (a label), ``duration_s``, ``patience``, ``patience_mean_s``.
+    """
+    codes, prio = rec.series["outcome"], rec.priority
+    waits_s = np.full(rec.tasks, math.nan)
+    idx, _, started = first_gets(rec)
+    waits_s[idx] = (started - rec.series["intended_ns"][idx]) / 1e9
+    waits_s[codes != overload.SERVED] = math.nan
+    patience_s = rec.series["patience_s"]
+    deadline_s = overload.deadlines_s(prio, params.policy,
+                                      patience_s if params.patience else None)
+    replay_codes, replay_waits_s = _replay_outcomes(rec, params, workers, idx, started)
+    extra: dict[str, Any] = {
+        "policy": policy_label(params), "duration_s": params.duration_s,
+        "patience": str(params.patience) if params.patience else "none",
+        "patience_mean_s": params.patience.mean_s if params.patience else math.nan}
+    for name, (c, w) in {"": (codes, waits_s), "replay_": (replay_codes, replay_waits_s)}.items():
+        for level, counts in overload.outcome_counts(c, prio, PRIORITY_LEVELS).items():
+            p = Priority(level).name
+            offered = counts["offered"]
+            if not name:
+                extra.update({f"{k}_{p}": v for k, v in counts.items()})
+            for outcome in overload.OUTCOMES:
+                extra[f"{name}share_{outcome}_{p}"] = (counts[outcome] / offered if offered
+                                                       else math.nan)
+            good = overload.goodput_count(c, w, deadline_s, prio == level)
+            extra[f"{name}goodput_per_s_{p}"] = good / params.duration_s
+            served_ms = w[(prio == level) & (c == overload.SERVED)] * 1e3
+            stats = _percentiles(served_ms)
+            extra[f"{name}served_wait_p50_ms_{p}"] = stats[0]
+            extra[f"{name}served_wait_p99_ms_{p}"] = stats[1]
+            if name:
+                extra[f"replay_wait_mean_ms_{p}"] = (float(served_ms.mean()) if len(served_ms)
+                                                     else math.nan)
+    return extra
+
+
+def _percentiles(ms: np.ndarray) -> tuple[float, float]:
+    if not len(ms):
+        return math.nan, math.nan
+    p50, p99 = np.percentile(ms, [50, 99])
+    return float(p50), float(p99)
+
+
+def _replay_outcomes(rec: Records, params: LoadParams, workers: int, idx: np.ndarray,
+                     started: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The same arrivals, service times and patience through the ideal queue with the policy.
+
+    Service times are the measured ones where a task was served, else the drawn ones.
+    """
+    arrival_s = rec.series["arrival_offset_ns"] / 1e9
+    service_s = rec.series["service_planned_ns"] / 1e9
+    served = rec.series["service_end_ns"][idx] > 0
+    service_s[idx[served]] = (rec.series["service_end_ns"][idx[served]] - started[served]) / 1e9
+    order = np.argsort(arrival_s, kind="stable")
+    codes, waits = overload.simulate_outcomes(
+        arrival_s[order], service_s[order], rec.priority[order], workers, policy=params.policy,
+        patience_s=rec.series["patience_s"][order] if params.patience else None,
+        end_s=params.duration_s)
+    out_codes, out_waits = np.empty_like(codes), np.empty_like(waits)
+    out_codes[order], out_waits[order] = codes, waits
+    return out_codes, out_waits

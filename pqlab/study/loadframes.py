@@ -5,6 +5,12 @@ all runs (``waits_frame``: one row per priority and run); ``theory_frame``
 gives Cobham's lines for the same grid; ``wait_spectrum`` the percentiles of
 one run's waits; ``depth_frame`` its queue depth over time; ``crossing_rho``
 where a priority's p99 wait reaches a target.
+
+Past saturation (notebook 08, the ADR's "Past saturation"): ``sweep_overload``
+runs bounded points with and without queue policies (one summary row per
+run), ``outcomes_frame`` and ``goodput_frame`` make them tidy,
+``level_depth_frame`` gives one run's depth per level over time, and
+``policy_for_wait`` sizes a policy from a wait target by Little's law.
 """
 
 from __future__ import annotations
@@ -17,7 +23,9 @@ import pandas as pd
 
 from pqlab.core.task import Priority
 from pqlab.harness.runner import run
+from pqlab.measure.overload import OUTCOMES
 from pqlab.measure.records import first_gets
+from pqlab.queues.policy import LevelPolicy, QueuePolicy, TimeoutAction
 from pqlab.scenarios.loadparams import LoadParams, ServiceTime
 
 
@@ -132,3 +140,122 @@ def crossing_rho(frame: pd.DataFrame, *, priority: str = "CRITICAL",
         return float(rhos[0])
     share = (target_ms - values[i - 1]) / (values[i] - values[i - 1])
     return float(rhos[i - 1] + share * (rhos[i] - rhos[i - 1]))
+
+
+def sweep_overload(queue: str, rhos: Sequence[float], *,
+                   policies: dict[str, QueuePolicy | None], workers: int = 4,
+                   service: ServiceTime | None = None, patience: ServiceTime | None = None,
+                   duration_s: float = 6.0, seed: int = 0, repetitions: int = 1,
+                   weights: Sequence[float] = (1.0, 1.0, 1.0, 1.0), producers: int = 1,
+                   progress=None, driver: str = "auto") -> pd.DataFrame:
+    """Bounded ``load`` runs at each ρ under each named policy: one summary row per run.
+
+    Each run lasts ``duration_s`` (``LoadParams.duration_s``); repetition r of
+    the i-th ρ uses seed ``seed + 1000 r + i``, the same for every policy, so
+    the policies see the same arrivals. ``policy`` is the name in ``policies``
+    (``policy_label`` the run's own label); ``progress`` is given each
+    ``RunResult``. Raises ``ValueError`` as ``LoadParams`` and ``run`` do.
+    """
+    service = service or ServiceTime("exp", 0.02)
+    rows = []
+    for repetition in range(repetitions):
+        for i, rho in enumerate(rhos):
+            for name, policy in policies.items():
+                params = LoadParams.at_utilization(rho, workers, service, "poisson", weights,
+                                                   driver, policy=policy, patience=patience,
+                                                   duration_s=duration_s)
+                result = run(queue, "load", tasks=params.tasks_for(duration_s),
+                             producers=producers, consumers=workers,
+                             seed=seed + 1000 * repetition + i, repetition=repetition,
+                             params=params)
+                if progress is not None:
+                    progress(result)
+                row = result.to_dict()
+                row["policy_label"], row["policy"] = row["policy"], name
+                rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _per_priority(summary: pd.DataFrame, keys: Sequence[str],
+                  columns: dict[str, str]) -> pd.DataFrame:
+    rows = []
+    for _, run_row in summary.iterrows():
+        for level in Priority:
+            row = {k: run_row[k] for k in keys}
+            row["priority"] = level.name
+            row.update({out: run_row[f"{col}_{level.name}"] for out, col in columns.items()})
+            rows.append(row)
+    frame = pd.DataFrame(rows)
+    frame["priority"] = pd.Categorical(frame["priority"], [p.name for p in Priority],
+                                       ordered=True)
+    return frame
+
+
+def outcomes_frame(summary: pd.DataFrame) -> pd.DataFrame:
+    """Long outcome shares of ``sweep_overload`` rows: queue, policy, rho, repetition,
+    priority, outcome, share, replay_share (shares of the offered requests)."""
+    parts = []
+    for outcome in OUTCOMES:
+        part = _per_priority(summary, ("queue", "policy", "rho", "repetition"),
+                             {"share": f"share_{outcome}",
+                              "replay_share": f"replay_share_{outcome}"})
+        part.insert(5, "outcome", outcome)
+        parts.append(part)
+    frame = pd.concat(parts, ignore_index=True)
+    frame["outcome"] = pd.Categorical(frame["outcome"], list(OUTCOMES), ordered=True)
+    return frame
+
+
+def goodput_frame(summary: pd.DataFrame) -> pd.DataFrame:
+    """Goodput and waits of the served per priority of ``sweep_overload`` rows: queue,
+    policy, rho, repetition, priority, goodput_per_s, replay_goodput_per_s,
+    served_wait_p50_ms, served_wait_p99_ms."""
+    names = ("goodput_per_s", "replay_goodput_per_s", "served_wait_p50_ms",
+             "served_wait_p99_ms")
+    return _per_priority(summary, ("queue", "policy", "rho", "repetition"),
+                         {name: name for name in names})
+
+
+def level_depth_frame(result) -> pd.DataFrame:
+    """Depth per level over one bounded load run, tidy: t_s (since the schedule's start),
+    priority, depth. Sampled from the queue where it has ``depths()``, else from stamps
+    (the run's ``level_depth_source``)."""
+    series = result.records[-1].series
+    if "level_depth_at_ns" not in series:
+        raise ValueError("level_depth_frame needs a bounded load run (LoadParams.duration_s)")
+    base_ns = int(series["intended_ns"][0] - series["arrival_offset_ns"][0])
+    t_s = (series["level_depth_at_ns"] - base_ns) / 1e9
+    frame = pd.concat([pd.DataFrame({"t_s": t_s, "priority": level.name,
+                                     "depth": series[f"level_depth_{level.name}"]})
+                       for level in Priority], ignore_index=True)
+    frame["priority"] = pd.Categorical(frame["priority"], [p.name for p in Priority],
+                                       ordered=True)
+    return frame
+
+
+def policy_for_wait(target_wait_s: float, rates_per_s: Sequence[float], service_mean_s: float,
+                    workers: int, timeout_s: float = 0.0,
+                    action: TimeoutAction | str = TimeoutAction.REJECT) -> QueuePolicy:
+    """A policy whose per-level limits keep a queued request's wait near ``target_wait_s``.
+
+    Little's law, L = λW, per level: a level-k request waits behind the
+    requests queued at its own level, which drain at the service rate the
+    higher levels leave over, C/E[S] − Σ_{i<k} λ_i (they go first, and their
+    arrivals keep coming). So at most (C/E[S] − Σ_{i<k} λ_i) · W of them can be
+    served within W: that is the level's ``max_queue_size`` (at least 1, since
+    0 would mean unbounded; a level the higher ones already saturate gets 1).
+    ``rates_per_s`` are the arrival rates of CRITICAL, HIGH, ... in order;
+    every level gets ``timeout_s`` (0: none) and ``action``. Raises
+    ``ValueError`` on a non-positive target, service mean or worker count.
+    """
+    if not (target_wait_s > 0 and service_mean_s > 0 and workers > 0):
+        raise ValueError(f"target_wait_s, service_mean_s and workers must be positive, got "
+                         f"{target_wait_s!r}, {service_mean_s!r}, {workers!r}")
+    capacity = workers / service_mean_s
+    levels, above = {}, 0.0
+    for level, rate in zip(Priority, rates_per_s, strict=False):
+        left = capacity - above
+        levels[int(level)] = LevelPolicy(max(1, math.floor(left * target_wait_s)), timeout_s,
+                                         False, action)
+        above += rate
+    return QueuePolicy(LevelPolicy(0, timeout_s, False, action), levels)
