@@ -111,16 +111,17 @@ def _figure_legend(fig: Figure, handles: list, title: str) -> None:
                             bbox_to_anchor=(1.02, 1.0), handlelength=3.0))
 
 
-def _figure(panels: int = 1, cols: int | None = None, sharey: bool = False):
+def panels(count: int = 1, cols: int | None = None, sharey: bool = False):
+    """A figure of ``count`` panels in rows of ``cols``, in pqlab's style: (figure, axes)."""
     use_style()
-    cols = cols or panels
-    rows = -(-panels // cols)
+    cols = cols or count
+    rows = -(-count // cols)
     fig = Figure(figsize=(PANEL_INCHES[0] * cols, PANEL_INCHES[1] * rows + 0.6),
                  layout="constrained")
     axes = fig.subplots(rows, cols, squeeze=False, sharey=sharey).ravel()
-    for ax in axes[panels:]:
+    for ax in axes[count:]:
         ax.set_visible(False)
-    return fig, list(axes[:panels])
+    return fig, list(axes[:count])
 
 
 def _plain(value: float, _pos: int | None = None) -> str:
@@ -143,7 +144,7 @@ def _tasks_axis(ax, values) -> None:
     ax.xaxis.set_minor_formatter(NullFormatter())
 
 
-def _log(ax, axis: str = "y") -> None:
+def log_axis(ax, axis: str = "y") -> None:
     """Log axis labelled with plain numbers (1, 10, 100, 1,000), no minor labels.
 
     Call it after drawing: the tick steps depend on the data's range.
@@ -224,8 +225,9 @@ def _present(df: pd.DataFrame, col: str) -> list[str]:
     return [str(v) for v in df[col].unique()] if col in df else []
 
 
-def _no_data(title: str, message: str) -> Figure:
-    fig, (ax,) = _figure()
+def no_data(title: str, message: str) -> Figure:
+    """A figure that says what is missing instead of drawing empty axes."""
+    fig, (ax,) = panels()
     ax.set_axis_off()
     ax.text(0.5, 0.5, message, ha="center", va="center", wrap=True)
     fig.suptitle(title)
@@ -238,15 +240,15 @@ def latency_ecdf(samples: pd.DataFrame, scenario: str = "single", *,
     data = analysis.latency_quantiles(samples, scenario)
     name, title = f"latency-ecdf-{scenario}", f"Latency per operation, scenario {scenario}"
     if data.empty:
-        return export(_no_data(title, "no samples"), data, name, out_dir)
+        return export(no_data(title, "no samples"), data, name, out_dir)
     data = _used(data[data["tasks"] == data["tasks"].max()])
-    fig, axes = _figure(2, sharey=True)
+    fig, axes = panels(2, sharey=True)
     for ax, op in zip(axes, ("enqueue", "dequeue"), strict=True):
         part = data[data["operation"] == op]
         # A marker every fifth of a line's length names the line without hiding its steps.
         _queue_lines(ax, part, "latency_us", "quantile", drawstyle="steps-post",
                      markevery=0.2)
-        _log(ax, "x")
+        log_axis(ax, "x")
         ax.set(xlabel=f"{op} latency (µs, log scale)", ylabel="fraction of operations",
                title=op)
     _queue_legend(fig, data["queue"])
@@ -262,20 +264,20 @@ def tail_vs_tasks(summary: pd.DataFrame, scenario: str = "single", *,
     metrics = {"enqueue_p99_us": "enqueue p99", "enqueue_p99_9_us": "enqueue p99.9",
                "dequeue_p99_us": "dequeue p99", "dequeue_p99_9_us": "dequeue p99.9"}
     if df.empty:
-        return export(_no_data(title, "no runs"), df, name, out_dir)
+        return export(no_data(title, "no runs"), df, name, out_dir)
     long = analysis.metric_long(df, metrics)
     data = long.groupby(["queue", "tasks", "metric"], observed=True)["value"].median() \
         .reset_index(name="latency_us")
     data["operation"] = data["metric"].astype(str).str.split().str[0]
     data["percentile"] = data["metric"].astype(str).str.split().str[1]
     data = _used(data)
-    fig, axes = _figure(2, sharey=True)
+    fig, axes = panels(2, sharey=True)
     dashes = _dashes(data["percentile"])
     for ax, op in zip(axes, ("enqueue", "dequeue"), strict=True):
         part = data[data["operation"] == op]
         _queue_lines(ax, part, "tasks", "latency_us", "percentile", dashes)
         _tasks_axis(ax, data["tasks"])
-        _log(ax, "y")
+        log_axis(ax, "y")
         ax.set(xlabel="tasks (log scale)", ylabel="latency (µs, log scale)", title=op)
     _queue_legend(fig, data["queue"], dashes, "percentile")
     fig.suptitle(f"{title}\n(median of repetitions)")
@@ -289,10 +291,10 @@ def throughput_vs_workers(summary: pd.DataFrame, scenario: str, *,
     name = f"throughput-vs-workers-{scenario}"
     title = f"Throughput against workers, {scenario}"
     if df.empty:
-        return export(_no_data(title, "no runs"), df, name, out_dir)
+        return export(no_data(title, "no runs"), df, name, out_dir)
     data = _used(analysis.cell_stats(df, "throughput_ops_s"))
     task_counts = sorted(data["tasks"].unique())
-    fig, axes = _figure(len(task_counts), cols=min(2, len(task_counts)))
+    fig, axes = panels(len(task_counts), cols=min(2, len(task_counts)))
     for ax, tasks in zip(axes, task_counts, strict=True):
         part = data[data["tasks"] == tasks]
         _queue_lines(ax, part, "producers", "median")
@@ -317,18 +319,18 @@ def tail_vs_workers(summary: pd.DataFrame, scenario: str, *,
     df = summary[summary["scenario"] == scenario]
     name, title = f"tail-vs-workers-{scenario}", f"P99 latency against workers, {scenario}"
     if df.empty:
-        return export(_no_data(title, "no runs"), df, name, out_dir)
+        return export(no_data(title, "no runs"), df, name, out_dir)
     long = analysis.metric_long(df, {"enqueue_p99_us": "enqueue", "dequeue_p99_us": "dequeue"})
     data = long.groupby(["queue", "tasks", "producers", "metric"], observed=True)["value"] \
         .median().reset_index(name="p99_us")
     data = _used(data)
-    fig, axes = _figure(2)
+    fig, axes = panels(2)
     dashes = _dashes(data["tasks"])
     for ax, op in zip(axes, ("enqueue", "dequeue"), strict=True):
         part = data[data["metric"] == op]
         _queue_lines(ax, part, "producers", "p99_us", "tasks", dashes)
         _workers_axis(ax, part["producers"])
-        _log(ax, "y")
+        log_axis(ax, "y")
         ax.set(xlabel="producers = consumers (log scale)", ylabel="p99 latency (µs, log scale)",
                title=f"{op} (a blocking get includes its wait)" if op == "dequeue" else op)
     _queue_legend(fig, data["queue"], dashes, "tasks")
@@ -342,16 +344,16 @@ def loop_lag_vs_workers(summary: pd.DataFrame, scenario: str, *,
     name, title = f"loop-lag-vs-workers-{scenario}", f"Event-loop lag against workers, {scenario}"
     df = summary[summary["scenario"] == scenario]
     if df.empty or "loop_lag_p99_us" not in df.columns:
-        return export(_no_data(title, "no runs with loop-lag probes"), df, name, out_dir)
+        return export(no_data(title, "no runs with loop-lag probes"), df, name, out_dir)
     data = df.groupby(["queue", "tasks", "producers"], observed=True)["loop_lag_p99_us"] \
         .median().reset_index()
     data = _used(data)
-    fig, [ax] = _figure(1)
+    fig, [ax] = panels(1)
     dashes = _dashes(data["tasks"])
     _queue_lines(ax, data, "producers", "loop_lag_p99_us", "tasks", dashes)
     _queue_legend(fig, data["queue"], dashes, "tasks")
     _workers_axis(ax, data["producers"])
-    _log(ax, "y")
+    log_axis(ax, "y")
     ax.set(xlabel="producers = consumers (log scale)",
            ylabel="p99 lag of a 1 ms timer (µs, log scale)")
     fig.suptitle(f"{title}\n(median of repetitions; every request on the loop waits this long)")
@@ -363,17 +365,17 @@ def wait_by_priority(summary: pd.DataFrame, scenario: str, *,
     """Time waited in the queue (p99, µs) per priority against workers, one panel per queue."""
     name, title = f"wait-by-priority-{scenario}", f"Time waited per priority, {scenario}"
     if summary[summary["scenario"] == scenario].empty:
-        return export(_no_data(title, "no runs"), pd.DataFrame(), name, out_dir)
+        return export(no_data(title, "no runs"), pd.DataFrame(), name, out_dir)
     data = analysis.wait_by_priority(summary, scenario)
     data = _used(data[data["tasks"] == data["tasks"].max()])
     queues = _present(data, "queue")
-    fig, axes = _figure(len(queues), cols=min(3, len(queues)), sharey=True)
+    fig, axes = panels(len(queues), cols=min(3, len(queues)), sharey=True)
     for ax, queue in zip(axes, queues, strict=True):
         part = data[(data["queue"] == queue) & (data["percentile"] == "p99")]
         sns.lineplot(part, x="producers", y="wait_us", hue="priority", marker="o",
                      palette="rocket", ax=ax)
         _workers_axis(ax, part["producers"])
-        _log(ax, "y")
+        log_axis(ax, "y")
         ax.set(xlabel="producers = consumers (log scale)",
                ylabel="p99 wait in queue (µs, log scale)", title=queue)
     fig.suptitle(f"{title}\n{int(data['tasks'].max()):,} tasks (median of repetitions)")
@@ -432,7 +434,7 @@ def ratios_across_machines(ratios: pd.DataFrame, *, out_dir: Path | None = None)
     bar from 1 per queue and machine, on a log axis so 2x and 0.5x look alike."""
     name, title = "ratios-across-machines", "Throughput relative to a baseline queue"
     if ratios.empty:
-        return export(_no_data(title, "no runs"), ratios, name, out_dir)
+        return export(no_data(title, "no runs"), ratios, name, out_dir)
     scenarios = _present(ratios, "scenario")
     machines = _present(ratios, "machine")
     counts = [ratios[ratios["scenario"] == s]["queue"].nunique() for s in scenarios]
@@ -452,7 +454,7 @@ def ratios_across_machines(ratios: pd.DataFrame, *, out_dir: Path | None = None)
         part = _used(ratios[ratios["scenario"] == scenario])
         _machine_bars(ax, part, machines, heights[i // cols])
         ax.axvline(1.0, color="dimgrey", linewidth=1)
-        _log(ax, "x")
+        log_axis(ax, "x")
         ax.set(xlabel=f"throughput / {part['baseline'].iloc[0]} (ratio, log scale)",
                ylabel="queue", title=scenario)
     _figure_legend(fig, [Patch(facecolor="lightgrey", edgecolor="white",
@@ -544,7 +546,7 @@ def decision_overview(table: pd.DataFrame, *, out_dir: Path | None = None) -> Fi
     """
     name, title = "decision-overview", "Candidates per context at the reference cell"
     if table.empty:
-        return export(_no_data(title, "no runs"), table, name, out_dir)
+        return export(no_data(title, "no runs"), table, name, out_dir)
     _require(table, DECISION_COLUMNS, "decision_overview")
     repeated = table.duplicated(["context", "queue"])
     if repeated.any():
@@ -569,7 +571,7 @@ def decision_overview(table: pd.DataFrame, *, out_dir: Path | None = None) -> Fi
         row[0].plot(part["throughput_ci_low"], range(len(part)), "|", color="black")
         row[0].plot(part["throughput_ci_high"], range(len(part)), "|", color="black")
     for ax, (_, label, _, _) in zip(axes[-1], specs, strict=True):
-        _log(ax, "x")
+        log_axis(ax, "x")
         ax.set_xlabel(label)
     handles = [_criterion_legend(line_label) for *_, line_label in specs]
     handles += [Line2D([], [], color="black", marker="|", linewidth=1.2,
@@ -596,7 +598,7 @@ def cpu_cost(table: pd.DataFrame, out_dir: Path | None = None) -> Figure:
     """
     name, title = "cpu-cost", "CPU cost per context"
     if table.empty:
-        return export(_no_data(title, "no runs"), table, name, out_dir)
+        return export(no_data(title, "no runs"), table, name, out_dir)
     _require(table, CPU_COLUMNS, "cpu_cost")
     data = table.groupby(["context", "queue"], observed=True, sort=False)[
         ["cpu_us_per_task", "idle_cores"]].median().reset_index()
@@ -616,7 +618,7 @@ def cpu_cost(table: pd.DataFrame, out_dir: Path | None = None) -> Figure:
                          else idle_ax.get_yaxis_transform())
     cpu_ax, idle_ax = axes[-1]
     if (data["cpu_us_per_task"] > 0).any():
-        _log(cpu_ax, "x")
+        log_axis(cpu_ax, "x")
         cpu_ax.set_xlabel("CPU per task (µs, median, log scale)")
     else:  # a run from before CPU time was recorded
         for ax, _ in axes:
@@ -666,15 +668,15 @@ def throughput_vs_processes(summary: pd.DataFrame, *, out_dir: Path | None = Non
     name, title = "throughput-vs-processes", "Throughput against processes"
     data = _used(analysis.across_processes(summary, "throughput_ops_s"))
     if data.empty:
-        return export(_no_data(title, "no runs"), data, name, out_dir)
+        return export(no_data(title, "no runs"), data, name, out_dir)
     task_counts = sorted(data["tasks"].unique())
-    fig, axes = _figure(len(task_counts), cols=min(2, len(task_counts)))
+    fig, axes = panels(len(task_counts), cols=min(2, len(task_counts)))
     fig.set_figwidth(fig.get_figwidth() + 3.0)  # room for the legend on the right
     for ax, tasks in zip(axes, task_counts, strict=True):
         part = data[data["tasks"] == tasks]
         _process_lines(ax, part, "median", ("low", "high"))
         _workers_axis(ax, part["producers"])
-        _log(ax, "y")
+        log_axis(ax, "y")
         ax.set(xlabel=PROCESSES_XLABEL, ylabel="throughput (ops/s, log scale)",
                title=f"{tasks:,} tasks")
         ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0))
@@ -689,17 +691,17 @@ def tail_vs_processes(summary: pd.DataFrame, *, out_dir: Path | None = None) -> 
     df = summary[summary["scenario"].isin([analysis.PROCESS_SCENARIO,
                                            analysis.SCALE_SCENARIO])]
     if df.empty:
-        return export(_no_data(title, "no runs"), df, name, out_dir)
+        return export(no_data(title, "no runs"), df, name, out_dir)
     df = df[df["tasks"] == df["tasks"].max()]
     long = analysis.metric_long(df, {"enqueue_p99_us": "enqueue", "dequeue_p99_us": "dequeue"})
     data = _used(long.groupby(["queue", "scenario", "tasks", "producers", "metric"],
                               observed=True)["value"].median().reset_index(name="p99_us"))
-    fig, axes = _figure(2, sharey=True)
+    fig, axes = panels(2, sharey=True)
     for ax, op in zip(axes, ("enqueue", "dequeue"), strict=True):
         part = data[data["metric"] == op]
         _process_lines(ax, part, "p99_us", None)
         _workers_axis(ax, part["producers"])
-        _log(ax, "y")
+        log_axis(ax, "y")
         ax.set(xlabel=PROCESSES_XLABEL, ylabel="p99 latency (µs, log scale)",
                title=f"{op} (a blocking get includes its wait)" if op == "dequeue" else op)
         ax.legend()
@@ -714,7 +716,8 @@ PRIORITY_PALETTE = "rocket"
 LOAD_INCHES = (7.8, 5.0)  # one wide panel: the titles carry the run's settings
 
 
-def _priority_colors(names) -> dict[str, tuple]:
+def priority_colors(names) -> dict[str, tuple]:
+    """One colour per priority name, from CRITICAL's darkest to LOW's lightest."""
     names = list(names)
     return dict(zip(names, sns.color_palette(PRIORITY_PALETTE, len(names)), strict=True))
 
@@ -724,15 +727,15 @@ def load_wait_vs_rho(load: pd.DataFrame, theory: pd.DataFrame, *,
     """Mean wait per priority (ms, log) against utilization ρ: measured points, Cobham lines."""
     name, title = "load-wait-vs-rho", "Mean waiting time per priority against utilization"
     if load.empty:
-        return export(_no_data(title, "no load runs"), load, name, out_dir)
+        return export(no_data(title, "no load runs"), load, name, out_dir)
     measured = load[["rho", "rho_measured", "priority", "tasks", "queue_wait_mean_ms",
                      "queue_wait_p99_ms", "theory_wait_mean_ms"]].copy()
     measured["priority"] = measured["priority"].astype(str)
     data = measured.merge(theory.rename(columns={"theory_wait_mean_ms": "cobham_ms"}),
                           on=["rho", "priority"], how="outer").sort_values(["priority", "rho"])
-    fig, [ax] = _figure(1)
+    fig, [ax] = panels(1)
     fig.set_size_inches(*LOAD_INCHES)
-    colors = _priority_colors(dict.fromkeys(measured["priority"]))
+    colors = priority_colors(dict.fromkeys(measured["priority"]))
     for prio, color in colors.items():
         line = theory[theory["priority"] == prio].sort_values("rho")
         ax.plot(line["rho"], line["theory_wait_mean_ms"], color=color, linewidth=1.2,
@@ -743,7 +746,7 @@ def load_wait_vs_rho(load: pd.DataFrame, theory: pd.DataFrame, *,
     ax.plot([], [], color="grey", linestyle="--", label="theory (Cobham)")
     positive = measured["queue_wait_mean_ms"][measured["queue_wait_mean_ms"] > 0]
     if not positive.empty:
-        _log(ax, "y")
+        log_axis(ax, "y")
     ax.set(xlabel="utilization ρ = λ·E[S]/C (target)", ylabel="mean wait (ms, log scale)")
     ax.legend(title="priority")
     workers = int(load["workers"].iloc[0])
@@ -757,19 +760,19 @@ def load_wait_spectrum(spectrum: pd.DataFrame, *, out_dir: Path | None = None) -
     """Waiting-time percentiles (ms) per priority at one ρ, from p50 to the maximum."""
     name, title = "load-wait-spectrum", "Percentile spectrum of waiting time per priority"
     if spectrum.empty:
-        return export(_no_data(title, "no load run at the chosen ρ"), spectrum, name, out_dir)
+        return export(no_data(title, "no load run at the chosen ρ"), spectrum, name, out_dir)
     data = spectrum.copy()
     data["priority"] = data["priority"].astype(str)
-    fig, [ax] = _figure(1)
+    fig, [ax] = panels(1)
     fig.set_size_inches(*LOAD_INCHES)
-    colors = _priority_colors(dict.fromkeys(data["priority"]))
+    colors = priority_colors(dict.fromkeys(data["priority"]))
     labels = [f"p{q:g}" if q < 100 else "max" for q in sorted(data["percentile"].unique())]
     for prio, color in colors.items():
         part = data[data["priority"] == prio].sort_values("percentile")
         ax.plot(range(len(part)), part["ms"].clip(lower=1e-3), marker="o", color=color,
                 label=prio)
     ax.set_xticks(range(len(labels)), labels)
-    _log(ax, "y")
+    log_axis(ax, "y")
     ax.set(xlabel="percentile", ylabel="wait, intended arrival → service (ms, log scale)")
     ax.legend(title="priority")
     fig.suptitle(f"{title}\nat ρ = {float(data['rho'].iloc[0]):g} (free of coordinated "
@@ -782,14 +785,14 @@ def load_p99_vs_rho(load: pd.DataFrame, target_ms: float = 50.0, *,
     """P99 wait per priority (ms, log) against ρ, with the target line and CRITICAL's crossing."""
     name, title = "load-p99-vs-rho", "P99 waiting time per priority against utilization"
     if load.empty:
-        return export(_no_data(title, "no load runs"), load, name, out_dir)
+        return export(no_data(title, "no load runs"), load, name, out_dir)
     data = load[["rho", "rho_measured", "priority", "queue_wait_p99_ms",
                  "queue_wait_uncorrected_p99_ms"]].copy()
     data["priority"] = data["priority"].astype(str)
     data["target_ms"] = target_ms
-    fig, [ax] = _figure(1)
+    fig, [ax] = panels(1)
     fig.set_size_inches(*LOAD_INCHES)
-    for prio, color in _priority_colors(dict.fromkeys(data["priority"])).items():
+    for prio, color in priority_colors(dict.fromkeys(data["priority"])).items():
         part = data[data["priority"] == prio].sort_values("rho")
         ax.plot(part["rho"], part["queue_wait_p99_ms"].clip(lower=1e-3), marker="o",
                 color=color, label=prio)
@@ -798,7 +801,7 @@ def load_p99_vs_rho(load: pd.DataFrame, target_ms: float = 50.0, *,
     if crossing is not None and np.isfinite(crossing):
         ax.axvline(crossing, color="black", linestyle=":", linewidth=1,
                    label=f"CRITICAL crosses at ρ ≈ {crossing:.2f}")
-    _log(ax, "y")
+    log_axis(ax, "y")
     ax.set(xlabel="utilization ρ = λ·E[S]/C (target)", ylabel="p99 wait (ms, log scale)")
     ax.legend(title="priority")
     where = (f"CRITICAL's p99 reaches {target_ms:g} ms at ρ ≈ {crossing:.2f}"
@@ -813,7 +816,7 @@ def load_aging_effect(load: pd.DataFrame, aging: pd.DataFrame, *,
     """Mean and p99 wait per priority: strict priority order against aging, per ρ."""
     name, title = "load-aging-effect", "What aging costs CRITICAL and saves LOW"
     if aging.empty or load.empty:
-        return export(_no_data(title, "no aging runs (AGING_MS = 0)"), aging, name, out_dir)
+        return export(no_data(title, "no aging runs (AGING_MS = 0)"), aging, name, out_dir)
     keys, cols = ["rho", "priority"], ["queue_wait_mean_ms", "queue_wait_p99_ms"]
     strict = load[load["rho"].isin(aging["rho"])][keys + cols].assign(policy="strict")
     aged = aging[keys + cols].assign(policy=f"aging {float(aging['aging_ms'].iloc[0]):g} ms")
@@ -822,14 +825,14 @@ def load_aging_effect(load: pd.DataFrame, aging: pd.DataFrame, *,
     order = list(dict.fromkeys(str(p) for p in load["priority"]))
     data["level"] = data["priority"].map({p: i + 1 for i, p in enumerate(order)})
     data["ρ"] = data["rho"].map(lambda r: f"{r:g}")
-    fig, axes = _figure(2)
+    fig, axes = panels(2)
     for ax, (col, label) in zip(axes, (("queue_wait_mean_ms", "mean wait (ms, log scale)"),
                                        ("queue_wait_p99_ms", "p99 wait (ms, log scale)")),
                                 strict=True):
         sns.lineplot(data.assign(**{col: data[col].clip(lower=1e-3)}), x="level", y=col,
                      hue="policy", style="ρ", markers=True, palette="colorblind", ax=ax)
         ax.set_xticks(range(1, len(order) + 1), order)
-        _log(ax, "y")
+        log_axis(ax, "y")
         ax.set(xlabel="priority", ylabel=label)
     fig.suptitle(f"{title}\n(aging: a level gained per {float(aging['aging_ms'].iloc[0]):g} "
                  "ms waited; the same arrivals and service times as strict)")

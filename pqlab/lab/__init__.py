@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import importlib.metadata
+import json
 import platform
 from pathlib import Path
 from types import SimpleNamespace
@@ -18,11 +19,13 @@ from types import SimpleNamespace
 import numpy as np
 import pandas as pd
 
+from pqlab.core.task import Priority
 from pqlab.decide import adr
 from pqlab.harness import idleburn
 from pqlab.harness.runner import run as run_once
 from pqlab.measure import quiet
 from pqlab.queues import register_queue, unregister_queue
+from pqlab.queues.policy import QueuePolicy
 from pqlab.queues.syncqueue import ThreadSafeAgingQueue
 from pqlab.scenarios import loadparams
 from pqlab.study import config, frames, loadframes, store
@@ -140,6 +143,62 @@ def load_sweep(p: SimpleNamespace, run: store.Run) -> tuple[pd.DataFrame, pd.Dat
     run.save_frames(replace=("load-aging",), load=frame, **{"load-spectrum": spectrum,
                                                              "load-aging": aging})
     return run.frame("load"), run.frame("load-spectrum")
+
+
+def overload_policy(p: SimpleNamespace) -> tuple[str, QueuePolicy]:
+    """Notebook 08's policy and its label: limits per level sized by Little's law so a request
+    admitted at its level's limit waits about ``WAIT_TARGET_MS`` when the offered load is at
+    saturation, ρ = 1 (``loadframes.policy_for_wait``), every level timing out after
+    ``TIMEOUT_MS`` (0: never) with ``ACTION``."""
+    service = loadparams.ServiceTime("exp", p.SERVICE_MS / 1e3)
+    at_capacity = loadparams.LoadParams.at_utilization(1.0, p.WORKERS, service)
+    policy = loadframes.policy_for_wait(p.WAIT_TARGET_MS / 1e3, at_capacity.class_rates(),
+                                        service.mean_s, p.WORKERS, p.TIMEOUT_MS / 1e3, p.ACTION)
+    label = loadparams.policy_label(loadparams.LoadParams(policy=policy, duration_s=1.0))
+    return label, policy
+
+
+def overload_sweep(p: SimpleNamespace, run: store.Run) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Bounded open-loop runs at each of ``LOADS``, without a policy and with notebook 08's.
+
+    Each run offers Poisson arrivals for ``DURATION_S`` seconds to ``WORKERS``
+    workers (exponential service, mean ``SERVICE_MS``); clients give up after an
+    exponential time of mean ``PATIENCE_S`` and cancel their queued request.
+    Stores ``overload`` (one summary row per run, with the policy's JSON and the
+    wait target) and ``overload-depth`` (depth per level over the runs at
+    ``DEPTH_RHO``) in the run; returns both.
+    """
+    label, policy = overload_policy(p)
+    policies = {loadparams.NO_POLICY_LABEL: None, label: policy}
+    depth: list[pd.DataFrame] = []
+    report = Reporter(len(p.LOADS) * len(policies) * p.REPETITIONS)
+
+    def seen(result) -> None:
+        report.advance()
+        e = result.extra
+        if abs(e["rho"] - p.DEPTH_RHO) < 1e-9 and result.repetition == 0:
+            depth.append(loadframes.level_depth_frame(result).assign(
+                policy=e["policy"], rho=p.DEPTH_RHO))
+        if p.PROGRESS:
+            print(f"ρ = {e['rho']:.2f}, policy {e['policy']}: {result.tasks:,} requests, "
+                  f"served {sum(e[f'served_{q.name}'] for q in Priority):,}, rejected "
+                  f"{sum(e[f'rejected_{q.name}'] for q in Priority):,}, expired "
+                  f"{sum(e[f'expired_{q.name}'] for q in Priority):,}, cancelled "
+                  f"{sum(e[f'cancelled_{q.name}'] for q in Priority):,}")
+
+    summary = loadframes.sweep_overload(
+        p.POLICY_QUEUE, p.LOADS, policies=policies, workers=p.WORKERS,
+        service=loadparams.ServiceTime("exp", p.SERVICE_MS / 1e3),
+        patience=loadparams.ServiceTime("exp", p.PATIENCE_S), duration_s=p.DURATION_S,
+        seed=p.SEED, repetitions=p.REPETITIONS, progress=seen)
+    summary["policy_spec"] = [json.dumps(policy.to_mapping()) if name != loadparams.NO_POLICY_LABEL
+                              else "" for name in summary["policy"]]
+    summary["wait_target_ms"] = p.WAIT_TARGET_MS
+    summary["service_ms"] = p.SERVICE_MS
+    run.save_frames(overload=frames.typed_summary(summary),
+                    **{"overload-depth": pd.concat(depth, ignore_index=True)
+                       if depth else pd.DataFrame()})
+    return run.frame("overload"), run.frame("overload-depth")
 
 
 def _warm_up(p: SimpleNamespace, seconds: float = 0.5) -> None:

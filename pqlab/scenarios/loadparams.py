@@ -238,11 +238,14 @@ def policy_queues() -> list[str]:
     return [name for name, spec in QUEUES.items() if spec.factory in POLICY_CLASSES]
 
 
+NO_POLICY_LABEL = "none"  # the label of a run without an active policy
+
+
 def policy_label(params: LoadParams) -> str:
     """A short label of the run's policy: ``none``, ``limits+timeouts (REJECT)``, ..."""
     policy = params.policy
     if not is_active(policy):
-        return "none"
+        return NO_POLICY_LABEL
     rules = (policy.default, *policy.levels.values())
     parts = [name for name, on in (("limits", any(r.max_queue_size for r in rules)),
                                    ("timeouts", any(r.has_timeouts for r in rules))) if on]

@@ -187,6 +187,14 @@ NOTEBOOKS: list[NotebookSpec] = [
         "full": {"RHOS": [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95],
                  "SPECTRUM_RHO": 0.8, "DURATION_S": 25.0},
     }),
+    # 08: past saturation, each point DURATION_S seconds of arrivals, without and with
+    # the policy (2 runs per ρ): 8 × 5 s in the default profile.
+    NotebookSpec("08-overload.ipynb", {
+        "quick": {"LOADS": [0.9, 1.5], "DEPTH_RHO": 1.5, "DURATION_S": 2.0},
+        "default": {"LOADS": [0.5, 0.9, 1.2, 1.5], "DEPTH_RHO": 1.5, "DURATION_S": 5.0},
+        "full": {"LOADS": [0.5, 0.7, 0.9, 1.1, 1.2, 1.5, 2.0], "DEPTH_RHO": 1.5,
+                 "DURATION_S": 15.0, "REPETITIONS": 2},
+    }),
     NotebookSpec("05-across-machines.ipynb", _same({})),
     # The quick profile is a smoke check, measured beside whatever else runs: its ADR
     # is written even from busy units (and says so); the others refuse a busy run.

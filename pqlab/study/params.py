@@ -17,6 +17,7 @@ from pqlab.core import checks
 from pqlab.harness.runner import supported_pairs
 from pqlab.queues import QUEUES
 from pqlab.scenarios import SCENARIOS
+from pqlab.scenarios.loadparams import policy_queues
 from pqlab.study.store import RUN_ID_PATTERN
 
 
@@ -164,6 +165,33 @@ def thread_queues(name: str, value: Any) -> list[str]:
     return names
 
 
+def loads(name: str, value: Any) -> list[float]:
+    """Offered loads ρ past saturation too: a non-empty list of numbers in (0, 3]."""
+    if not isinstance(value, (list, tuple)) or not value:
+        raise ParameterError(f"{name} must be a non-empty list of loads ρ in (0, 3], got {value!r}")
+    for item in value:
+        if isinstance(item, bool) or not isinstance(item, (int, float)) or not 0 < item <= 3:
+            raise ParameterError(f"{name} must hold loads ρ in (0, 3] only, got {item!r} "
+                                 f"in {value!r}")
+    return sorted({float(v) for v in value})
+
+
+def timeout_action(name: str, value: Any) -> str:
+    """A queue policy's action on expiry: "REJECT" or "DELAY" (Triton's)."""
+    if value not in ("REJECT", "DELAY"):
+        raise ParameterError(f'{name} must be "REJECT" or "DELAY", got {value!r}')
+    return value
+
+
+def policy_queue(name: str, value: Any) -> str:
+    """A queue that takes a queue policy (``policy=``)."""
+    able = policy_queues()
+    if value not in able:
+        raise ParameterError(f"{name}: {value!r} takes no queue policy; queues that do: "
+                             f"{', '.join(able)}")
+    return value
+
+
 def queue_or_empty(name: str, value: Any) -> str:
     """A queue name, or "" for "the first registered queue that fits"."""
     value = text(name, value)
@@ -198,6 +226,13 @@ CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "FRESH_PROCESS": boolean,
     "PROGRESS": boolean,
     "ALLOW_BUSY": boolean,
+    "POLICY_QUEUE": policy_queue,
+    "LOADS": loads,
+    "DEPTH_RHO": positive_number,
+    "PATIENCE_S": positive_number,
+    "WAIT_TARGET_MS": positive_number,
+    "TIMEOUT_MS": non_negative_number,
+    "ACTION": timeout_action,
 }
 
 
@@ -221,6 +256,10 @@ def validate(*, for_scenarios: Sequence[str] | None = None, **values: Any) -> Si
             and checked["SPECTRUM_RHO"] not in checked["RHOS"]:
         raise ParameterError(f"SPECTRUM_RHO must be one of RHOS {checked['RHOS']}, "
                              f"got {values['SPECTRUM_RHO']!r}")
+    if "DEPTH_RHO" in checked and "LOADS" in checked \
+            and checked["DEPTH_RHO"] not in checked["LOADS"]:
+        raise ParameterError(f"DEPTH_RHO must be one of LOADS {checked['LOADS']}, "
+                             f"got {values['DEPTH_RHO']!r}")
     scenarios = checked.get("SCENARIOS", for_scenarios)
     if "QUEUE" in checked and scenarios \
             and not supported_pairs([checked["QUEUE"]], list(scenarios)):

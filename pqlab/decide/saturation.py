@@ -1,0 +1,177 @@
+"""The ADR's section "Past saturation", every number read from the run's overload frames.
+
+Notebook 08 stores ``overload.parquet``: one row per open-loop run past
+saturation (queue, policy label, ρ, repetition, and per priority the counts
+and shares of each outcome, goodput and the waits of the served, beside the
+replay's through an ideal queue with the same policy). ``findings`` turns it
+into the section: what each priority gets without limits, the policy the
+notebook sized (limits per level from a wait target by Little's law,
+timeouts, action) and its measured effect, and whether the measurement
+agrees with the replay.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pandas as pd
+
+from pqlab.core.task import Priority
+from pqlab.scenarios.loadparams import NO_POLICY_LABEL as NO_POLICY
+
+LEVELS = [p.name for p in Priority]
+OUTCOMES = ("served", "rejected", "expired", "cancelled", "queued")
+# The replay check of issue 12: a share of at least 5% within 15% of the replay's,
+# a smaller one within one percentage point.
+SHARE_FLOOR, SHARE_REL_TOL, SHARE_ABS_TOL = 0.05, 0.15, 0.01
+
+
+def _row(cells) -> str:
+    return "| " + " | ".join(str(c) for c in cells) + " |"
+
+
+def _pct(x: float) -> str:
+    return "-" if not math.isfinite(x) else f"{100 * x:.0f}%" if x >= 0.095 else f"{100 * x:.1f}%"
+
+
+def _ms(x: float) -> str:
+    if not math.isfinite(x):
+        return "-"
+    return f"{x / 1e3:.2f} s" if x >= 1000 else f"{x:.0f} ms" if x >= 10 else f"{x:.1f} ms"
+
+
+def medians(summary: pd.DataFrame) -> pd.DataFrame:
+    """Per (policy, ρ): the median over repetitions of every numeric column."""
+    numeric = summary.select_dtypes("number").columns.difference(["rho", "repetition"])
+    return summary.groupby(["policy", "rho"], sort=True)[list(numeric)].median()
+
+
+def replay_gaps(summary: pd.DataFrame) -> pd.DataFrame:
+    """Each run's outcome shares beside the replay's: (policy, ρ, priority, outcome, share,
+    replay_share, ok) with ``ok`` the issue's agreement rule."""
+    rows = []
+    for _, run in summary.iterrows():
+        for level in LEVELS:
+            for outcome in OUTCOMES:
+                share = float(run.get(f"share_{outcome}_{level}", math.nan))
+                replay = float(run.get(f"replay_share_{outcome}_{level}", math.nan))
+                if not (math.isfinite(share) and math.isfinite(replay)):
+                    continue
+                ok = (abs(share - replay) <= SHARE_REL_TOL * replay if replay >= SHARE_FLOOR
+                      else abs(share - replay) <= SHARE_ABS_TOL)
+                rows.append({"policy": run["policy"], "rho": run["rho"], "priority": level,
+                             "outcome": outcome, "share": share, "replay_share": replay,
+                             "ok": ok})
+    return pd.DataFrame(rows)
+
+
+def _policy_lines(spec_text: str) -> list[str]:
+    """The policy's levels as a table, from its ``QueuePolicy.to_mapping`` JSON."""
+    try:
+        spec = json.loads(spec_text)
+    except (TypeError, ValueError):
+        return []
+    default = spec.get("default", {})
+    levels = {str(k): v for k, v in spec.get("levels", {}).items()}
+    lines = [_row(["level", "max queued", "timeout", "action"]), _row(["---"] * 4)]
+    for p in Priority:
+        level = {**default, **levels.get(str(int(p)), levels.get(p.name, {}))}
+        limit = int(level.get("max_queue_size", 0))
+        timeout = float(level.get("default_timeout_s", 0.0))
+        lines.append(_row([p.name, limit or "unbounded",
+                           _ms(timeout * 1e3) if timeout else "none",
+                           level.get("timeout_action", "REJECT")]))
+    return lines
+
+
+def _recommendation(med: pd.DataFrame, chosen: str, top: float) -> str:
+    """One sentence: the policy to adopt and what it measurably changes at the highest load."""
+    a, b = med.loc[(NO_POLICY, top)], med.loc[(chosen, top)]
+    first, last = LEVELS[0], LEVELS[-1]
+    waiting = a[f"share_queued_{last}"] + a[f"share_cancelled_{last}"]
+    refused = b[f"share_rejected_{last}"] + b[f"share_expired_{last}"]
+    return (f"**Recommended:** bound the request queue per priority with a policy of this "
+            f"shape (limits sized from the wait target, a timeout, `REJECT`). At ρ = {top:g} "
+            f"it keeps {first}'s p99 wait at {_ms(b[f'served_wait_p99_ms_{first}'])} "
+            f"({_ms(a[f'served_wait_p99_ms_{first}'])} without) and {first}'s goodput at "
+            f"{b[f'goodput_per_s_{first}']:.1f}/s ({a[f'goodput_per_s_{first}']:.1f}/s "
+            f"without), and answers {_pct(refused)} of {last}'s requests at once (a 503 the "
+            f"client can retry elsewhere) where without it {_pct(waiting)} waited until their "
+            f"client gave up or the run ended.")
+
+
+def findings(summary: pd.DataFrame) -> list[str]:
+    """The ADR's "Past saturation" section; empty when the run has no overload runs."""
+    if summary.empty or "policy" not in summary:
+        return []
+    med = medians(summary)
+    first = summary.iloc[0]
+    policies = list(dict.fromkeys(summary["policy"]))
+    chosen = next((p for p in policies if p != NO_POLICY), None)
+    top = float(summary["rho"].max())
+    lines = [
+        "## Past saturation",
+        "",
+        f"Open-loop runs from below to past saturation (`overload.parquet`, notebook 08): "
+        f"`{first['queue']}`, {int(first['consumers'])} workers, arrivals for "
+        f"{float(first['duration_s']):g} s per point, clients that give up after "
+        f"{float(first['patience_mean_s']):g} s on average (exponential) cancel their queued "
+        f"request; {summary['repetition'].nunique()} repetition(s) per point, medians shown.",
+        "",
+    ]
+    if NO_POLICY in policies:
+        base = med.loc[(NO_POLICY, top)]
+        lines += [f"**Without limits**, at ρ = {top:g}:", "",
+                  _row(["priority", "served", "still queued at the end", "cancelled by the client",
+                        "p99 wait of the served", "goodput (/s)"]),
+                  _row(["---"] * 6)]
+        for level in LEVELS:
+            lines.append(_row([level, _pct(base[f"share_served_{level}"]),
+                               _pct(base[f"share_queued_{level}"]),
+                               _pct(base[f"share_cancelled_{level}"]),
+                               _ms(base[f"served_wait_p99_ms_{level}"]),
+                               f"{base[f'goodput_per_s_{level}']:.1f}"]))
+        lines.append("")
+    if chosen is not None:
+        spec = summary.loc[summary["policy"] == chosen, "policy_spec"].iloc[0] \
+            if "policy_spec" in summary else ""
+        target = summary.loc[summary["policy"] == chosen, "wait_target_ms"].iloc[0] \
+            if "wait_target_ms" in summary else math.nan
+        sized = (f", limits sized by Little's law so that a request admitted at its level's limit "
+                 f"waits about {float(target):g} ms" if math.isfinite(float(target)) else "")
+        lines += [f"**The policy** (`{chosen}`){sized}:", "", *_policy_lines(spec), ""]
+        if NO_POLICY in policies:
+            lines += ["**Its measured effect** (no policy → the policy):", "",
+                      _row(["ρ", "priority", "goodput (/s)", "p99 wait of the served",
+                            "rejected", "expired"]),
+                      _row(["---"] * 6)]
+            for rho in sorted(summary["rho"].unique()):
+                if rho < 1 or (NO_POLICY, rho) not in med.index or (chosen, rho) not in med.index:
+                    continue
+                a, b = med.loc[(NO_POLICY, rho)], med.loc[(chosen, rho)]
+                for level in LEVELS:
+                    lines.append(_row([
+                        f"{rho:g}", level,
+                        f"{a[f'goodput_per_s_{level}']:.1f} → {b[f'goodput_per_s_{level}']:.1f}",
+                        f"{_ms(a[f'served_wait_p99_ms_{level}'])} → "
+                        f"{_ms(b[f'served_wait_p99_ms_{level}'])}",
+                        _pct(b[f"share_rejected_{level}"]), _pct(b[f"share_expired_{level}"])]))
+            lines.append("")
+            lines += [_recommendation(med, chosen, top), ""]
+    gaps = replay_gaps(summary)
+    if not gaps.empty:
+        bad = gaps[~gaps["ok"]]
+        lines.append(
+            f"- The measured outcome shares agree with the replay (the same arrivals, service "
+            f"times and give-ups through an ideal queue with the same policy) in "
+            f"{len(gaps) - len(bad)} of {len(gaps)} comparisons (a share of at least "
+            f"{SHARE_FLOOR:.0%} within {SHARE_REL_TOL:.0%}, a smaller one within "
+            f"{SHARE_ABS_TOL * 100:g} percentage point)"
+            + ("." if bad.empty else "; the largest gap: "
+               + ", ".join(f"{r.priority} {r.outcome} at ρ = {r.rho:g} ({r.policy}): "
+                           f"{_pct(r.share)} vs {_pct(r.replay_share)}"
+                           for r in bad.assign(gap=(bad["share"] - bad["replay_share"]).abs())
+                           .nlargest(1, "gap").itertuples()) + "."))
+    lines.append("")
+    return lines
