@@ -101,6 +101,8 @@ class QueueReading:
 
 
 class Source(Protocol):
+    """What a registry's ``QueueCollector`` reads at each scrape."""
+
     def read(self) -> QueueReading: ...
 
 
@@ -143,6 +145,7 @@ class Book:
         return book
 
     def admitted(self, priority: int) -> None:
+        """A put of a request at ``priority`` returned (the lock as SyncQueue takes its own)."""
         lock = self.lock
         lock.acquire()
         try:
@@ -270,9 +273,6 @@ class Exported:
     def unexport(self) -> None:
         """Stop exporting (the queue itself is untouched)."""
         self._collector.remove(self.name, self)
-
-    def read(self) -> QueueReading:
-        raise NotImplementedError
 
 
 class ExportedCounts(Exported):
