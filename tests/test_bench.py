@@ -10,11 +10,14 @@ from pqlab.cli.bench import (
     Comparison,
     Ratio,
     format_ratio,
+    instrumented,
     measure,
     run_bench,
 )
 from pqlab.core.task import make_workload
+from pqlab.queues.asyncqueue import AsyncBucketQueue
 from pqlab.queues.policy import TimeoutAction
+from pqlab.queues.prometheus import InstrumentedAsyncQueue
 from pqlab.queues.syncqueue import PolicyThreadSafeBucketQueue, ThreadSafeBucketQueue
 
 POLICY_COST = "ThreadSafeBucketQueue with limits and timeouts vs without, `single`"
@@ -31,10 +34,11 @@ def test_bench_measures_ratios_side_by_side():
     assert "75.0% CI" in lines[0] and "p < 0.01" in lines[0]  # [min, max] of 3: 1 - 2/2^3
 
 
-def test_every_claim_has_a_target_and_only_the_ceiling_and_the_policy_cost_are_references():
+def test_every_claim_has_a_target_and_only_ceiling_and_costs_are_references():
     references = [c for c in COMPARISONS if c.target is None]
     assert all(c.target > 0 for c in COMPARISONS if c.target is not None)
-    assert [c.label for c in references] == [THREADS_CEILING, POLICY_COST]
+    costs = [c.label for c in COMPARISONS if c.group == "metrics"]
+    assert [c.label for c in references] == [THREADS_CEILING, POLICY_COST, *costs]
 
 
 def test_a_ceiling_is_a_reference_measured_earlier_in_the_same_group():
@@ -166,3 +170,19 @@ def test_the_policy_lines_compare_a_default_and_an_active_policy_with_none_per_p
     assert all(50 < c < 1e6 for c in cost.subject_costs + cost.peer_costs)
     assert cost.met and "reference: what an active policy costs per put+get" in lines[-1]
     assert " ns/op vs " in lines[-1] and "NOT met" not in lines[-1]
+
+
+def test_the_metrics_lines_put_instrumented_queues_beside_bare_ones_per_put_and_get():
+    labels = [c.label for c in COMPARISONS if c.group == "metrics"]
+    assert {"ThreadSafeBucketQueue", "AsyncBucketQueue"} <= {x.split(" ")[0] for x in labels}
+    made = instrumented("AsyncBucketQueue").factory()
+    assert isinstance(made, InstrumentedAsyncQueue) and isinstance(made.queue, AsyncBucketQueue)
+    policed = instrumented(ACTIVE_POLICY_QUEUE).factory()
+    assert type(policed.queue) is PolicyThreadSafeBucketQueue
+    lines = []
+    results = run_bench(tasks=300, repeats=1, seed=1, groups=["metrics"], out=lines.append)
+    assert [r.comparison.label for r in results] == labels
+    for r, line in zip(results, lines[2:], strict=True):
+        assert r.comparison.unit == "ns/op" and r.met
+        assert all(50 < c < 1e6 for c in r.subject_costs + r.peer_costs)
+        assert "reference: what instrumentation adds per put+get" in line and "NOT met" not in line

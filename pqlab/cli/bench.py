@@ -13,10 +13,11 @@ priorities: the least work a thread-safe queue can do) through the scenario,
 so the output shows the best ratio any queue could reach there against the
 same peer; the cost of an active queue policy is another (``policy`` group:
 what limits and timeouts on every level add per put+get, beside the claim
-that a default policy adds nothing). A claim may name such a reference as
-its ``ceiling``: its target is then capped at ``CEILING_SHARE`` of the
-ceiling's ratio measured in the same run, so that no claim fails because the
-machine made it unreachable.
+that a default policy adds nothing), and so is what Prometheus instrumentation
+(``pqlab.queues.prometheus``) adds per put+get to each queue it wraps (``metrics``).
+A claim may name such a reference as its ``ceiling``: its target is then
+capped at ``CEILING_SHARE`` of the ceiling's ratio measured in the same run,
+so that no claim fails because the machine made it unreachable.
 Whether the repetitions separate subject and peer is decided by
 ``significance.compare`` on their costs; a claim to be ``target`` times
 better (target > 1) is met when the median ratio reaches the (capped) target
@@ -46,6 +47,7 @@ from pqlab.measure import significance
 from pqlab.measure.records import UntimedPass
 from pqlab.queues import QUEUES, QueueSpec
 from pqlab.queues.policy import LevelPolicy, QueuePolicy
+from pqlab.queues.prometheus import instrument
 from pqlab.queues.syncqueue import ThreadSafeBucketQueue
 from pqlab.scenarios import SCENARIOS, Workers, single_async_pass, untimed_of
 
@@ -259,6 +261,34 @@ DEFAULT_POLICY_QUEUE = policy_queue("ThreadSafeBucketQueue(policy=QueuePolicy())
 ACTIVE_POLICY_QUEUE = policy_queue("ThreadSafeBucketQueue(policy=limits and timeouts)",
                                    ACTIVE_POLICY)
 
+def instrumented(queue: str | QueueSpec) -> QueueSpec:
+    """An unregistered spec of ``queue`` whose every queue is instrumented for Prometheus.
+
+    Each queue is exported into a registry of its own, which nothing serves and
+    which goes with the queue: the line measures the recording alone.
+    """
+    spec = queue if isinstance(queue, QueueSpec) else QUEUES[queue]
+
+    def factory():
+        # Imported when first measured: prometheus_client adds 45 ms to an import of this
+        # module, which every command pays (main builds bench's parser).
+        from prometheus_client import CollectorRegistry
+
+
+        return instrument(spec.factory(), name=spec.name, registry=CollectorRegistry())
+
+    return replace(spec, name=f"{spec.name} (instrumented)", factory=factory)
+
+
+def instrumentation_cost(queue: str | QueueSpec, scenario: str, label: str,
+                         workers: Workers | None = None) -> Comparison:
+    """A reference line: ``queue`` instrumented against bare, per put+get, in ``scenario``."""
+    return Comparison("metrics", label,
+                      per_operation(untimed_ns(instrumented(queue), scenario, workers)),
+                      per_operation(untimed_ns(queue, scenario, workers)), None, "ns/op",
+                      note="reference: what instrumentation adds per put+get")
+
+
 # In `threads` 5/5 every producer yields after each put, and each yield is a thread
 # switch that no queue removes: the C FIFO measures what is left for a queue to win.
 THREADS_CEILING = "queue.SimpleQueue (C, FIFO) vs queue.PriorityQueue in `threads` 5/5"
@@ -297,6 +327,17 @@ COMPARISONS: list[Comparison] = [
             lambda q: loop_lag_us(q, "mixed", 99, W55), 1.0, "µs"),
     _versus("bridge", "BridgeBucketQueue", "janus.PriorityQueue", "loop lag p50, `mixed`",
             lambda q: loop_lag_us(q, "mixed", 50, W55), 1.0, "µs"),
+    instrumentation_cost("ThreadSafeBucketQueue", "single",
+                         "ThreadSafeBucketQueue instrumented vs bare, `single`"),
+    instrumentation_cost(ACTIVE_POLICY_QUEUE, "single",
+                         "ThreadSafeBucketQueue with a policy, instrumented vs bare, `single`"),
+    instrumentation_cost("ThreadSafeBucketQueue", "threads",
+                         "ThreadSafeBucketQueue instrumented vs bare, `threads` --no-yield",
+                         W55_NO_YIELD),
+    instrumentation_cost("AsyncBucketQueue", "single",
+                         "AsyncBucketQueue instrumented vs bare, `single`"),
+    instrumentation_cost("queue.PriorityQueue", "single",
+                         "queue.PriorityQueue instrumented vs bare, `single`"),
     _versus("memory", "BucketQueue", "heapq", "bytes per queued task", bytes_per_task, 1.0,
             "B/task"),
     _versus("memory", "ThreadSafeBucketQueue", "queue.PriorityQueue", "bytes per queued task",

@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 from pqlab.cli.errors import USAGE_EXIT, UsageError
 from pqlab.core import checks
 from pqlab.queues import QUEUES
+from pqlab.queues.policy import PolicyError, QueuePolicy
 from pqlab.queues.redisserver import (
     ENV_URL,
     RedisUnavailable,
@@ -66,6 +67,18 @@ def int_list(text: str) -> list[int]:
     if not parts:
         raise argparse.ArgumentTypeError(f"must be comma-separated positive integers, got {text!r}")
     return [positive_int(part) for part in parts]
+
+
+def port_number(text: str) -> int:
+    """argparse type: a TCP port 0-65535 (0: any free one)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(
+            f"must be a port number 0-65535 (0: any free one), got {text!r}")
+    return value
 
 
 def name_list(option: str, allowed: Callable[[], Sequence[str]]) -> Callable[[str], list[str]]:
@@ -126,7 +139,6 @@ def queue_policy(text: str):
 
     import yaml  # here, not at the top: only a --policy pays its import
 
-    from pqlab.queues.policy import PolicyError, QueuePolicy
 
     source = text
     if not text.lstrip().startswith("{"):
@@ -194,6 +206,11 @@ def _add_run(p: argparse.ArgumentParser) -> None:
     p.add_argument("--format", choices=("text", "json", "csv"), default="text",
                    help="output format (default text)")
     add_redis_url_argument(p)
+    p.add_argument("--metrics-port", type=port_number, default=None, metavar="PORT",
+                   help="serve Prometheus metrics of the in-process queues at "
+                        "http://127.0.0.1:PORT/metrics while the run lasts (0: a free port); "
+                        "their puts and gets are then recorded, which their measured costs "
+                        "include (bench --group metrics says how much)")
     add_load_arguments(p)
 
 
@@ -202,6 +219,22 @@ def _note(line: str) -> None:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    if args.metrics_port is None:
+        return _run_queues(args)
+    from pqlab.queues.prometheus import MetricsPortError, instrumenting, serve_metrics
+
+    try:  # the endpoint first: a port in use stops the command before anything starts
+        server = serve_metrics(args.metrics_port)
+    except MetricsPortError as exc:
+        raise UsageError(f"pqlab run: --metrics-port: {exc}") from None
+    with server, instrumenting(args.queues or list(QUEUES)) as names:
+        left = [q for q in args.queues or QUEUES if q not in names]
+        _note(f"metrics of {', '.join(names) or 'no queue'} at {server.url} while the run "
+              "lasts" + (f"; not of {', '.join(left)} (process-backed)" if left else ""))
+        return _run_queues(args)
+
+
+def _run_queues(args: argparse.Namespace) -> int:
     try:
         args.queues = prepare_queues(args.queues, args.redis_url, _note)
     except RedisUnavailable as exc:
