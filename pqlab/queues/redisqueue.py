@@ -138,6 +138,8 @@ BACKOFF_BASE_S = 0.02  # first reconnect wait at most this: a live server takes 
 BACKOFF_CAP_S = 0.25  # no wait longer: 1.0 put a client back a median 229 ms after a restart
 SCRIPT_LOADS = 3  # NOSCRIPT after this many loads: not a restart, the server forgets scripts
 RECORD_SLACK_S = 5.0  # a reply record outlives the client's last possible resend by this
+# Longer timeouts are cut to this (142 years): now + timeout stays an exact score (< 2**53 µs).
+LONGEST_TIMEOUT_S = 2**52 / 1e6
 
 # Shared by claim and reap: return expired leases to the ready set with their
 # original score (they keep their place), or dead-letter them. ``counted`` (a
@@ -592,8 +594,8 @@ class _ThreadClient:
 
 
 def _micros(seconds: float) -> int:
-    """Whole µs, rounded up: a positive timeout never becomes 0 (no timeout)."""
-    return math.ceil(seconds * 1e6)
+    """Whole µs, rounded up (a positive timeout never becomes 0: none), at most 2**52."""
+    return math.ceil(min(seconds, LONGEST_TIMEOUT_S) * 1e6)
 
 
 def policy_json(policy: QueuePolicy | None) -> str:
@@ -713,7 +715,7 @@ class RedisPriorityQueue:
         if stored != mine:
             raise PolicyError(
                 f"queue {self.name!r} has {f'policy {stored}' if stored else 'no policy'}, "
-                f"this client {f'policy {mine}' if mine else 'no policy'}: a queue's policy is "
+                f"this client {f'has policy {mine}' if mine else 'has none'}: a queue's policy is "
                 "fixed when it is first used; make every client with the same policy")
 
     def command(self, *args):
