@@ -142,12 +142,12 @@ def test_limits_hold_under_20_producer_processes(server):
                 n = q.command("ZCOUNT", q.keys[1], band, band + 2**48 - 1)
                 sampled[level] = max(sampled[level], n)
 
-    def consume() -> None:  # slower than 20 producers: the levels fill up
+    def consume() -> None:  # at most 50/s, far slower than 20 producers: every level fills
         while not done.is_set():
             for claim in q.claim():
                 assert q.ack(claim) == 1
                 served[claim.task.priority] += 1
-            time.sleep(0.002)
+            time.sleep(0.02)
 
     threads = [threading.Thread(target=sample), threading.Thread(target=consume)]
     for t in threads:
@@ -461,10 +461,11 @@ def test_conservation_is_exact_with_cancels_and_a_killed_consumer(server):
     os.kill(hung.pid, signal.SIGKILL)
     hung.join(WAIT_S)
 
-    rng, cancelled, expired, snapshots = random.Random(5), 0, [], 0
+    rng, cancelled, expired, snapshots = random.Random(5), [], [], 0
     while any(p.is_alive() for p in producers):  # random cancels, drains, snapshots meanwhile
-        top = int(q.command("GET", q.keys[0]) or 1)
-        cancelled += q.cancel(rng.randint(1, top))
+        task_id = rng.randint(1, int(q.command("GET", q.keys[0]) or 1))
+        if q.cancel(task_id):
+            cancelled.append(task_id)
         if rng.random() < 0.1:
             expired += q.drain_expired()
         snapshot = q.snapshot()
@@ -497,9 +498,10 @@ def test_conservation_is_exact_with_cancels_and_a_killed_consumer(server):
         assert row["rejected"] == sum(t["rejected"][level] for t in made)
         assert row["served"] == served[level]
         assert row["expired"] == sum(t.priority == level for t in expired)
-    assert sum(row["cancelled"] for row in final.values()) == cancelled > 0
+    assert sum(row["cancelled"] for row in final.values()) == len(cancelled) > 0
     assert sum(row["redelivered"] for row in final.values()) == len(held)
-    assert sorted(redelivered) == sorted(held)  # each came back once, as a redelivery
+    # each came back once, as a redelivery, then was served or cancelled
+    assert sorted(redelivered + [i for i in cancelled if i in held]) == sorted(held)
     assert sum(row["dead_lettered"] for row in final.values()) == 0
     assert final[2]["expired"] > 0 and final[3]["expired"] == 0  # REJECT expires, DELAY waits
     assert snapshots > 0 and stored_ids(q) == 0
