@@ -277,3 +277,15 @@ def test_measured_outcome_shares_agree_with_the_replay(rho, policy):
                   consumers=4, seed=11, params=params)
     assert r.ok, r.error_messages
     assert not _disagreements(r.extra, rel=0.25, abs_pp=0.02)
+
+
+def test_the_overload_warning_says_what_happens_past_saturation():
+    from pqlab.queues.policy import LevelPolicy, QueuePolicy
+    from pqlab.scenarios.loadparams import ServiceTime, overload_warning
+
+    unbounded = LoadParams.at_utilization(1.5, 4, ServiceTime("exp", 0.02), duration_s=2.0)
+    assert "the queue grows for the whole run" in overload_warning(unbounded, 4)
+    bounded = LoadParams.at_utilization(1.5, 4, ServiceTime("exp", 0.02), duration_s=2.0,
+                                        policy=QueuePolicy(LevelPolicy(10)))
+    assert "requests will be shed" in overload_warning(bounded, 4)
+    assert overload_warning(LoadParams.at_utilization(0.5, 4), 4) is None

@@ -162,12 +162,16 @@ class LoadParams:
 
 
 def overload_warning(params: LoadParams, workers: int) -> str | None:
-    """A one-line warning when ρ ≥ 1 (the queue grows for the whole run), else None."""
+    """A one-line warning when ρ ≥ 1, else None: without limits the queue grows for the whole
+    run; with a policy or patience it sheds requests instead. Either way the theory is off."""
     rho = params.utilization(workers)
     if rho < 1:
         return None
+    what = ("requests will be shed (rejected, expired or cancelled)"
+            if is_active(params.policy) or params.patience is not None
+            else "the queue grows for the whole run")
     return (f"ρ = {params.rate_per_s:g}/s × {params.service.mean_s * 1e3:g} ms / {workers} "
-            f"= {rho:.2f} ≥ 1: the queue grows for the whole run and the theory does not apply")
+            f"= {rho:.2f} ≥ 1: {what} and the theory does not apply")
 
 
 class Request(NamedTuple):
