@@ -16,6 +16,16 @@ task puts a stop sentinel for each other worker. Stamps from the children
 compare with the parent's directly (``time.perf_counter_ns`` is
 CLOCK_MONOTONIC, one clock for the system; see ``pqlab.scenarios.processes``). The
 parent builds the same ``Records`` and series as the threads driver.
+
+Bounded runs (``LoadParams.duration_s``, policy, patience) go to
+``bounded_processes_pass``, for the queues of
+``loadparams.PROCESS_POLICY_FACTORIES`` (redis): workers claim, serve and
+acknowledge until the end and write each finished task's stamps into shared
+memory (``Stamps``), so a worker killed mid-run loses nothing it finished;
+its task in service comes back when its lease runs out. The parent runs the
+producers, the canceller (by id), the depth sampler and, at the end, drains
+the expired and empties the queue; then checks conservation against the
+queue's counters in Redis (``loadbounded.outcome_series``).
 """
 
 from __future__ import annotations
