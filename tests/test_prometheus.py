@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
+from redis_helpers import private_server
 
 from pqlab.cli import main as cli
 from pqlab.core.task import Priority, Task, make_workload, next_seq
@@ -34,6 +35,7 @@ from pqlab.queues.prometheus import (
     instrumenting,
     serve_metrics,
 )
+from pqlab.queues.redisqueue import RedisPriorityQueue
 from pqlab.queues.registry import HeapqQueue
 from pqlab.queues.syncqueue import ThreadSafeBucketQueue
 
@@ -468,3 +470,96 @@ def test_histogram_quantiles_of_even_spread_data_match_its_percentiles():
 def test_histogram_quantiles_refuses_bad_input(buckets, counts, q, message):
     with pytest.raises(ValueError, match=message):
         histogram_quantiles(buckets, counts, q)
+
+
+# -- Redis: every process reads the same counters from the server ------------------------------
+
+REDIS_POLICY = QueuePolicy(LevelPolicy(max_queue_size=3),
+                           levels={Priority.HIGH: LevelPolicy(max_queue_size=3,
+                                                              default_timeout_s=0.2)})
+
+
+def serve_redis(url: str, name: str, ports, stop) -> None:
+    """A child process: export a Redis queue's shared counters and serve them until ``stop``."""
+    registry = CollectorRegistry()
+    export_counts(RedisPriorityQueue(url, name, policy=REDIS_POLICY), name="redis",
+                  registry=registry)
+    with serve_metrics(0, registry) as server:
+        ports.put(server.port)
+        stop.wait(DEADLINE_S)
+
+
+def claim_and_hang(url: str, name: str, claimed) -> None:
+    """A child consumer that claims one task under a short lease and never acknowledges."""
+    RedisPriorityQueue(url, name, policy=REDIS_POLICY).claim(count=1, lease_s=0.3)
+    claimed.set()
+    time.sleep(DEADLINE_S)
+
+
+def wait_for(condition, what: str) -> None:
+    give_up = time.monotonic() + DEADLINE_S
+    while not condition():
+        assert time.monotonic() < give_up, f"{what} never happened"
+        time.sleep(0.01)
+
+
+@pytest.mark.redis
+@pytest.mark.slow
+def test_redis_metrics_from_two_processes_match_the_queues_own_counts():
+    server = private_server()
+    ctx = multiprocessing.get_context("spawn")
+    stop, ports = ctx.Event(), ctx.Queue()
+    children = []
+    try:
+        q = RedisPriorityQueue(server.url, policy=REDIS_POLICY)
+        url, name = server.url, q.name
+        ids = {level: [q.put(task(level)) for _ in range(3)] for level in Priority}
+        with pytest.raises(Rejected):  # LOW holds its limit of 3
+            q.put(task(Priority.LOW))
+        # A consumer SIGKILLed after its claim: the most urgent task comes back, redelivered.
+        hung = ctx.Event()
+        consumer = ctx.Process(target=claim_and_hang, args=(url, name, hung))
+        consumer.start()
+        assert hung.wait(DEADLINE_S)
+        consumer.kill()
+        consumer.join(DEADLINE_S)
+        wait_for(lambda: q.reap() == (1, 0) or q.counts()[Priority.CRITICAL]["redelivered"],
+                 "the killed consumer's lease running out")  # reaped by this call, or an earlier
+        served = q.claim(count=2)  # both CRITICAL, the redelivered one first
+        assert [c.task.priority for c in served] == [Priority.CRITICAL] * 2
+        assert q.ack(*served) == 2
+        in_flight = q.claim(count=1)  # the last CRITICAL: claimed, not acknowledged
+        assert q.cancel(ids[Priority.NORMAL][1]) and not q.cancel(ids[Priority.NORMAL][1])
+        # HIGH times out after 0.2 s under REJECT: all three expire, none is ever claimed.
+        expired: list[Task] = []
+        wait_for(lambda: expired.extend(q.drain_expired()) or len(expired) == 3,
+                 "the three HIGH requests expiring")
+        children = [ctx.Process(target=serve_redis, args=(url, name, ports, stop))
+                    for _ in range(2)]
+        for child in children:
+            child.start()
+        urls = [f"http://127.0.0.1:{ports.get(timeout=DEADLINE_S)}/metrics" for _ in children]
+        first, second = (scrape(u) for u in urls)
+        counts, depths = q.counts(), q.depths()
+        assert first == second
+        for level in Priority:
+            for outcome, value in counts[level].items():
+                assert requests(first, "redis", level, outcome) == value, (level, outcome)
+            assert depth(first, "redis", level) == depths[level]
+            row = counts[level]
+            inflight = len(in_flight) if level == Priority.CRITICAL else 0
+            assert row["admitted"] == (row["served"] + row["expired"] + row["cancelled"]
+                                       + row["dead_lettered"] + depths[level] + inflight)
+        # The workload, as driven: every number above is the one the test caused.
+        critical, high, normal, low = (counts[p] for p in Priority)
+        assert critical["served"] == 2 and critical["redelivered"] == 1
+        assert high["expired"] == 3 and depths[Priority.HIGH] == 0
+        assert normal["cancelled"] == 1 and depths[Priority.NORMAL] == 2
+        assert low["rejected"] == 1 and low["admitted"] == 3
+        q.delete()
+    finally:
+        stop.set()
+        for child in children:
+            child.join(DEADLINE_S)
+        server.stop()
+    assert [child.exitcode for child in children] == [0, 0]

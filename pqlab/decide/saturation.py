@@ -7,7 +7,9 @@ replay's through an ideal queue with the same policy). ``findings`` turns it
 into the section: what each priority gets without limits, the policy the
 notebook sized (limits per level from a wait target by Little's law,
 timeouts, action) and its measured effect, and whether the measurement
-agrees with the replay.
+agrees with the replay. Notebook 06 stores ``overload-redis``, the same rows
+for the Redis queue with worker processes; ``multi_node`` writes its
+paragraph (the multi-node path).
 """
 
 from __future__ import annotations
@@ -175,3 +177,44 @@ def findings(summary: pd.DataFrame) -> list[str]:
                            .nlargest(1, "gap").itertuples()) + "."))
     lines.append("")
     return lines
+
+
+def multi_node(summary: pd.DataFrame) -> list[str]:
+    """The "Past saturation" paragraph on the multi-node path, from notebook 06's
+    ``overload-redis`` frame (Redis, worker processes); empty without that frame."""
+    if summary.empty or "policy" not in summary:
+        return []
+    med = medians(summary)
+    policies = list(dict.fromkeys(summary["policy"]))
+    chosen = next((p for p in policies if p != NO_POLICY), None)
+    top = float(summary["rho"].max())
+    first, last = LEVELS[0], LEVELS[-1]
+    lines = [
+        f"**Across processes** (`overload-redis`, notebook 06): the same kind of runs on "
+        f"`{summary['queue'].iloc[0]}` with {int(summary['consumers'].iloc[0])} worker "
+        f"processes that claim, serve and acknowledge, arrivals for "
+        f"{float(summary['duration_s'].iloc[0]):g} s per point; the policy is enforced by "
+        "the queue's scripts in the server, for every process at once."]
+    if chosen is not None and (chosen, top) in med.index:
+        b = med.loc[(chosen, top)]
+        lines[0] += (f" With it, at ρ = {top:g}: {first} served "
+                     f"{_pct(b[f'share_served_{first}'])} (p99 wait "
+                     f"{_ms(b[f'served_wait_p99_ms_{first}'])}), {last} answered at once or "
+                     f"expired {_pct(b[f'share_rejected_{last}'] + b[f'share_expired_{last}'])}")
+        if (NO_POLICY, top) in med.index:
+            a = med.loc[(NO_POLICY, top)]
+            lines[0] += (f"; without it {first}'s p99 wait was "
+                         f"{_ms(a[f'served_wait_p99_ms_{first}'])} and "
+                         f"{_pct(a[f'share_queued_{last}'] + a[f'share_cancelled_{last}'])} of "
+                         f"{last} waited until the client gave up or the run ended")
+        lines[0] += "."
+    if "redelivered" in summary:
+        lines[0] += (f" Leases ran out and requests were redelivered "
+                     f"{int(summary['redelivered'].fillna(0).sum())} time(s) in these runs.")
+    gaps = replay_gaps(summary)
+    if not gaps.empty:
+        lines[0] += (f" Outcome shares agree with the replay in {int(gaps['ok'].sum())} of "
+                     f"{len(gaps)} comparisons (the rule above); the replay knows no round "
+                     "trips, and each service here also waits for its claim and its "
+                     "acknowledgement.")
+    return [*lines, ""]

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from pqlab.core.task import Priority
-from pqlab.decide import adr
+from pqlab.decide import adr, saturation
 from pqlab.harness import idleburn
 from pqlab.harness.runner import run as run_once
 from pqlab.measure import quiet
@@ -199,6 +199,26 @@ def overload_sweep(p: SimpleNamespace, run: store.Run) -> tuple[pd.DataFrame, pd
                     **{"overload-depth": pd.concat(depth, ignore_index=True)
                        if depth else pd.DataFrame()})
     return run.frame("overload"), run.frame("overload-depth")
+
+
+def overload_redis_sweep(p: SimpleNamespace, run: store.Run) -> pd.DataFrame:
+    """Notebook 06's "Past saturation across processes": bounded runs on ``redis`` with worker
+    processes (``driver="processes"``) at each of ``LOADS``, without a policy and with
+    notebook 08's (``overload_policy``). Stores ``overload-redis`` (one summary row per run)
+    and returns each outcome share beside the replay's (``saturation.replay_gaps``).
+    """
+    label, policy = overload_policy(p)
+    policies = {loadparams.NO_POLICY_LABEL: None, label: policy}
+    report = Reporter(len(p.LOADS) * len(policies))
+    summary = loadframes.sweep_overload(
+        "redis", p.LOADS, policies=policies, workers=p.WORKERS,
+        service=loadparams.ServiceTime("exp", p.SERVICE_MS / 1e3),
+        patience=loadparams.ServiceTime("exp", p.PATIENCE_S), duration_s=p.DURATION_S,
+        seed=p.SEED, progress=lambda _: report.advance(), driver="processes")
+    summary["policy_spec"] = [json.dumps(policy.to_mapping()) if name != loadparams.NO_POLICY_LABEL
+                              else "" for name in summary["policy"]]
+    run.save_frames(**{"overload-redis": frames.typed_summary(summary)})
+    return saturation.replay_gaps(run.frame("overload-redis"))
 
 
 def _warm_up(p: SimpleNamespace, seconds: float = 0.5) -> None:

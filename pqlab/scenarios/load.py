@@ -77,7 +77,7 @@ from pqlab.scenarios.loadparams import (
     drivers_for,
     make_load_workload,
 )
-from pqlab.scenarios.loadprocesses import processes_pass
+from pqlab.scenarios.loadprocesses import bounded_processes_pass, processes_pass
 from pqlab.scenarios.loadschedule import (
     IDLE_POLL_S,
     Schedule,
@@ -207,7 +207,8 @@ def _timed(spec: QueueSpec, tasks: list[Task], w: Workers) -> list[Records]:
     params: LoadParams = w.params
     driver = choose_driver(spec, params.driver, params)
     if params.bounded:
-        timed_pass = {"threads": threads_pass, "async": async_pass}[driver]
+        timed_pass = {"threads": threads_pass, "async": async_pass,
+                      "processes": bounded_processes_pass}[driver]
     else:
         timed_pass = {"threads": _threads_pass, "async": _async_pass,
                       "processes": processes_pass}[driver]
@@ -236,6 +237,7 @@ def _timed(spec: QueueSpec, tasks: list[Task], w: Workers) -> list[Records]:
     if params.bounded:
         rec.extra.update(overload_extra(rec, params, w.consumers))
         rec.extra["level_depth_source"] = "sampled" if ends[0].samples else "stamps"
+        rec.extra.update(ends[0].extra)
     rec.extra["timer_slack_ns"] = slack_ns
     return [rec]
 

@@ -93,6 +93,7 @@ class Ends:
         self.left: list[int] = []  # still in the queue at the end
         self.counts: dict[int, dict[str, int]] | None = None
         self.samples: list[tuple[int, dict[int, int]]] = []
+        self.extra: dict[str, Any] = {}  # the driver's own summary columns (redeliveries...)
 
     def stamp_expiry(self, task: Task) -> None:
         """The queue's ``on_expired``: when it found ``task`` expired."""
@@ -125,8 +126,15 @@ def give_ups(tasks: list[Task], end_offset_ns: int) -> list[tuple[int, Task]]:
 # -- threads ------------------------------------------------------------------------
 
 
-def _producer(run: PassState, face, p: int, barrier: threading.Barrier, sched: Schedule,
-              ends: Ends, end_offset_ns: int) -> None:
+def produce_until_end(run: PassState, face, p: int, barrier: threading.Barrier,
+                      sched: Schedule, ends: Ends, end_offset_ns: int,
+                      ids: dict[int, int] | None = None) -> None:
+    """Producer thread ``p`` of a bounded pass: each of its tasks arriving before the end,
+    put on time; a ``Rejected`` put is logged ``rejected``.
+
+    ``ids`` (seq -> what ``put`` returned: the Redis queue's id) is filled for
+    a canceller that cancels by id (``cancel_on_give_up``).
+    """
     put, append, stop, rejected = face.put, run.put_logs[p].append, run.stop, ends.rejected
     barrier.wait()
     base, start = sched.base_ns, pc()
@@ -138,9 +146,12 @@ def _producer(run: PassState, face, p: int, barrier: threading.Barrier, sched: S
             break
         t0 = pc()
         try:
-            put(task)
+            got = put(task)
         except Rejected:
             rejected.append(task.seq)
+        else:
+            if ids is not None:
+                ids[task.seq] = got
         append((t0, pc()))
     run.spans.append((start, pc()))
 
@@ -181,20 +192,29 @@ def _consumer(run: PassState, face, c: int, barrier: threading.Barrier, sched: S
     run.spans.append((start, pc()))
 
 
-def _canceller(queue, barrier: threading.Barrier, sched: Schedule, ends: Ends,
-               times: list[tuple[int, Task]], stop: threading.Event) -> None:
+def cancel_on_give_up(queue, barrier: threading.Barrier, sched: Schedule, ends: Ends,
+                      times: list[tuple[int, Task]], stop: threading.Event,
+                      ids: dict[int, int] | None = None) -> None:
+    """The canceller thread: at each give-up time, ``queue.cancel`` the request; a True
+    (it was still queued) is logged ``cancelled``.
+
+    With ``ids`` it cancels by the id its put returned, and skips a request
+    not put yet (a late producer) or rejected.
+    """
     cancel, cancelled = queue.cancel, ends.cancelled.append
     barrier.wait()
     for at, task in times:
         sleep_until(sched.base_ns + at)
         if stop.is_set():
             break
-        if cancel(task):
+        target = task if ids is None else ids.get(task.seq)
+        if target is not None and cancel(target):
             cancelled((task.seq, pc()))
 
 
-def _sampler(queue, barrier: threading.Barrier, sched: Schedule, ends: Ends,
-             stop: threading.Event) -> None:
+def sample_depths(queue, barrier: threading.Barrier, sched: Schedule, ends: Ends,
+                  stop: threading.Event) -> None:
+    """The sampler thread: ``queue.depths()`` every ``DEPTH_SAMPLE_S`` until the end."""
     depths, append, step = queue.depths, ends.samples.append, round(DEPTH_SAMPLE_S * 1e9)
     barrier.wait()
     at = sched.base_ns
@@ -214,22 +234,22 @@ def threads_pass(spec: QueueSpec, tasks: list[Task], w: Workers
     face = sync_face(spec, queue)
     run = PassState(tasks, w.producers, w.consumers)
     sched = Schedule(w.consumers)
-    helpers = _helpers(queue, params)
+    helpers = helpers_for(queue, params)
 
     def start() -> None:
         sched.start()
         ends.end_ns = sched.base_ns + end_offset_ns
 
     barrier = threading.Barrier(w.producers + w.consumers + len(helpers), action=start)
-    bodies = [lambda p=p: _producer(run, face, p, barrier, sched, ends, end_offset_ns)
+    bodies = [lambda p=p: produce_until_end(run, face, p, barrier, sched, ends, end_offset_ns)
               for p in range(w.producers)]
     bodies += [lambda c=c: _consumer(run, face, c, barrier, sched, ends)
                for c in range(w.consumers)]
     if "cancel" in helpers:
         times = give_ups(tasks, end_offset_ns)
-        bodies.append(lambda: _canceller(queue, barrier, sched, ends, times, run.stop))
+        bodies.append(lambda: cancel_on_give_up(queue, barrier, sched, ends, times, run.stop))
     if "sample" in helpers:
-        bodies.append(lambda: _sampler(queue, barrier, sched, ends, run.stop))
+        bodies.append(lambda: sample_depths(queue, barrier, sched, ends, run.stop))
     threads = [threading.Thread(target=guard(run, body), daemon=True) for body in bodies]
     watch_threads(run, threads, face, stall_deadline_s(tasks, w))
     _settle(queue, face.get_nowait if hasattr(face, "get_nowait") else face.get, ends,
@@ -237,7 +257,7 @@ def threads_pass(spec: QueueSpec, tasks: list[Task], w: Workers
     return run, sched, ends
 
 
-def _helpers(queue, params: LoadParams) -> list[str]:
+def helpers_for(queue, params: LoadParams) -> list[str]:
     """Which helpers a pass runs beside producers and workers: canceller, depth sampler."""
     return ((["cancel"] if params.patience is not None else [])
             + (["sample"] if hasattr(queue, "depths") else []))
@@ -346,7 +366,7 @@ def async_pass(spec: QueueSpec, tasks: list[Task], w: Workers
         sched.start()
         ends.end_ns = sched.base_ns + end_offset_ns
         coros = [_aconsumer(run, q, c, sched, ends) for c in range(w.consumers)]
-        helpers = _helpers(queue, params)
+        helpers = helpers_for(queue, params)
         if "cancel" in helpers:
             coros.append(_acanceller(queue, sched, ends, give_ups(tasks, end_offset_ns)))
         if "sample" in helpers:

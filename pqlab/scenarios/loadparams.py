@@ -20,6 +20,7 @@ from pqlab.measure import theory
 from pqlab.queues import QUEUES, QueueSpec
 from pqlab.queues.policy import QueuePolicy, check_policy, is_active
 from pqlab.queues.policystorage import POLICY_CLASSES
+from pqlab.queues.redisqueue import make_queue as make_redis_queue
 
 ARRIVALS = ("poisson", "constant")
 SERVICE_KINDS = ("exp", "const")
@@ -236,10 +237,32 @@ def drivers_for(spec: QueueSpec) -> list[str]:
     return [driver for driver in DRIVER_NEEDS if able[driver]]
 
 
+# Queues that take ``policy=`` and cancel by id across processes: their bounded runs go
+# to the processes driver (``loadprocesses.bounded_processes_pass``), which claims and
+# acknowledges (``claim``/``ack_each``) and reads the queue's shared ``counts()``.
+PROCESS_POLICY_FACTORIES = (make_redis_queue,)
+
+
 def policy_queues() -> list[str]:
     """The registered queues that take ``policy=`` and can ``cancel``: those a policy or
     patience can run on."""
-    return [name for name, spec in QUEUES.items() if spec.factory in POLICY_CLASSES]
+    return [name for name, spec in QUEUES.items()
+            if spec.factory in POLICY_CLASSES or spec.factory in PROCESS_POLICY_FACTORIES]
+
+
+def bounded_drivers(spec: QueueSpec, params: LoadParams) -> list[str]:
+    """The drivers a bounded run of ``spec`` can use, in ``auto``'s order.
+
+    Processes only for a queue of ``PROCESS_POLICY_FACTORIES``; with a policy
+    or patience such a queue runs only there (its policy lives in the server,
+    not behind the in-process hooks the threads driver gives the queue).
+    """
+    able = drivers_for(spec)
+    if spec.factory not in PROCESS_POLICY_FACTORIES:
+        return [d for d in able if d != "processes"]
+    if params.policy is not None or params.patience is not None:
+        return [d for d in able if d == "processes"]
+    return able
 
 
 NO_POLICY_LABEL = "none"  # the label of a run without an active policy
@@ -265,19 +288,26 @@ def choose_driver(spec: QueueSpec, driver: str = "auto",
     Raises ``ValueError`` naming the queue, what the driver needs and the
     drivers the queue can run on, if it cannot run on ``driver``; and, for a
     policy or patience, if the queue takes no ``policy=`` (naming those that
-    do, ``policy_queues``), and for a bounded run if the driver is ``processes``.
+    do, ``policy_queues``), and for a bounded run on a driver that
+    ``bounded_drivers`` excludes (``processes`` bounds runs only of queues that
+    cancel by id and count across processes: redis).
     """
     overload = params is not None and (params.policy is not None or params.patience is not None)
-    if overload and spec.factory not in POLICY_CLASSES:
+    if overload and spec.name not in policy_queues():
         able = ", ".join(policy_queues())
         raise ValueError(f"queue {spec.name!r} takes no queue policy and cannot cancel, which "
                          f"a policy or patience needs; queues that can: {able}")
-    if params is not None and params.bounded and driver == "processes":
-        raise ValueError("load driver 'processes' cannot bound a run (duration_s), nor take a "
-                         "policy or patience; allowed for them: auto, threads, async")
     able = drivers_for(spec)
     if params is not None and params.bounded:
-        able = [d for d in able if d != "processes"]
+        bounded = bounded_drivers(spec, params)
+        if (driver in able or driver == "processes") and driver not in bounded:
+            allowed = ", ".join(["auto", *bounded]) if bounded else "none"
+            raise ValueError(
+                f"load driver {driver!r} cannot bound a run of queue {spec.name!r} (duration_s, "
+                f"policy, patience): processes needs a queue that cancels by id and counts "
+                f"across processes ({', '.join(_names(PROCESS_POLICY_FACTORIES))}), threads and "
+                f"async a policy in-process; allowed for it: {allowed}")
+        able = bounded
     if driver == "auto" and able:
         return able[0]
     if driver in able:
@@ -290,3 +320,7 @@ def choose_driver(spec: QueueSpec, driver: str = "auto",
                      f"{need}; {allowed}")
 
 
+
+
+def _names(factories: tuple) -> list[str]:
+    return [name for name, spec in QUEUES.items() if spec.factory in factories]

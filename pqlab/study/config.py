@@ -174,10 +174,15 @@ NOTEBOOKS: list[NotebookSpec] = [
         "full": {"TASK_COUNTS": [10_000, 100_000], "WORKER_COUNTS": [4, 16],
                  "REPETITIONS": 3},
     }),
+    # 06's section 5 (past saturation on Redis, 2 policies per ρ): 4 runs of 1.5 s took
+    # 20 s here in the quick profile, spawning the worker processes included.
     NotebookSpec("06-processes-redis.ipynb", {
-        "quick": {"TASK_COUNTS": [500], "WORKER_COUNTS": [1, 2], "REPETITIONS": 1},
-        "default": {"TASK_COUNTS": [2_000], "WORKER_COUNTS": [1, 4], "REPETITIONS": 1},
-        "full": {"TASK_COUNTS": [2_000], "WORKER_COUNTS": [1, 2, 4, 8], "REPETITIONS": 2},
+        "quick": {"TASK_COUNTS": [500], "WORKER_COUNTS": [1, 2], "REPETITIONS": 1,
+                  "OVERLOAD_LOADS": [0.9, 1.5], "OVERLOAD_DURATION_S": 1.5},
+        "default": {"TASK_COUNTS": [2_000], "WORKER_COUNTS": [1, 4], "REPETITIONS": 1,
+                    "OVERLOAD_LOADS": [0.9, 1.5], "OVERLOAD_DURATION_S": 4.0},
+        "full": {"TASK_COUNTS": [2_000], "WORKER_COUNTS": [1, 2, 4, 8], "REPETITIONS": 2,
+                 "OVERLOAD_LOADS": [0.9, 1.2, 1.5], "OVERLOAD_DURATION_S": 8.0},
     }, skip_reason=_no_redis),
     # 07: open-loop load, sized by seconds of arrivals per ρ (plus draining); the runs at
     # ρ ≥ SPECTRUM_RHO are repeated on the aging queue (section 5).

@@ -233,6 +233,8 @@ CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "WAIT_TARGET_MS": positive_number,
     "TIMEOUT_MS": non_negative_number,
     "ACTION": timeout_action,
+    "OVERLOAD_LOADS": loads,  # notebook 06's section 5, as LOADS and DURATION_S
+    "OVERLOAD_DURATION_S": positive_number,
 }
 
 

@@ -1,0 +1,155 @@
+"""The load scenario past saturation across processes, on the Redis queue.
+
+Worker processes claim, serve and acknowledge; producers, the canceller and
+the depth sampler are threads of this process (``loadprocesses.BoundedPool``).
+Every run checks conservation itself (per task, and against the queue's own
+counts in Redis) and records an error when it fails, so ``r.ok`` is the
+first assertion of each test.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import threading
+import time
+
+import numpy as np
+import pytest
+from redis_helpers import private_server
+
+import pqlab
+from pqlab.core.task import Priority
+from pqlab.measure.overload import CANCELLED, OUTCOMES, SERVED
+from pqlab.queues import QUEUES
+from pqlab.queues.policy import LevelPolicy, QueuePolicy
+from pqlab.queues.redisqueue import RedisPriorityQueue
+from pqlab.scenarios.loadparams import LoadParams, ServiceTime, choose_driver
+
+pytestmark = [pytest.mark.redis, pytest.mark.slow]
+
+LIMIT, TIMEOUT_S = 8, 0.15
+POLICY = QueuePolicy(LevelPolicy(max_queue_size=LIMIT, default_timeout_s=TIMEOUT_S))
+SERVICE = ServiceTime("exp", 0.01)
+WAIT_S = 60.0  # generous: a wait polls a condition and fails only past this
+
+
+@pytest.fixture(scope="module")
+def server():
+    srv = private_server()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def redis_env(server, monkeypatch):
+    monkeypatch.setenv("PQLAB_REDIS_URL", server.url)
+    return server
+
+
+def overload_run(duration_s=1.5, **kwargs):
+    params = LoadParams.at_utilization(1.5, 3, SERVICE, driver="processes",
+                                       duration_s=duration_s, **kwargs)
+    return pqlab.run("redis", "load", tasks=params.tasks_for(duration_s), producers=1,
+                     consumers=3, seed=7, params=params)
+
+
+def check_outcomes(r):
+    e = r.extra
+    for level in Priority:
+        n = level.name
+        assert e[f"offered_{n}"] == sum(e[f"{o}_{n}"] for o in OUTCOMES) > 0
+
+
+def check_cancels(rec):
+    """A cancel removed only a queued request, never before its client gave up."""
+    outcome, cancel_ns = rec.series["outcome"], rec.series["cancel_ns"]
+    cancelled = outcome == CANCELLED
+    assert cancelled.any() and (cancel_ns[cancelled] > 0).all()
+    assert (cancel_ns[~cancelled] == 0).all()
+    give_up_ns = rec.series["intended_ns"] + np.round(rec.series["patience_s"] * 1e9)
+    assert (cancel_ns[cancelled] >= give_up_ns[cancelled]).all()
+    assert not np.isin(np.flatnonzero(cancelled), rec.get_task).any()  # never served
+
+
+def test_bounded_run_across_processes_conserves_limits_and_cancels(redis_env):
+    r = overload_run(policy=POLICY, patience=ServiceTime("exp", 0.1))
+    assert r.ok, r.error_messages  # per task, and against the queue's counts in Redis
+    [rec] = r.records
+    assert rec.label == "processes"
+    check_outcomes(r)
+    e = r.extra
+    assert e["workers_killed"] == 0 and e["redelivered"] == 0
+    for level in Priority:
+        # The most ever queued at a level, kept by the queue's own scripts.
+        assert 0 < e[f"queued_peak_{level.name}"] <= LIMIT
+        assert rec.series[f"level_depth_{level.name}"].max() <= LIMIT
+    assert e["level_depth_source"] == "sampled"
+    assert e["rejected_LOW"] > 0 and e["expired_LOW"] + e["cancelled_LOW"] > 0
+    assert e["served_CRITICAL"] > e["served_LOW"]
+    check_cancels(rec)
+    served = np.flatnonzero(rec.series["outcome"] == SERVED)
+    assert (rec.series["service_end_ns"][served] > 0).all()
+
+
+def test_bounded_run_without_a_policy_ends_at_its_duration(redis_env):
+    r = overload_run(duration_s=1.0)
+    assert r.ok, r.error_messages
+    check_outcomes(r)
+    e = r.extra
+    assert e["policy"] == "none" and e["queued_LOW"] > 0
+    assert e["rejected_LOW"] == e["expired_LOW"] == e["cancelled_LOW"] == 0
+    assert r.lost == 0 and r.violations == 0
+
+
+def queue_admitted(url: str) -> int:
+    """Requests admitted so far by the one policed queue on the server (0 before it exists)."""
+    probe = RedisPriorityQueue(url, "probe")
+    keys = probe.command("KEYS", "{pqlab:*}:counts")
+    if not keys:
+        return 0
+    counts = probe.command("HGETALL", keys[0])
+    if isinstance(counts, list):  # RESP2 gives a flat list, RESP3 a map
+        counts = dict(zip(counts[::2], counts[1::2], strict=True))
+    return sum(int(v) for k, v in counts.items() if k.endswith(b":admitted"))
+
+
+def test_a_worker_killed_mid_run_still_conserves(redis_env):
+    """SIGKILL one worker process once the run is under way: its task in service comes back
+    when its lease runs out (claimed by another worker, or emptied at the end), and every
+    request still ends in exactly one outcome."""
+    killed: list[int] = []
+
+    def kill_one() -> None:
+        give_up = time.monotonic() + WAIT_S
+        while queue_admitted(redis_env.url) < 60:  # the schedule is ~0.2 s in
+            if time.monotonic() > give_up:
+                return
+            time.sleep(0.01)
+        workers = [p for p in multiprocessing.active_children()
+                   if p.name.startswith("pqlab-worker")]
+        os.kill(workers[0].pid, signal.SIGKILL)
+        killed.append(workers[0].pid)
+
+    killer = threading.Thread(target=kill_one, daemon=True)
+    killer.start()
+    r = overload_run(duration_s=2.0, policy=POLICY)
+    killer.join(WAIT_S)
+    assert killed, "the run never got under way"
+    assert r.ok, r.error_messages
+    check_outcomes(r)
+    e = r.extra
+    assert e["workers_killed"] == 1
+    assert e["redelivered"] <= 1 and e["dead_lettered"] == 0
+    assert e["served_CRITICAL"] > 0
+
+
+def test_processes_driver_refuses_to_bound_a_queue_that_cannot_cancel_by_id():
+    with pytest.raises(ValueError, match="driver 'processes' cannot bound a run of queue "
+                                         "'multiprocessing'.*allowed for it: auto, threads"):
+        choose_driver(QUEUES["multiprocessing"], "processes", LoadParams(duration_s=1))
+    with pytest.raises(ValueError, match="driver 'threads' cannot bound a run of queue 'redis'"):
+        choose_driver(QUEUES["redis"], "threads", LoadParams(duration_s=1, policy=POLICY))
+    assert choose_driver(QUEUES["redis"], "auto", LoadParams(duration_s=1, policy=POLICY)
+                         ) == "processes"
