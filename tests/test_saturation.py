@@ -85,3 +85,14 @@ def test_the_figures_draw_from_the_tidy_frames(summary, tmp_path):
 def test_empty_frames_give_a_figure_that_says_so():
     fig = overloadplots.overload_goodput(pd.DataFrame())
     assert "no overload runs" in fig.axes[0].texts[0].get_text()
+
+
+def test_the_multi_node_paragraph_reads_the_redis_frame(summary):
+    redis = summary.assign(queue="redis", redelivered=[0, 2, 0, 1])
+    (text, blank) = saturation.multi_node(redis)
+    assert blank == "" and text.startswith("**Across processes** (`overload-redis`")
+    assert "With it, at ρ = 1.5: CRITICAL served 98% (p99 wait 30 ms)" in text
+    assert "redelivered 3 time(s)" in text
+    gaps = saturation.replay_gaps(redis)
+    assert f"agree with the replay in {int(gaps['ok'].sum())} of {len(gaps)}" in text
+    assert saturation.multi_node(pd.DataFrame()) == []
