@@ -23,8 +23,10 @@ TINY = {
                                 "PROGRESS": False},
     "06-processes-redis": {"TASK_COUNTS": [200], "WORKER_COUNTS": [1],
                            "THREAD_QUEUES": ["queue.PriorityQueue"], "FRESH_PROCESS": False,
-                           "PROGRESS": False},
+                           "PROGRESS": False, "OVERLOAD_DURATION_S": 0.8},
     "07-load": {"RHOS": [0.3, 0.6], "SPECTRUM_RHO": 0.6, "DURATION_S": 1.0, "PROGRESS": False},
+    "08-overload": {"LOADS": [0.9, 1.5], "DEPTH_RHO": 1.5, "DURATION_S": 0.6,
+                    "PROGRESS": False},
 }
 
 
