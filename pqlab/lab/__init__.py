@@ -298,15 +298,17 @@ def load_table(frame: pd.DataFrame) -> pd.DataFrame:
     return frame[list(cols)].rename(columns=cols).round(3)
 
 
-def headline(summary: pd.DataFrame) -> pd.DataFrame:
-    """Per cell, medians over repetitions of the numbers a reader looks at first."""
+def headline(summary: pd.DataFrame, decimals: int | None = 2) -> pd.DataFrame:
+    """Per cell, medians over repetitions of the numbers a reader looks at first, rounded to
+    ``decimals`` (None: not rounded, for text that formats them itself)."""
     cols = {"throughput_ops_s": "throughput ops/s", "enqueue_mean_us": "mean enqueue µs",
             "enqueue_p99_us": "p99 enqueue µs", "dequeue_mean_us": "mean dequeue µs",
             "dequeue_p99_us": "p99 dequeue µs", "violations": "violations"}
     keys = ["queue", "scenario", "tasks", "producers"]
     out = summary.groupby(keys, observed=True)[list(cols)].median().reset_index()
     out["repetitions"] = summary.groupby(keys, observed=True).size().to_numpy()
-    return out.rename(columns=cols).round(2)
+    out = out.rename(columns=cols)
+    return out if decimals is None else out.round(decimals)
 
 
 def idle_burn(p: SimpleNamespace, run: store.Run, scenarios: list[str]) -> pd.DataFrame:

@@ -159,7 +159,7 @@ def png(fig: Figure) -> bytes:
 
 def caption(summary: pd.DataFrame, settings: Settings) -> str:
     """One line per queue with its measured headline numbers, as HTML."""
-    table = lab.headline(summary)
+    table = lab.headline(summary, decimals=None)  # rounded once, by the format below
     lines = [f"<b>{html.escape(str(r['queue']))}</b>: {r['throughput ops/s']:,.0f} ops/s, "
              f"mean enqueue {r['mean enqueue µs']:.2f} µs, p99 dequeue "
              f"{r['p99 dequeue µs']:.1f} µs, violations {int(r['violations'])}"
