@@ -20,6 +20,8 @@ from pqlab.measure.overload import (
 )
 from pqlab.queues import QUEUES
 from pqlab.queues.policy import LevelPolicy, QueuePolicy
+from pqlab.queues.policystorage import POLICY_CLASSES
+from pqlab.queues.syncqueue import PolicyThreadSafeBucketQueue, ThreadSafeBucketQueue
 from pqlab.scenarios.loadparams import LoadParams, ServiceTime, choose_driver
 from pqlab.study.loadframes import (
     goodput_frame,
@@ -294,3 +296,47 @@ def test_the_overload_warning_says_what_happens_past_saturation():
                                         policy=QueuePolicy(LevelPolicy(10)))
     assert "requests will be shed" in overload_warning(bounded, 4)
     assert overload_warning(LoadParams.at_utilization(0.5, 4), 4) is None
+
+
+# -- DELAY: verification knows the policy's order ------------------------------------------
+
+
+class PlainNoDemotionQueue(ThreadSafeBucketQueue):
+    """``NoDemotionQueue`` without a policy; with one it becomes that."""
+
+
+class NoDemotionQueue(PolicyThreadSafeBucketQueue, PlainNoDemotionQueue):
+    """Wrong on purpose: a timed-out DELAY request keeps its place (served early, FIFO)."""
+
+    def _expire_heads(self, state):
+        if state.rejects:
+            super()._expire_heads(state)
+
+
+@pytest.fixture
+def no_demotion_queue(monkeypatch):
+    name = "test.NoDemotionQueue"
+    monkeypatch.setitem(POLICY_CLASSES, PlainNoDemotionQueue, NoDemotionQueue)
+    pqlab.register_queue(name, PlainNoDemotionQueue, thread_safe=True, async_safe=False)
+    yield name
+    pqlab.unregister_queue(name)
+
+
+DELAY_POLICY = QueuePolicy(LevelPolicy(default_timeout_s=0.05, timeout_action="DELAY"))
+
+
+def delay_run(queue):
+    params = LoadParams.at_utilization(1.5, 3, SERVICE, duration_s=1.0, policy=DELAY_POLICY)
+    return pqlab.run(queue, "load", tasks=params.tasks_for(1.0), producers=1, consumers=3,
+                     seed=7, params=params)
+
+
+def test_a_correct_delay_run_counts_no_violation_and_a_queue_ignoring_delay_does(
+        no_demotion_queue):
+    r = delay_run("ThreadSafeBucketQueue")
+    assert r.ok and r.violations == 0, (r.violations, r.error_messages)
+    # The run did demote: served requests waited past their timeout.
+    [rec] = r.records
+    assert rec.series["delay_timeout_ns"].max() == 50_000_000
+    wrong = delay_run(no_demotion_queue)
+    assert wrong.violations > 0 and not wrong.ok

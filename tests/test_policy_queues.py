@@ -404,3 +404,89 @@ def test_a_cancel_wakes_a_putter_waiting_for_room_in_a_bounded_queue():
     assert q.cancel(first)
     putter.join(10)
     assert not putter.is_alive() and q.get_nowait() is second
+
+
+# -- an expiry frees room: a putter waiting on maxsize is woken ----------------------------
+
+REJECT_SOON = QueuePolicy(LevelPolicy(default_timeout_s=1.0))
+
+
+def wait_until(condition, timeout_s=10.0):
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.005)
+
+
+@pytest.mark.parametrize("kind", ["thread", "bridge-sync"])
+def test_a_get_that_finds_the_queue_expired_wakes_a_blocked_putter(kind):
+    clock = Clock()
+    queue_class = ThreadSafeBucketQueue if kind == "thread" else BridgeBucketQueue
+    whole = queue_class(1, policy=REJECT_SOON, clock=clock)
+    q = whole if kind == "thread" else whole.sync_q
+    a, b = task(), task()
+    q.put(a)
+    putter = threading.Thread(target=q.put, args=(b,), kwargs={"timeout": 10})
+    putter.start()
+    wait_until(lambda: whole.not_full.waiting)
+    clock.now += 2  # a's deadline passes: the get expires it, which makes room for b
+    assert q.get(timeout=5) is b
+    putter.join(5)
+    assert not putter.is_alive()
+    assert q.counts()[NORMAL]["expired"] == 1
+
+
+def test_an_asyncio_get_that_finds_the_queue_expired_wakes_a_waiting_putter():
+    clock = Clock()
+
+    async def main():
+        q = AsyncBucketQueue(1, policy=REJECT_SOON, clock=clock)
+        a, b = task(), task()
+        await q.put(a)
+        putter = asyncio.create_task(q.put(b))
+        await asyncio.sleep(0)
+        assert q._putters.waiting
+        clock.now += 2
+        assert await asyncio.wait_for(q.get(), 5) is b
+        await asyncio.wait_for(putter, 5)
+
+    asyncio.run(main())
+
+
+def test_a_bridge_async_get_that_finds_the_queue_expired_wakes_a_waiting_async_putter():
+    clock = Clock()
+
+    async def main():
+        bridge = BridgeBucketQueue(1, policy=REJECT_SOON, clock=clock)
+        q = bridge.async_q
+        a, b = task(), task()
+        await q.put(a)
+        putter = asyncio.create_task(q.put(b))
+        await asyncio.sleep(0)
+        assert bridge.not_full.waiting
+        clock.now += 2
+        assert await asyncio.wait_for(q.get(), 5) is b
+        await asyncio.wait_for(putter, 5)
+
+    asyncio.run(main())
+
+
+def test_a_put_that_expires_its_full_level_passes_the_room_on_to_the_next_putter():
+    clock = Clock()
+    policy = QueuePolicy(LevelPolicy(), levels={LOW: LevelPolicy(max_queue_size=3,
+                                                                 default_timeout_s=1.0)})
+    q = ThreadSafeBucketQueue(4, policy=policy, clock=clock)
+    for _ in range(3):
+        q.put(task(LOW))
+    q.put(task(HIGH))
+    putters = []
+    for n, item in enumerate((task(LOW), task(NORMAL)), 1):  # the LOW putter waits first
+        putters.append(threading.Thread(target=q.put, args=(item,), kwargs={"timeout": 10}))
+        putters[-1].start()
+        wait_until(lambda n=n: len(q.not_full.waiting) == n)
+    clock.now += 2
+    assert q.get().priority == HIGH  # room for one: the LOW put expires its level's three
+    for putter in putters:
+        putter.join(5)
+        assert not putter.is_alive()
+    assert q.depths() == {CRITICAL: 0, HIGH: 0, NORMAL: 1, LOW: 1}

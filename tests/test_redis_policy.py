@@ -585,3 +585,40 @@ def test_policed_clients_fail_clearly_when_the_server_stays_down(own_server):
         q.put(task(1, 2))
     with pytest.raises(RedisUnavailable, match=own_server.url):
         make(own_server, RESTART_POLICY, reconnect_s=1.0)
+
+
+# -- one rule for a full REJECT level, in process and on Redis -------------------------------
+
+
+def full_level_sequence(q) -> tuple[list[str], dict[str, int]]:
+    """LOW holds 2: A (10 s), B (its own 50 ms) behind it; B expires; C, then D arrive."""
+    outcomes = []
+
+    def put(seq, **kwargs):
+        try:
+            q.put(task(LOW, seq), **kwargs)
+            outcomes.append("admitted")
+        except Rejected:
+            outcomes.append("rejected")
+
+    put(1)
+    put(2, request_timeout_s=0.05)
+    time.sleep(0.2)  # B's deadline (50 ms after its put returned, at the latest) has passed
+    put(3)  # the level is full, but B expired: B goes, C is admitted
+    put(4)  # A and C are live: full, rejected
+    counts = q.counts()[LOW]
+    return outcomes, {k: counts[k] for k in ("admitted", "rejected", "expired")}
+
+
+LOW = int(Priority.LOW)
+SHORT_BEHIND_LONG = QueuePolicy(LevelPolicy(), levels={LOW: LevelPolicy(
+    max_queue_size=2, default_timeout_s=10.0, allow_timeout_override=True)})
+
+
+def test_a_full_reject_level_drops_every_expired_request_in_process_and_on_redis(server):
+    in_process = full_level_sequence(ThreadSafeBucketQueue(policy=SHORT_BEHIND_LONG))
+    on_redis = full_level_sequence(RedisPriorityQueue(server.url, policy=SHORT_BEHIND_LONG,
+                                                      owner=True))
+    expected = (["admitted", "admitted", "admitted", "rejected"],
+                {"admitted": 3, "rejected": 1, "expired": 1})
+    assert in_process == on_redis == expected

@@ -7,6 +7,7 @@ import pytest
 import pqlab
 from pqlab.measure.records import Records
 from pqlab.measure.verify import (
+    DELAY_TIMEOUT,
     concurrent_violations,
     lost_and_duplicated,
     sequential_violations,
@@ -137,3 +138,81 @@ def test_heap_without_its_lock_is_caught_under_threads(unlocked_heap):
     finally:
         sys.setswitchinterval(old)
     assert r.violations + r.lost + r.duplicated + r.errors > 0
+
+
+# -- DELAY: a demoted request goes behind its level's live ones -----------------------------
+
+
+def delay_records(first_x: bool, timeout_ns: int | None):
+    """X (seq 0) put at 0 expires at ~10; Y (seq 1) put at 14 is live until ~24; both level 2.
+
+    ``first_x``: X is served first (FIFO, demotion ignored), else Y (the DELAY order).
+    """
+    x_get, y_get = ((16, 17), (18, 19)) if first_x else ((18, 19), (16, 17))
+    rec = make_records([2, 2], [0, 1], [(0, 1), (14, 15)], [(0, *x_get), (1, *y_get)])
+    if timeout_ns is not None:
+        rec.series[DELAY_TIMEOUT] = np.array([timeout_ns, timeout_ns], np.int64)
+    return rec
+
+
+def test_delay_order_is_no_violation_and_serving_a_demoted_request_early_is_one():
+    assert concurrent_violations(delay_records(first_x=False, timeout_ns=10)) == 0
+    assert concurrent_violations(delay_records(first_x=True, timeout_ns=10)) == 1
+    # Without the DELAY timeouts the FIFO rule applies: the other way round.
+    assert concurrent_violations(delay_records(first_x=False, timeout_ns=None)) == 1
+    assert concurrent_violations(delay_records(first_x=True, timeout_ns=None)) == 0
+
+
+def test_delay_blames_only_what_the_deadline_bounds_prove():
+    # Y's deadline may have passed before X's get (earliest 14 + 3 < 17): Y may be demoted.
+    assert concurrent_violations(delay_records(first_x=True, timeout_ns=3)) == 0
+    # A long timeout nobody reached: plain FIFO within the level, both ways.
+    assert concurrent_violations(delay_records(first_x=False, timeout_ns=10**6)) == 1
+    assert concurrent_violations(delay_records(first_x=True, timeout_ns=10**6)) == 0
+
+
+def test_delay_keeps_levels_in_order():
+    # A demoted CRITICAL request still goes before a live HIGH one.
+    rec = make_records([1, 2], [0, 1], [(0, 1), (14, 15)], [(0, 18, 19), (1, 16, 17)])
+    rec.series[DELAY_TIMEOUT] = np.array([10, 10], np.int64)
+    assert concurrent_violations(rec) == 1
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_delay_rule_matches_brute_force(seed):
+    rng = random.Random(seed)
+    rec = random_records(rng, 150)
+    rec.series[DELAY_TIMEOUT] = np.array([rng.choice([0, 50, 200]) for _ in range(150)],
+                                         np.int64)
+    assert concurrent_violations(rec) == brute_force_delay(rec)
+
+
+def brute_force_delay(rec: Records) -> int:
+    """The DELAY rule of the module doc, pair by pair (a timeout of 0: none)."""
+    first = {}
+    for t, s, e in zip(rec.get_task, rec.get_start, rec.get_end, strict=True):
+        if t >= 0 and (t not in first or s < first[t][0]):
+            first[t] = (s, e)
+    timeout = rec.series[DELAY_TIMEOUT]
+    flagged = 0
+    for x, (gsx, gex) in first.items():
+        for y, (gsy, _) in first.items():
+            if x == y:
+                continue
+            present = rec.put_end[y] < gsx and gsy > gex
+            if rec.priority[y] < rec.priority[x]:
+                before = True
+            elif rec.priority[y] > rec.priority[x]:
+                before = False
+            elif timeout[y] == 0 and timeout[x] == 0:
+                before = rec.seq[y] < rec.seq[x] and rec.put_end[y] < min(rec.put_start[x], gsx)
+            else:
+                ty = timeout[y] or 10**15
+                tx = timeout[x] or 10**15
+                live_y = rec.put_start[y] + ty > gex
+                fifo = rec.seq[y] < rec.seq[x] and rec.put_end[y] < min(rec.put_start[x], gsx)
+                before = live_y and (fifo or rec.put_end[x] + tx < gsx)
+            if before and present:
+                flagged += 1
+                break
+    return flagged

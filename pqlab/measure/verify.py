@@ -15,6 +15,22 @@ first and was in the queue the whole time X was being taken:
 
 Counting is sort-and-sweep (prefix maxima and binary search), O(n log² n),
 never pairwise over all tasks.
+
+Under a ``DELAY`` policy a request whose timeout passed while queued is
+demoted behind every live request of its level (Triton's ``DELAY``), so FIFO
+within that level no longer holds. Where the records carry each task's
+``DELAY`` timeout (``series["delay_timeout_ns"]``, ``delay_timeouts``), the
+same-level rule uses the deadline's bounds (the queue stamps it during the
+put: between put start + timeout and put end + timeout):
+
+- Y blocks X only while Y cannot have been demoted: Y's earliest deadline
+  is after X's get finished, and then
+- either the FIFO rule above holds, or X provably had been demoted when it
+  was taken (X's latest deadline before X's get started) while Y was live.
+
+Levels still order as before: a demoted request stays ahead of every lower
+level. Those levels are checked pairwise in blocks (O(n²) work, O(n·block)
+memory): bounded runs hold thousands of tasks, not millions.
 """
 
 from __future__ import annotations
@@ -24,8 +40,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from pqlab.measure.records import Records, first_gets
+from pqlab.queues.policy import QueuePolicy, TimeoutAction, is_active
 
 LEAF = 64  # below this many tasks a pairwise block is cheaper than splitting further
+DELAY_TIMEOUT = "delay_timeout_ns"  # Records.series: a task's DELAY timeout (0: none)
+DELAY_BLOCK = 1024  # tasks X per pairwise block: 1024 x n booleans per condition
 
 
 @dataclass(frozen=True)
@@ -97,6 +116,39 @@ def _same_level_flags(seq, put_start, put_end, get_start, get_end) -> np.ndarray
     return result
 
 
+def delay_timeouts(priority: np.ndarray, policy: QueuePolicy | None) -> dict[str, np.ndarray]:
+    """``{DELAY_TIMEOUT: per task ns}`` for the levels ``policy`` delays, ``{}`` if none does.
+
+    Each task's timeout is its level's default: the load scenario sets no
+    per-request timeout.
+    """
+    if not is_active(policy):
+        return {}
+    timeout_ns = np.zeros(len(priority), np.int64)
+    for level in np.unique(priority):
+        p = policy.for_level(int(level))
+        if p.timeout_action is TimeoutAction.DELAY and p.default_timeout_s > 0:
+            timeout_ns[priority == level] = round(p.default_timeout_s * 1e9)
+    return {DELAY_TIMEOUT: timeout_ns} if timeout_ns.any() else {}
+
+
+def _delay_level_flags(seq, put_start, put_end, get_start, get_end, timeout) -> np.ndarray:
+    """Flags X of one ``DELAY`` level blocked by a live Y of it (see the module doc)."""
+    infinite = np.iinfo(np.int64).max // 2
+    timeout = np.where(timeout > 0, timeout, infinite)
+    earliest_deadline = put_start + timeout
+    demoted_x = put_end + timeout < get_start  # X's deadline had passed before its get
+    threshold = np.minimum(put_start, get_start)
+    flagged = np.zeros(len(seq), bool)
+    for lo in range(0, len(seq), DELAY_BLOCK):
+        x = slice(lo, lo + DELAY_BLOCK)
+        live_y = ((put_end[:, None] < get_start[None, x]) & (get_start[:, None] > get_end[None, x])
+                  & (earliest_deadline[:, None] > get_end[None, x]))
+        fifo = (seq[:, None] < seq[None, x]) & (put_end[:, None] < threshold[None, x])
+        flagged[x] = (live_y & (fifo | demoted_x[None, x])).any(axis=0)
+    return flagged
+
+
 def concurrent_violations(rec: Records) -> int:
     """Tasks served while a task that provably should precede them waited (see module doc)."""
     idx, gs, ge = first_gets(rec)
@@ -105,13 +157,20 @@ def concurrent_violations(rec: Records) -> int:
     prio, seq = rec.priority[idx], rec.seq[idx]
     ps, pe = rec.put_start[idx], rec.put_end[idx]
     flagged = np.zeros(len(idx), bool)
+    delay = rec.series.get(DELAY_TIMEOUT)
+    delay = delay[idx] if delay is not None else np.zeros(len(idx), np.int64)
     for level in np.unique(prio):
         is_y = prio == level
         lower = prio > level
         if lower.any():
             latest = _prefix_blocker(pe[is_y], gs[is_y], gs[lower])
             flagged[lower] |= latest > ge[lower]
-        flagged[is_y] |= _same_level_flags(seq[is_y], ps[is_y], pe[is_y], gs[is_y], ge[is_y])
+        if delay[is_y].any():
+            flagged[is_y] |= _delay_level_flags(seq[is_y], ps[is_y], pe[is_y], gs[is_y],
+                                                ge[is_y], delay[is_y])
+        else:
+            flagged[is_y] |= _same_level_flags(seq[is_y], ps[is_y], pe[is_y], gs[is_y],
+                                               ge[is_y])
     return int(np.count_nonzero(flagged))
 
 

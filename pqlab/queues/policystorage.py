@@ -14,12 +14,13 @@ counters. Expiry is found lazily at the heads: a get looks at the head of
 the first non-empty level only, and calls the clock only if that level has
 timeouts, so a get costs no scan. A request with a shorter timeout behind a
 longer one is found once it reaches the head, before any getter can take
-it; ``drain_expired`` scans every ``REJECT`` level (Triton's
-``RejectTimeoutRequests``). Items expired under ``REJECT`` are kept until
+it; a put to a full ``REJECT`` level drops every expired request of that
+level first (the Redis queue's rule too), and ``drain_expired`` scans every
+``REJECT`` level (Triton's ``RejectTimeoutRequests``). Items expired under ``REJECT`` are kept until
 ``drain_expired`` returns them, ``on_expired`` or not: a long-running caller
-drains now and then. The base queue (``SyncQueue``, ``AsyncQueue``)
-supplies ``_forget(n)``: n items left without a get, so ``join`` does not
-wait for them.
+drains now and then. The queue class supplies ``_forget(n)``: n items left
+without a get, so ``join`` does not wait for them, and ``_room_made()``: wake
+a putter waiting for room, which an expiry found by a get or a put makes.
 """
 
 from __future__ import annotations
@@ -61,8 +62,8 @@ class LevelState:
     """One level's requests and counters under its ``LevelPolicy``."""
 
     __slots__ = ("level", "policy", "live", "deadlines", "delayed", "timed", "rejects",
-                 "max_size", "timeout_s", "admitted", "rejected", "expired", "cancelled",
-                 "served")
+                 "max_size", "timeout_s", "ordered", "admitted", "rejected", "expired",
+                 "cancelled", "served")
 
     def __init__(self, level: int, policy: Any) -> None:
         self.level = level
@@ -74,6 +75,9 @@ class LevelState:
         self.rejects = policy.timeout_action is TimeoutAction.REJECT
         self.max_size = policy.max_queue_size
         self.timeout_s = policy.default_timeout_s
+        # Deadlines non-decreasing along ``live``: the expired ones are the heads. Only a
+        # request's own shorter timeout behind a longer one breaks it.
+        self.ordered = True
         self.admitted = self.rejected = self.expired = self.cancelled = self.served = 0
 
     def depth(self) -> int:
@@ -156,7 +160,11 @@ class PolicyBucketStorage:
         live.append(item)
         if state.timed:
             timeout_s = timeout_s or state.timeout_s
-            state.deadlines.append(self._clock() + timeout_s if timeout_s else NO_DEADLINE)
+            deadline = self._clock() + timeout_s if timeout_s else NO_DEADLINE
+            deadlines = state.deadlines
+            if deadlines and deadline < deadlines[-1]:
+                state.ordered = False
+            deadlines.append(deadline)
         state.admitted += 1
 
     def _get(self) -> Any:
@@ -178,9 +186,18 @@ class PolicyBucketStorage:
     # -- expiry ----------------------------------------------------------------
 
     def _make_room(self, state: LevelState) -> None:
-        """The level is full: drop its expired heads (``REJECT``), else raise ``Rejected``."""
+        """The level is full: drop every expired request of it (``REJECT``), else ``Rejected``.
+
+        The rule the Redis queue follows too. While the level's deadlines are
+        in order (no request's own timeout shorter than one before it) the
+        expired requests are its heads: O(expired). Otherwise a scan of the
+        level, O(depth), until a scan finds them in order again.
+        """
         if state.timed and state.rejects and state.live:
-            self._expire_heads(state)
+            if state.ordered:
+                self._expire_heads(state)
+            else:
+                self._reject(state, self._sweep(state, self._clock()))
         if state.depth() >= state.max_size:
             state.rejected += 1
             raise Rejected(state.level, state.depth(), state.max_size)
@@ -205,6 +222,7 @@ class PolicyBucketStorage:
         if self.on_expired is not None:
             self._unreported.extend(expired)
         self._forget(len(expired))
+        self._room_made()  # a putter waiting on maxsize may now fit
 
     def _drain_expired(self) -> list:
         """Scan every ``REJECT`` level for expired requests; return every one not yet drained."""
@@ -217,14 +235,21 @@ class PolicyBucketStorage:
 
     @staticmethod
     def _sweep(state: LevelState, now: float) -> list:
-        """Remove and return the expired requests anywhere in ``state.live``."""
+        """Remove and return the expired requests anywhere in ``state.live``.
+
+        Notes whether the deadlines left are in order (``LevelState.ordered``).
+        """
         kept = [(d, item) for d, item in zip(state.deadlines, state.live, strict=True)
                 if not d < now]
+        state.ordered = all(a[0] <= b[0] for a, b in zip(kept, kept[1:], strict=False))
         if len(kept) == len(state.live):
             return []
         expired = [item for d, item in zip(state.deadlines, state.live, strict=True) if d < now]
-        state.deadlines = deque(d for d, _ in kept)
-        state.live = deque(item for _, item in kept)
+        # In place: a put holds ``state.live`` across the call (``_put``).
+        state.deadlines.clear()
+        state.deadlines.extend(d for d, _ in kept)
+        state.live.clear()
+        state.live.extend(item for _, item in kept)
         return expired
 
     def _take_unreported(self) -> list:

@@ -48,6 +48,7 @@ import numpy as np
 from pqlab.core.task import STOP, Task
 from pqlab.measure.records import Records, UntimedPass, first_gets
 from pqlab.measure.timers import fine_timer_slack, sleep_until
+from pqlab.measure.verify import delay_timeouts
 from pqlab.queues import QueueSpec, async_face, sync_face
 from pqlab.scenarios._engine import (
     EMPTY_ERRORS,
@@ -231,6 +232,7 @@ def _timed(spec: QueueSpec, tasks: list[Task], w: Workers) -> list[Records]:
     rec = run.records(True, driver)
     if params.bounded:
         rec.series.update(_bounded_series(run, sched, rec, ends[0]))
+        rec.series.update(delay_timeouts(rec.priority, params.policy))
     else:
         rec.series.update(_series(run, sched, rec))
     rec.extra.update(load_extra(rec, params, w.consumers))
