@@ -193,7 +193,7 @@ def test_reject_never_hands_out_an_expired_request_and_reports_it_outside_the_lo
     clock.now += 0.5  # old waited 1.1 s, fresh 0.5 s
     assert q.get() is fresh
     assert reported == [(old, False)]
-    assert q.drain_expired() == [old] and q.drain_expired() == []
+    assert q.drain_expired() == []  # reported to on_expired, so not kept as well
     clock.now += 5
     q.put(task(HIGH))
     q.get()
@@ -214,7 +214,7 @@ def test_a_short_request_timeout_behind_a_long_one_expires_before_any_getter_tak
     assert q.get() is long_ and q.get() is last
     with pytest.raises(q.empty_error):
         q.get_nowait()
-    assert reported == [short] and q.drain_expired() == [short]
+    assert reported == [short] and q.drain_expired() == []
     assert q.counts()[NORMAL]["expired"] == 1 and q.counts()[NORMAL]["served"] == 2
 
 
@@ -228,13 +228,13 @@ def test_drain_expired_finds_expired_requests_anywhere_and_a_full_level_frees_ex
     q.put(b, request_timeout_s=1)
     q.put(c)
     clock.now += 2
-    assert q.drain_expired() == [b] and reported == [b]  # b was behind a live head
+    assert q.drain_expired() == [] and reported == [b]  # b was behind a live head
     assert q.depths()[NORMAL] == 2
     q.put(task())
     clock.now += 4  # a and c expired, at the head
     fourth = task()
     q.put(fourth)  # full, but its expired heads make room
-    assert reported == [b, a, c] and q.drain_expired() == [a, c]
+    assert reported == [b, a, c] and q.drain_expired() == []
     assert q.depths()[NORMAL] == 2
 
 
@@ -490,3 +490,39 @@ def test_a_put_that_expires_its_full_level_passes_the_room_on_to_the_next_putter
         putter.join(5)
         assert not putter.is_alive()
     assert q.depths() == {CRITICAL: 0, HIGH: 0, NORMAL: 1, LOW: 1}
+
+
+# -- retention: expiries nobody drains stay bounded ----------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["thread", "asyncio", "bridge-sync"])
+def test_100000_expiries_never_drained_keep_only_the_newest_keep_expired(kind):
+    clock = Clock()
+    f = Face(kind, policy=QueuePolicy(LevelPolicy(default_timeout_s=1.0)), clock=clock,
+             keep_expired=100)
+    items = [task() for _ in range(100_000)]
+    for item in items:
+        f.put_nowait(item)
+    clock.now += 2
+    with pytest.raises(f.empty_error):
+        f.get_nowait()  # finds all 100,000 expired at the head
+    assert len(f.queue._expired) == 100  # the bound, not 100,000
+    assert f.counts()[NORMAL]["expired"] == 100_000
+    assert f.drain_expired() == items[-100:] and f.drain_expired() == []
+
+
+def test_with_on_expired_no_expiry_is_kept_after_it_is_reported():
+    clock, reported = Clock(), []
+    q = ThreadSafeBucketQueue(policy=QueuePolicy(LevelPolicy(default_timeout_s=1.0)),
+                              clock=clock, on_expired=reported.append)
+    for _ in range(1000):
+        q.put(task())
+    clock.now += 2
+    assert q.drain_expired() == [] and len(reported) == 1000 and not q._expired
+
+
+@pytest.mark.parametrize("bad", [-1, 1.5, True, "10"])
+def test_keep_expired_must_be_a_whole_number(bad):
+    with pytest.raises(ValueError, match="keep_expired must be a whole number >= 0"):
+        ThreadSafeBucketQueue(policy=QueuePolicy(LevelPolicy(default_timeout_s=1.0)),
+                              keep_expired=bad)

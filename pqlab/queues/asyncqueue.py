@@ -256,7 +256,10 @@ class AsyncBucketQueue(BucketStorage, AsyncQueue):
         return self._depths()
 
     def drain_expired(self) -> list:
-        """The items expired under ``REJECT`` and not drained yet (scans every such level)."""
+        """The items expired under ``REJECT`` and not drained yet (scans every such level).
+
+        At most the newest ``keep_expired``; none with ``on_expired`` (given each already).
+        """
         expired = self._drain_expired()
         if expired:
             self._room_made()

@@ -16,11 +16,17 @@ timeouts, so a get costs no scan. A request with a shorter timeout behind a
 longer one is found once it reaches the head, before any getter can take
 it; a put to a full ``REJECT`` level drops every expired request of that
 level first (the Redis queue's rule too), and ``drain_expired`` scans every
-``REJECT`` level (Triton's ``RejectTimeoutRequests``). Items expired under ``REJECT`` are kept until
-``drain_expired`` returns them, ``on_expired`` or not: a long-running caller
-drains now and then. The queue class supplies ``_forget(n)``: n items left
-without a get, so ``join`` does not wait for them, and ``_room_made()``: wake
-a putter waiting for room, which an expiry found by a get or a put makes.
+``REJECT`` level (Triton's ``RejectTimeoutRequests``).
+
+Retention: an item expired under ``REJECT`` goes to ``on_expired`` once (when
+given) and is kept for ``drain_expired`` only if there is no ``on_expired``,
+and then at most the newest ``keep_expired`` (``KEEP_EXPIRED``) of them: a
+queue nobody drains holds a bounded list, never every expiry since it was
+made. ``counts()`` counts every expiry either way.
+
+The queue class supplies ``_forget(n)``: n items left without a get, so
+``join`` does not wait for them, and ``_room_made()``: wake a putter waiting
+for room, which an expiry found by a get or a put makes.
 """
 
 from __future__ import annotations
@@ -46,6 +52,9 @@ from pqlab.queues.policy import (
 )
 
 NO_DEADLINE = math.inf
+# Expired items kept for drain_expired (without on_expired): 10,000 Task references are
+# ~80 KB of list plus the tasks; a caller that wants them all drains more often than that.
+KEEP_EXPIRED = 10_000
 
 
 class Timed:
@@ -110,7 +119,8 @@ class PolicyBucketStorage:
 
     def _init(self, levels: Iterable[int] = PRIORITY_LEVELS, policy: QueuePolicy | None = None,
               on_expired: Callable[[Any], Any] | None = None,
-              clock: Callable[[], float] | None = None) -> None:
+              clock: Callable[[], float] | None = None,
+              keep_expired: int = KEEP_EXPIRED) -> None:
         self.levels: tuple[int, ...] = tuple(sorted(set(levels)))
         if not self.levels:
             raise ValueError("a bucket queue needs at least one priority level")
@@ -123,7 +133,11 @@ class PolicyBucketStorage:
         self._states = {level: LevelState(level, policy.for_level(level))
                         for level in self.levels}
         self._order = tuple(self._states.values())  # best level first
-        self._expired: list = []  # expired under REJECT, not yet drained
+        if isinstance(keep_expired, bool) or not isinstance(keep_expired, int) \
+                or keep_expired < 0:
+            raise ValueError(f"keep_expired must be a whole number >= 0, got {keep_expired!r}")
+        # Expired under REJECT, not yet drained: the newest keep_expired, none with on_expired.
+        self._expired: deque = deque(maxlen=0 if on_expired is not None else keep_expired)
         self._unreported: list = []  # expired, for on_expired once the lock is let go
 
     def _state(self, priority: Any) -> LevelState:
@@ -218,7 +232,7 @@ class PolicyBucketStorage:
         if not expired:
             return
         state.expired += len(expired)
-        self._expired.extend(expired)
+        self._expired.extend(expired)  # bounded: see "Retention" in the module doc
         if self.on_expired is not None:
             self._unreported.extend(expired)
         self._forget(len(expired))
@@ -230,7 +244,8 @@ class PolicyBucketStorage:
         for state in self._order:
             if state.timed and state.rejects and state.live:
                 self._reject(state, self._sweep(state, now))
-        drained, self._expired = self._expired, []
+        drained = list(self._expired)
+        self._expired.clear()
         return drained
 
     @staticmethod

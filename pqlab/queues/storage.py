@@ -70,7 +70,7 @@ class BucketStorage:
     """
 
     def _init(self, levels: Iterable[int] = PRIORITY_LEVELS, policy: QueuePolicy | None = None,
-              on_expired: Any = None) -> None:
+              on_expired: Any = None, keep_expired: int = 0) -> None:
         self.levels: tuple[int, ...] = tuple(sorted(set(levels)))
         if not self.levels:
             raise ValueError("a bucket queue needs at least one priority level")

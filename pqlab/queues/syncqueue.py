@@ -287,7 +287,9 @@ class BucketMethods:
         """The items expired under ``REJECT`` and not drained yet, oldest first.
 
         Scans every ``REJECT`` level with timeouts first (O(depth)), so an
-        expired item not yet at its level's head is found too. Always empty
+        expired item not yet at its level's head is found too. Keeps at most
+        the newest ``keep_expired`` (10,000 by default), and none when the
+        queue has ``on_expired``, which was given each already. Always empty
         without an active policy.
         """
         with self.mutex:

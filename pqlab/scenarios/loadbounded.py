@@ -14,8 +14,8 @@ differs in four ways:
   would take (ρ − 1) · duration more).
 - **Policy.** The queue is made with ``policy=`` (``LoadParams.policy``) and an
   ``on_expired`` callback that stamps each expiry; a put that raises
-  ``Rejected`` is logged ``rejected``; at the end ``drain_expired()`` collects
-  every request expired under ``REJECT``.
+  ``Rejected`` is logged ``rejected``; at the end ``drain_expired()`` finds
+  every request expired under ``REJECT`` not yet reported.
 - **Patience.** Each request's give-up time (intended arrival + its drawn
   patience) is known before the run, so one canceller (a thread, or a
   coroutine on the event loop for an asyncio queue) walks them in time order
@@ -273,7 +273,8 @@ def _settle(queue, get_nowait: Callable, ends: Ends, empty: tuple) -> None:
         if task.payload is not STOP:
             ends.left.append(task.seq)
     if is_active(getattr(queue, "policy", None)):
-        ends.expired = [task.seq for task in queue.drain_expired()]
+        queue.drain_expired()  # finds the rest; each goes to on_expired (Ends.stamp_expiry)
+        ends.expired = list(ends.expired_at)
         ends.counts = queue.counts()
 
 
