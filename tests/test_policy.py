@@ -156,3 +156,15 @@ def test_policies_are_hashable_and_errors_pickle_as_they_were():
     e = pickle.loads(pickle.dumps(Rejected(2, 5, 5)))
     assert (e.level, e.reason, str(e)) == (2, "full", "level 2 (HIGH) is full: 5 queued, "
                                                       "max_queue_size 5")
+
+
+@pytest.mark.parametrize("text", ["--1", "-", "1-", " - 2", "1.5"])
+def test_a_malformed_level_key_is_a_policy_error_naming_it(text):
+    with pytest.raises(PolicyError, match=f"levels key {text!r} is not a level"):
+        parse_level(text)
+
+
+def test_a_level_given_twice_under_two_names_is_an_error():
+    with pytest.raises(PolicyError, match="levels.CRITICAL: level 1 is given twice"):
+        QueuePolicy(levels={1: LevelPolicy(max_queue_size=1),
+                            "CRITICAL": LevelPolicy(max_queue_size=2)})

@@ -563,3 +563,67 @@ def test_redis_metrics_from_two_processes_match_the_queues_own_counts():
             child.join(DEADLINE_S)
         server.stop()
     assert [child.exitcode for child in children] == [0, 0]
+
+
+# -- what a careful review found missing (issue 19, item 8) ---------------------------------
+
+
+def test_a_bridges_own_put_and_get_are_recorded_like_its_faces(registry, endpoint):
+    q = instrument(BridgeBucketQueue(), name="bridge-own", registry=registry)
+    q.put(task(Priority.HIGH))  # the bridge's own put, not a face's
+    assert q.sync_q.get().priority == Priority.HIGH
+
+    async def from_the_loop() -> None:
+        await q.async_put(task(Priority.LOW))
+        assert (await q.async_get()).priority == Priority.LOW
+
+    asyncio.run(from_the_loop())
+    samples = scrape(endpoint.url)
+    for level in (Priority.HIGH, Priority.LOW):
+        assert requests(samples, "bridge-own", level, "admitted") == 1
+        assert requests(samples, "bridge-own", level, "served") == 1
+        assert waits(samples, "bridge-own", level, "_count") == 1
+
+
+@pytest.mark.parametrize("kind", ["thread", "asyncio", "bridge-async"])
+def test_a_put_refused_by_maxsize_under_a_policy_counts_as_rejected(registry, endpoint, kind):
+    policy = QueuePolicy(LevelPolicy(max_queue_size=10))
+    raw = {"thread": ThreadSafeBucketQueue, "asyncio": AsyncBucketQueue,
+           "bridge-async": BridgeBucketQueue}[kind](1, policy=policy)
+    q = instrument(raw, name=f"full-{kind}", registry=registry)
+    face = q.async_q if kind == "bridge-async" else q
+    face.put_nowait(task(Priority.NORMAL))
+    with pytest.raises((queue.Full, asyncio.QueueFull)):
+        face.put_nowait(task(Priority.NORMAL))
+    assert raw.counts()[Priority.NORMAL]["rejected"] == 1
+    samples = scrape(endpoint.url)
+    assert requests(samples, f"full-{kind}", Priority.NORMAL, "admitted") == 1
+    assert requests(samples, f"full-{kind}", Priority.NORMAL, "rejected") == 1
+
+
+@pytest.mark.redis
+def test_a_wrapped_redis_queue_returns_its_id_and_cancels_by_id_without_raising(registry):
+    server = private_server()
+    try:
+        q = instrument(RedisPriorityQueue(server.url, owner=True), name="redis-ids",
+                       registry=registry)
+        first = q.put(task(Priority.NORMAL))
+        second = q.put(task(Priority.NORMAL))
+        assert isinstance(first, int) and second == first + 1
+        assert q.cancel(first) is True and q.cancel(first) is False
+        assert q.qsize() == 1
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize("addr", ["0.0.0.0", "::", "192.0.2.1", "example.org"])
+def test_serving_metrics_beyond_loopback_needs_an_explicit_opt_in(registry, addr):
+    with pytest.raises(MetricsPortError, match="not loopback.*allow_remote=True"):
+        serve_metrics(0, registry, addr=addr)
+
+
+def test_metrics_on_any_address_when_asked(registry):
+    with serve_metrics(0, registry, addr="0.0.0.0", allow_remote=True) as server:
+        assert server.port > 0
+    with serve_metrics(0, registry, addr="localhost") as server:
+        assert scrape(server.url) is not None

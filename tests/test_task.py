@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 
 from pqlab.core.task import (
@@ -75,3 +76,13 @@ def test_ordering_workload_puts_critical_bursts_behind_low_runs():
     assert pairs >= 10
     # many tasks share one wall-clock tick: only seq keeps them FIFO
     assert len({t.timestamp for t in tasks}) < len(tasks)
+
+
+@pytest.mark.parametrize("priority", [1.5, True, False, "1", None])
+def test_a_task_refuses_a_priority_that_is_not_an_integer(priority):
+    with pytest.raises(ValueError, match=f"priority must be an integer .* got {priority!r}"):
+        Task(priority, 1, 0.0, "t", "m")
+
+
+def test_a_task_takes_any_integer_type_as_its_priority():
+    assert Task(np.int64(2), 1, 0.0, "t", "m").priority == 2

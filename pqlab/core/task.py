@@ -46,6 +46,14 @@ class Task:
     model_id: str = field(compare=False)
     payload: Any = field(compare=False, default=None)
 
+    def __post_init__(self) -> None:
+        # Every queue files a task by its priority: 1.5 or True would land on a level
+        # (True == 1) or break a score. Any integer type (numpy's too), never a bool.
+        p = self.priority
+        if type(p) is bool or not hasattr(type(p), "__index__"):
+            raise ValueError(f"priority must be an integer (CRITICAL=1 .. LOW=4, or another "
+                             f"level of the queue), got {p!r}")
+
     @property
     def key(self) -> tuple[int, int]:
         """The ordering key, ``(priority, seq)``."""

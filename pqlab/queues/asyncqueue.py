@@ -285,11 +285,17 @@ class PolicyAsyncBucketQueue(PolicyBucketStorage, AsyncBucketQueue):
                 self._report_expired()
 
     def put_nowait(self, item: Any, *, request_timeout_s: float | None = None) -> None:
-        """``AsyncQueue.put_nowait``, plus ``Rejected`` at once when the level is full."""
+        """``AsyncQueue.put_nowait``, plus ``Rejected`` at once when the level is full.
+
+        A put refused with ``asyncio.QueueFull`` (``maxsize``) counts as ``rejected`` too.
+        """
         if request_timeout_s is not None:
             item = self._timed(item, request_timeout_s)
         try:
             super().put_nowait(item)
+        except asyncio.QueueFull:
+            self._refused_full(item)
+            raise
         finally:
             if self._unreported:
                 self._report_expired()

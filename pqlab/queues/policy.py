@@ -25,6 +25,7 @@ field and what is allowed.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from enum import StrEnum
@@ -162,7 +163,7 @@ def parse_level(key: Any, where: str = "levels") -> int:
         return int(key)
     if isinstance(key, str):
         text = key.strip()
-        if text.lstrip("-").isdigit():
+        if re.fullmatch(r"-?[0-9]+", text):
             return int(text)
         if text.upper() in Priority.__members__:
             return int(Priority[text.upper()])
@@ -192,6 +193,8 @@ class QueuePolicy:
             level = parse_level(key)
             if not isinstance(level_policy, LevelPolicy):
                 raise PolicyError(f"levels.{key} must be a LevelPolicy, got {level_policy!r}")
+            if level in levels:
+                raise PolicyError(f"levels.{key}: level {level} is given twice")
             levels[level] = level_policy
         object.__setattr__(self, "levels", dict(sorted(levels.items())))
 

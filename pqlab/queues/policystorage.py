@@ -267,6 +267,12 @@ class PolicyBucketStorage:
         state.live.extend(item for _, item in kept)
         return expired
 
+    def _refused_full(self, item: Any) -> None:
+        """A put of ``item`` refused for want of room in the whole queue (``maxsize``)."""
+        state = self._states.get((item.item if type(item) is Timed else item).priority)
+        if state is not None:
+            state.rejected += 1
+
     def _take_unreported(self) -> list:
         taken, self._unreported = self._unreported, []
         return taken

@@ -34,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import inspect
+import ipaddress
 import math
 import queue as stdlib_queue
 import threading
@@ -327,9 +328,14 @@ class Recorded:
         return f"<{type(self).__name__} of {self._target!r}>"
 
     def cancel(self, item: Any) -> bool:
-        """The queue's ``cancel(item)``; a removed item is ``cancelled`` and its stamp dropped."""
+        """The queue's ``cancel(item)``; a removed item is ``cancelled`` and its stamp dropped.
+
+        A cancel by id (the Redis queue's ``int``) names no level: on a queue
+        that counts nothing itself it is not counted (give it a policy, whose
+        counts the queue keeps), and the item's stamp stays until a get.
+        """
         cancelled = self._target.cancel(item)
-        if cancelled:
+        if cancelled and hasattr(item, "priority"):
             self._book.left((item,), "cancelled")
         return cancelled
 
@@ -358,17 +364,21 @@ class Recorded:
 # under the lock instead measured the same (0.48 µs per get recorded, both).
 
 
-def _recorded_put(book: Book, put: Callable[..., None], item: Any, args: tuple,
-                  kwargs: dict) -> None:
-    """``put(item, ...)`` with the item's stamp set first: a getter may take it at once."""
+def _recorded_put(book: Book, put: Callable[..., Any], item: Any, args: tuple,
+                  kwargs: dict) -> Any:
+    """``put(item, ...)`` with the item's stamp set first: a getter may take it at once.
+
+    Returns what ``put`` returned (the Redis queue's id).
+    """
     book.stamps[id(item)] = perf_counter_ns()
     try:
-        put(item, *args, **kwargs)
+        returned = put(item, *args, **kwargs)
     except BaseException as error:
         book.refused(item, error)
         raise
     if book.counts_outcomes:
         book.admitted(item.priority)
+    return returned
 
 
 def _recorded_get(book: Book, item: Any) -> Any:
@@ -398,13 +408,13 @@ class SyncFace(Recorded):
         super().__init__(target, book)
         self._put, self._get = target.put, target.get
 
-    def put(self, item: Any, *args: Any, **kwargs: Any) -> None:
-        """The queue's ``put``: blocks and raises as it does."""
-        _recorded_put(self._book, self._put, item, args, kwargs)
+    def put(self, item: Any, *args: Any, **kwargs: Any) -> Any:
+        """The queue's ``put``: blocks, raises and returns as it does."""
+        return _recorded_put(self._book, self._put, item, args, kwargs)
 
-    def put_nowait(self, item: Any, **kwargs: Any) -> None:
-        """The queue's ``put_nowait``: raises as it does."""
-        _recorded_put(self._book, self._target.put_nowait, item, (), kwargs)
+    def put_nowait(self, item: Any, **kwargs: Any) -> Any:
+        """The queue's ``put_nowait``: raises and returns as it does."""
+        return _recorded_put(self._book, self._target.put_nowait, item, (), kwargs)
 
     def get(self, *args: Any, **kwargs: Any) -> Any:
         """The queue's ``get``: blocks and raises as it does (a get that raises takes nothing)."""
@@ -422,21 +432,22 @@ class AsyncFace(Recorded):
         super().__init__(target, book)
         self._put, self._get = target.put, target.get
 
-    async def put(self, item: Any, **kwargs: Any) -> None:
+    async def put(self, item: Any, **kwargs: Any) -> Any:
         """The queue's ``put``: waits and raises as it does (a cancelled put is no request)."""
         book = self._book
         book.stamps[id(item)] = perf_counter_ns()
         try:
-            await self._put(item, **kwargs)
+            returned = await self._put(item, **kwargs)
         except BaseException as error:
             book.refused(item, error)
             raise
         if book.counts_outcomes:
             book.admitted(item.priority)
+        return returned
 
-    def put_nowait(self, item: Any, **kwargs: Any) -> None:
-        """The queue's ``put_nowait``: raises as it does."""
-        _recorded_put(self._book, self._target.put_nowait, item, (), kwargs)
+    def put_nowait(self, item: Any, **kwargs: Any) -> Any:
+        """The queue's ``put_nowait``: raises and returns as it does."""
+        return _recorded_put(self._book, self._target.put_nowait, item, (), kwargs)
 
     async def get(self) -> Any:
         """The queue's ``get``: waits as it does; a cancelled get takes nothing."""
@@ -486,13 +497,30 @@ class InstrumentedAsyncQueue(AsyncFace, InstrumentedQueue):
     """An async queue exported for Prometheus (see ``InstrumentedQueue``)."""
 
 
-class InstrumentedBridge(InstrumentedQueue):
-    """A bridge exported for Prometheus: ``sync_q`` and ``async_q`` share one ``Book``."""
+class InstrumentedBridge(SyncFace, InstrumentedQueue):
+    """A bridge exported for Prometheus: ``sync_q``, ``async_q`` and the bridge's own
+    ``put``/``get`` (its sync face) and ``async_*`` share one ``Book``."""
 
     def __init__(self, queue: Any, book: Book) -> None:
-        Recorded.__init__(self, queue, book)
+        SyncFace.__init__(self, queue, book)
         self.sync_q = SyncFace(queue.sync_q, book)
         self.async_q = AsyncFace(queue.async_q, book)
+
+    async def async_put(self, item: Any, **kwargs: Any) -> Any:
+        """The bridge's ``async_put`` (``async_q.put``), recorded."""
+        return await self.async_q.put(item, **kwargs)
+
+    async def async_get(self) -> Any:
+        """The bridge's ``async_get`` (``async_q.get``), recorded."""
+        return await self.async_q.get()
+
+    def async_put_nowait(self, item: Any, **kwargs: Any) -> Any:
+        """The bridge's ``async_put_nowait``, recorded."""
+        return self.async_q.put_nowait(item, **kwargs)
+
+    def async_get_nowait(self) -> Any:
+        """The bridge's ``async_get_nowait``, recorded."""
+        return self.async_q.get_nowait()
 
 
 def _counts_itself(queue: Any) -> bool:
@@ -610,15 +638,39 @@ def check_port(port: Any) -> int:
     return port
 
 
+def check_addr(addr: str, allow_remote: bool) -> str:
+    """``addr`` if it is a loopback address, or any address with ``allow_remote``.
+
+    The metrics carry request counts per priority: exposing them beyond this
+    machine is a choice made on purpose, never a default. ``MetricsPortError``
+    otherwise.
+    """
+    if allow_remote or addr == "localhost":
+        return addr
+    try:
+        loopback = ipaddress.ip_address(addr).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
+        raise MetricsPortError(
+            f"metrics address {addr!r} is not loopback (127.0.0.0/8, ::1, localhost): the "
+            "metrics carry request counts, so serving them beyond this machine needs "
+            "allow_remote=True")
+    return addr
+
+
 def serve_metrics(port: int, registry: CollectorRegistry | None = None,
-                  addr: str = "127.0.0.1") -> MetricsServer:
+                  addr: str = "127.0.0.1", *, allow_remote: bool = False) -> MetricsServer:
     """Serve ``registry`` (``REGISTRY``) at ``http://addr:port/metrics`` from a daemon thread.
 
-    ``port`` 0 takes a free one (``MetricsServer.port`` says which). Raises
-    ``MetricsPortError`` for a bad port, one in use or an address that cannot
-    be bound; then nothing was started.
+    ``port`` 0 takes a free one (``MetricsServer.port`` says which). ``addr``
+    must be loopback unless ``allow_remote`` is true (``check_addr``). Raises
+    ``MetricsPortError`` for a bad port, one in use, an address beyond
+    loopback without ``allow_remote`` or one that cannot be bound; then
+    nothing was started.
     """
     check_port(port)
+    check_addr(addr, allow_remote)
     try:
         httpd, thread = start_http_server(port, addr=addr,
                                           registry=REGISTRY if registry is None else registry)

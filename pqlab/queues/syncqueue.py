@@ -309,11 +309,18 @@ class PolicySyncMethods:
 
     def put(self, item: Any, block: bool = True, timeout: float | None = None, *,
             request_timeout_s: float | None = None) -> None:
-        """``SyncQueue.put``, plus ``Rejected`` at once when the item's level is full."""
+        """``SyncQueue.put``, plus ``Rejected`` at once when the item's level is full.
+
+        A put refused with ``queue.Full`` (``maxsize``) counts as ``rejected`` too.
+        """
         if request_timeout_s is not None:
             item = self._timed(item, request_timeout_s)
         try:
             SyncQueue.put(self, item, block, timeout)
+        except Full:
+            with self.mutex:
+                self._refused_full(item)
+            raise
         finally:
             if self._unreported:
                 self._report_expired()
