@@ -32,6 +32,9 @@ TINY = {
 
 def tiny_plan(**overrides: dict) -> batch.Plan:
     plan = batch.load_plan("quick")
+    # Seconds-long units on a machine the suite keeps busy: measuring them again proves
+    # nothing here (tests/test_sweep.py tests it) and would double the batch's time.
+    plan.remeasure_tries = 0
     for spec, values in plan.notebooks:
         values.update(TINY.get(spec.name, {}))
         values.update(overrides.get(spec.name, {}))

@@ -58,3 +58,21 @@ def unlocked_heap():
     pqlab.register_queue(name, UnlockedHeap, thread_safe=True, async_safe=False)
     yield name
     pqlab.unregister_queue(name)
+
+
+# -- running the suite on two workers (`make test`: pytest -n 2 --dist loadgroup) --------
+
+# Modules that share the one tiny batch (batch_helpers.tiny_batch, cached per process):
+# on one worker, so it runs once per test run.
+TINY_BATCH_MODULES = {"test_batch", "test_notebooks", "test_notebook06"}
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    """Each module's tests run on one worker, so a module-scoped fixture (a redis-server,
+    the ADR's lab) is made once; the tiny batch's modules share a worker."""
+    for item in items:
+        if item.get_closest_marker("xdist_group") is None:
+            module = item.module.__name__.rpartition(".")[2]
+            group = "tiny_batch" if module in TINY_BATCH_MODULES else module
+            item.add_marker(pytest.mark.xdist_group(group))

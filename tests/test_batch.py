@@ -42,6 +42,8 @@ def test_a_yaml_file_overrides_a_profile(tmp_path):
     ("profiel: quick", "unknown key 'profiel'"),
     ("profile: huge", "unknown profile 'huge'"),
     ("timeout_s: -1", "timeout_s must be a positive integer"),
+    ("remeasure_tries: -1", "remeasure_tries must be a whole number >= 0, got -1"),
+    ("remeasure_tries: 1.5", "remeasure_tries must be a whole number >= 0, got 1.5"),
     ("notebooks: {99-nope: {}}", "unknown notebook '99-nope'"),
     ("notebooks: {02-threads: {TASKS: [1]}}", "unknown parameter 'TASKS' for 02-threads"),
     ("notebooks: {02-threads: {TASK_COUNTS: [-5]}}", "TASK_COUNTS must hold positive"),

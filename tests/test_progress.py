@@ -22,7 +22,7 @@ def test_a_sweep_reports_each_unit(monkeypatch, tmp_path):
     path = tmp_path / "progress.jsonl"
     monkeypatch.setenv(progress.ENV, str(path))
     grid = Grid(queues=("heapq",), scenarios=("single",), task_counts=(200, 300), repetitions=2)
-    run_sweep(grid, fresh_process=False, progress=False)
+    run_sweep(grid, fresh_process=False, progress=False, remeasure_tries=0)
     entries = [json.loads(line) for line in path.read_text().splitlines()]
     assert [e["done"] for e in entries] == [0, 1, 2, 3, 4]
     assert {e["total"] for e in entries} == {4} and len({e["sweep"] for e in entries}) == 1
@@ -80,3 +80,19 @@ def test_a_load_sweep_reports_each_rho_and_each_aging_run(monkeypatch, tmp_path)
     entries = [json.loads(line) for line in path.read_text().splitlines()]
     assert [e["done"] for e in entries] == [0, 1, 2, 3]  # ρ 0.2, ρ 0.5, ρ 0.5 with aging
     assert {e["total"] for e in entries} == {3}
+
+
+def test_a_sweeps_note_is_printed_at_once_and_only_once(monkeypatch):
+    lines = []
+    with progress.watching("01-single-baseline", lines.append, every_s=3600.0):
+        reporter = progress.Reporter(2)
+        reporter.grow(1, "measuring again 1 unit measured on a busy machine (try 1 of 2)")
+        reporter.advance()
+        deadline = time.monotonic() + 30
+        while not any("measuring again" in line for line in lines):
+            assert time.monotonic() < deadline, lines
+            time.sleep(0.02)
+        reporter.advance()
+        time.sleep(0.2)  # more polls: the note is not printed again
+    assert sum("measuring again" in line for line in lines) == 1
+    assert any(line.startswith("  01-single-baseline: measuring again 1 unit") for line in lines)

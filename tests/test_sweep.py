@@ -136,3 +136,67 @@ def test_process_backed_queues_are_swept_only_when_named():
         assert {u.queue for u in named.units()} == {"test.sweep.remote"}
     finally:
         unregister_queue("test.sweep.remote")
+
+
+# -- units measured on a busy machine are measured again --------------------------------------
+
+
+class BusyFor:
+    """A busy rule that calls the first ``n`` units busy, then every one quiet."""
+
+    def __init__(self, n: int) -> None:
+        self.left = n
+        self.calls = 0
+
+    def __call__(self, row, cores):
+        self.calls += 1
+        if self.left > 0:
+            self.left -= 1
+            return ["a burst of load (test)"]
+        return []
+
+
+def tiny_grid() -> Grid:
+    return Grid(queues=("heapq",), scenarios=("single",), task_counts=(200, 300), repetitions=1)
+
+
+def test_busy_units_are_measured_again_and_their_quiet_measurement_is_kept(monkeypatch, tmp_path):
+    from pqlab.measure import quiet
+    from pqlab.study import progress
+    from pqlab.study.store import Run
+
+    rule = BusyFor(1)  # the first unit measured is busy, its second measurement quiet
+    monkeypatch.setattr(quiet, "busy_reasons", rule)
+    path = tmp_path / "progress.jsonl"
+    monkeypatch.setenv(progress.ENV, str(path))
+    run = Run.create(tmp_path / "data", "busy-once")
+    result = run_sweep(tiny_grid(), run, fresh_process=False, progress=False, remeasure_tries=2)
+    assert rule.calls == 3  # two units, one of them twice
+    assert not result.summary["busy"].any() and len(result.summary) == 2
+    snap = progress.read(path)
+    assert (snap.done, snap.total) == (3, 3)
+    assert snap.notes == ("measuring again 1 unit measured on a busy machine (try 1 of 2)",)
+
+
+def test_units_that_stay_busy_are_tried_a_bounded_number_of_times_and_keep_the_flag(
+        monkeypatch):
+    from pqlab.measure import quiet
+
+    rule = BusyFor(10**6)
+    monkeypatch.setattr(quiet, "busy_reasons", rule)
+    result = run_sweep(tiny_grid(), fresh_process=False, progress=False, remeasure_tries=2)
+    assert rule.calls == 2 * 3  # each unit: measured, then twice again
+    assert result.summary["busy"].all() and len(result.summary) == 2
+
+
+def test_remeasure_tries_comes_from_the_batch_environment_and_is_checked(monkeypatch):
+    from pqlab.measure import quiet
+    from pqlab.study.sweep import ENV_REMEASURE
+
+    rule = BusyFor(10**6)
+    monkeypatch.setattr(quiet, "busy_reasons", rule)
+    monkeypatch.setenv(ENV_REMEASURE, "0")
+    run_sweep(tiny_grid(), fresh_process=False, progress=False)
+    assert rule.calls == 2
+    with pytest.raises(ValueError, match="remeasure_tries"):
+        run_sweep(tiny_grid(), fresh_process=False, progress=False, remeasure_tries=-1)

@@ -5,6 +5,7 @@ YAML file (``-f``) that starts from a profile and overrides parameters::
 
     profile: quick            # the base profile (default: default)
     timeout_s: 600            # per-cell execution timeout
+    remeasure_tries: 2        # how often a unit measured on a busy machine is measured again
     notebooks:                # parameters per notebook (names as in the notebook)
       01-single-baseline: {TASK_COUNTS: [1000, 5000], REPETITIONS: 2}
 
@@ -37,9 +38,10 @@ from pqlab.decide.adr import write_adr
 from pqlab.measure import quiet
 from pqlab.study import config, params, store
 from pqlab.study.progress import PRINT_EVERY_S, watching
+from pqlab.study.sweep import ENV_REMEASURE, REMEASURE_TRIES
 
 RESERVED = ("RUN_ID", "OUTPUT_DIR")  # set by the batch itself
-PLAN_KEYS = ("profile", "timeout_s", "notebooks")
+PLAN_KEYS = ("profile", "timeout_s", "remeasure_tries", "notebooks")
 
 
 class PlanError(ValueError):
@@ -58,6 +60,7 @@ class Plan:
     profile: str
     timeout_s: int
     notebooks: list[tuple[config.NotebookSpec, dict[str, Any]]]
+    remeasure_tries: int = REMEASURE_TRIES  # per sweep, for units measured on a busy machine
 
 
 @dataclass
@@ -115,6 +118,7 @@ def load_plan(profile: str | None = None, param_file: Path | None = None) -> Pla
     """The checked plan of a profile, or of a YAML file; ``PlanError`` on any problem."""
     overrides: dict[str, Any] = {}
     timeout = None
+    tries = REMEASURE_TRIES
     where = f"profile {profile or 'default'}"
     if param_file is not None:
         data = _read_yaml(param_file)
@@ -128,6 +132,10 @@ def load_plan(profile: str | None = None, param_file: Path | None = None) -> Pla
                             f"{profile!r}")
         profile = data.get("profile", profile)
         timeout = data.get("timeout_s")
+        tries = data.get("remeasure_tries", REMEASURE_TRIES)
+        if isinstance(tries, bool) or not isinstance(tries, int) or tries < 0:
+            raise PlanError(f"{where}: remeasure_tries must be a whole number >= 0, "
+                            f"got {tries!r}")
         overrides = data.get("notebooks") or {}
         if not isinstance(overrides, dict):
             raise PlanError(f"{where}: 'notebooks' must map notebook names to parameters")
@@ -153,7 +161,7 @@ def load_plan(profile: str | None = None, param_file: Path | None = None) -> Pla
                 values.update(extra)
         _check_parameters(spec, values, where)
         notebooks.append((spec, values))
-    return Plan(where, profile, timeout or config.TIMEOUT_S[profile], notebooks)
+    return Plan(where, profile, timeout or config.TIMEOUT_S[profile], notebooks, tries)
 
 
 @contextlib.contextmanager
@@ -198,6 +206,20 @@ def _failure(spec: config.NotebookSpec, exc: Exception, executed: Path) -> Batch
                       f"executed copy: {executed}")
 
 
+@contextlib.contextmanager
+def _environment(name: str, value: str) -> Iterator[None]:
+    """``os.environ[name] = value`` inside the block (the notebooks' kernels inherit it)."""
+    saved = os.environ.get(name)
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = saved
+
+
 def run_batch(plan: Plan, output: Path | None = None, *, run_id: str | None = None,
               resume: bool = False, kernel: str | None = None, progress: bool = False,
               publish_adr: bool = False, progress_every_s: float = PRINT_EVERY_S,
@@ -218,6 +240,7 @@ def run_batch(plan: Plan, output: Path | None = None, *, run_id: str | None = No
     started = time.perf_counter()
     with contextlib.ExitStack() as stack:
         kernel = kernel or stack.enter_context(project_kernel())
+        stack.enter_context(_environment(ENV_REMEASURE, str(plan.remeasure_tries)))
         for i, (spec, values) in enumerate(plan.notebooks, 1):
             reason = spec.skip_reason() if spec.skip_reason else None
             if reason:

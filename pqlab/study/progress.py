@@ -45,11 +45,19 @@ class Reporter:
         self.done += units
         self._write()
 
-    def _write(self) -> None:
+    def grow(self, units: int, note: str) -> None:
+        """``units`` more to measure than planned, and why (the batch prints ``note`` once)."""
+        self.total += units
+        self._write(note)
+
+    def _write(self, note: str | None = None) -> None:
         if self.path is None:
             return
-        line = json.dumps({"sweep": self.sweep, "done": self.done, "total": self.total,
-                           "time": time.time()})
+        entry = {"sweep": self.sweep, "done": self.done, "total": self.total,
+                 "time": time.time()}
+        if note is not None:
+            entry["note"] = note
+        line = json.dumps(entry)
         # One short write in append mode: a reader sees whole lines, or a last partial
         # one that ``read`` skips.
         with open(self.path, "a", encoding="utf-8") as fh:
@@ -63,6 +71,7 @@ class Snapshot:
     done: int
     total: int
     left_s: float | None  # None until a unit has been measured
+    notes: tuple[str, ...] = ()  # what the sweeps said (``Reporter.grow``), in order
 
     def line(self, name: str) -> str:
         left = "" if self.left_s is None else f", ~{self.left_s:.0f} s left"
@@ -82,6 +91,7 @@ def read(path: Path, now: float | None = None) -> Snapshot | None:
         return None
     first: dict[str, dict] = {}
     last: dict[str, dict] = {}
+    notes = []
     for raw in text.splitlines():
         try:
             entry = json.loads(raw)
@@ -89,6 +99,8 @@ def read(path: Path, now: float | None = None) -> Snapshot | None:
             continue
         first.setdefault(entry["sweep"], entry)
         last[entry["sweep"]] = entry
+        if "note" in entry:
+            notes.append(entry["note"])
     if not last:
         return None
     done = sum(e["done"] for e in last.values())
@@ -96,7 +108,7 @@ def read(path: Path, now: float | None = None) -> Snapshot | None:
     measured = done - sum(e["done"] for e in first.values())
     elapsed = (time.time() if now is None else now) - min(e["time"] for e in first.values())
     left = (total - done) * elapsed / measured if measured > 0 else None
-    return Snapshot(done, total, left)
+    return Snapshot(done, total, left, tuple(notes))
 
 
 @contextlib.contextmanager
@@ -116,10 +128,15 @@ def watching(name: str, echo: Callable[[str], None], *,
         path = Path(tmp) / "progress.jsonl"
 
         def watch() -> None:
-            shown, last_print = None, time.monotonic()
+            shown, last_print, noted = None, time.monotonic(), 0
             while not stop.wait(poll_s):
                 snap = read(path)
-                if snap is None or (snap.done, snap.total) == shown:
+                if snap is None:
+                    continue
+                for note in snap.notes[noted:]:  # at once, each once
+                    echo(f"  {name}: {note}")
+                noted = len(snap.notes)
+                if (snap.done, snap.total) == shown:
                     continue
                 if time.monotonic() - last_print >= every_s:
                     echo(snap.line(name))

@@ -4,7 +4,8 @@ Each repetition runs in a fresh Python process by default (as pyperf does),
 after a warm-up in that process, so repetitions share no heap, caches or
 thread state; ``fresh_process=False`` runs everything here, faster, for
 exploration. Repetitions are the outer loop (every cell once, then again),
-so a drift of the machine spreads over all cells alike. A tqdm bar shows
+so a drift of the machine spreads over all cells alike. Units measured on a
+busy machine are measured again at the end (``REMEASURE_TRIES``). A tqdm bar shows
 runs done, the current cell and the time left; under a batch, units done also
 go to the batch's console (``pqlab.study.progress``).
 
@@ -41,6 +42,10 @@ from pqlab.study.store import TMP_MARK, Run
 
 REDIS_QUEUE = "redis"  # the queue that needs a server for the whole sweep
 UNIT_TIMEOUT_S = 1800.0  # a fresh process taking longer is hung (1M tasks with threads: ~2 min)
+# Measure a busy unit again at most this often: a burst of load (another job, a test run)
+# usually passes within one round; a machine busy for good is not waited out.
+REMEASURE_TRIES = 2
+ENV_REMEASURE = "PQLAB_REMEASURE_TRIES"  # the batch's plan sets it for the sweeps it runs
 
 
 class SweepError(RuntimeError):
@@ -219,45 +224,45 @@ def _start_servers(stack: contextlib.ExitStack, units: list[Unit]) -> None:
 def run_sweep(grid: Grid, run: Run | None = None, *, fresh_process: bool = True,
               progress: bool = True, max_samples: int = SAMPLES_PER_RUN,
               deadline_s: float = DEFAULT_DEADLINE_S,
-              unit_timeout_s: float = UNIT_TIMEOUT_S) -> SweepResult:
+              unit_timeout_s: float = UNIT_TIMEOUT_S,
+              remeasure_tries: int | None = None) -> SweepResult:
     """Measure every unit of ``grid`` not yet in ``run``; return the grid's frames.
 
-    Raises ``SweepError`` if a fresh process fails (units done so far are kept) or
-    the Redis that ``redis`` units need cannot be started or reached.
+    A unit measured now on a busy machine (``measure.quiet``) is measured
+    again once the others are done, up to ``remeasure_tries`` more times,
+    and its latest measurement kept: a burst of load from another process
+    costs a few units' time, not the run. ``None``: ``PQLAB_REMEASURE_TRIES``
+    if set (a batch plan's ``remeasure_tries``), else ``REMEASURE_TRIES``.
+    Units that stay busy keep their flag (the record says which, or refuses).
+    Raises ``SweepError`` if a fresh process fails (units done so far are
+    kept) or the Redis that ``redis`` units need cannot be started or reached.
     """
+    if remeasure_tries is None:
+        remeasure_tries = int(os.environ.get(ENV_REMEASURE, REMEASURE_TRIES))
+    params.non_negative_int("remeasure_tries", remeasure_tries)
     units = grid.units()
     done = run.done_units() if run is not None else set()
     todo = [u for u in units if u.key not in done]
-    run_id = run.run_id if run is not None else ""
     if run is not None:
         run.update_manifest(samples_per_run_max=max_samples)
-    summaries: list[pd.DataFrame] = []
-    samples: list[pd.DataFrame] = []
-    warmed: set[tuple] = set()
+    measurer = _Measurer(grid, run, fresh_process, max_samples, deadline_s, unit_timeout_s)
     servers = contextlib.ExitStack()
     _start_servers(servers, todo)
     bar = tqdm(total=len(units), initial=len(units) - len(todo), unit="run", desc="sweep",
                disable=not progress, mininterval=1.0, file=sys.stderr, dynamic_ncols=True)
     report = Reporter(len(units), len(units) - len(todo))
     try:
-        for unit in todo:
-            bar.set_postfix_str(unit.label(), refresh=False)
-            spec = UnitSpec(**asdict(unit), seed=grid.seed + unit.repetition,
-                            max_samples=max_samples, deadline_s=deadline_s)
-            if fresh_process:
-                row, task_rows = measure_fresh(spec, unit_timeout_s,
-                                               run.cells_dir if run is not None else None)
-            else:  # in one process a warm-up per cell is enough
-                row, task_rows = measure_here(replace(spec, warmup=unit.cell not in warmed))
-                warmed.add(unit.cell)
-            summary, sample = _frames(run_id, row, task_rows, fresh_process)
-            if run is not None:
-                run.save_unit(unit.key, summary, sample)
-            else:
-                summaries.append(summary)
-                samples.append(sample)
-            bar.update()
-            report.advance()
+        busy = _measure_all(measurer, todo, bar, report)
+        for attempt in range(1, remeasure_tries + 1):
+            if not busy:
+                break
+            note = (f"measuring again {_units(len(busy))} measured on a busy machine "
+                    f"(try {attempt} of {remeasure_tries})")
+            if progress:
+                bar.write(note, file=sys.stderr)
+            bar.total += len(busy)
+            report.grow(len(busy), note)
+            busy = _measure_all(measurer, busy, bar, report)
     finally:
         bar.close()
         servers.close()
@@ -267,9 +272,59 @@ def run_sweep(grid: Grid, run: Run | None = None, *, fresh_process: bool = True,
         wanted = {u.key for u in units}
         summary_df, samples_df = _select(run.summary(), wanted), _select(run.samples(), wanted)
     else:
-        summary_df = frames.concat(summaries)
-        samples_df = frames.concat(samples, typed=frames.typed_samples)
+        summary_df = frames.concat([measurer.kept[u.key][0] for u in units])
+        samples_df = frames.concat([measurer.kept[u.key][1] for u in units],
+                                   typed=frames.typed_samples)
     return SweepResult(summary_df, samples_df, run, len(todo), len(units) - len(todo), units)
+
+
+@dataclass
+class _Measurer:
+    """Measures one unit of a sweep and stores it (in the run, else in ``kept``)."""
+
+    grid: Grid
+    run: Run | None
+    fresh_process: bool
+    max_samples: int
+    deadline_s: float
+    unit_timeout_s: float
+    warmed: set = field(default_factory=set)
+    kept: dict = field(default_factory=dict)  # unit key -> (summary, samples), without a run
+
+    def measure(self, unit: Unit) -> bool:
+        """Measure ``unit``, store it (replacing an earlier measurement); True if busy."""
+        spec = UnitSpec(**asdict(unit), seed=self.grid.seed + unit.repetition,
+                        max_samples=self.max_samples, deadline_s=self.deadline_s)
+        if self.fresh_process:
+            row, task_rows = measure_fresh(spec, self.unit_timeout_s,
+                                           self.run.cells_dir if self.run is not None else None)
+        else:  # in one process a warm-up per cell is enough
+            row, task_rows = measure_here(replace(spec, warmup=unit.cell not in self.warmed))
+            self.warmed.add(unit.cell)
+        run_id = self.run.run_id if self.run is not None else ""
+        summary, sample = _frames(run_id, row, task_rows, self.fresh_process)
+        if self.run is not None:
+            self.run.save_unit(unit.key, summary, sample)
+        else:
+            self.kept[unit.key] = (summary, sample)
+        return bool(row.get("busy", False))
+
+
+def _units(n: int) -> str:
+    return f"{n} unit" if n == 1 else f"{n} units"
+
+
+def _measure_all(measurer: _Measurer, units: list[Unit], bar: tqdm,
+                 report: Reporter) -> list[Unit]:
+    """Measure ``units`` in order, showing progress; the ones measured on a busy machine."""
+    busy = []
+    for unit in units:
+        bar.set_postfix_str(unit.label(), refresh=False)
+        if measurer.measure(unit):
+            busy.append(unit)
+        bar.update()
+        report.advance()
+    return busy
 
 
 def _select(df: pd.DataFrame, keys: set[str]) -> pd.DataFrame:
