@@ -47,7 +47,7 @@ import time
 from pqlab.core.task import STOP, Priority, Task
 from pqlab.measure.timers import fine_timer_slack, sleep_until
 from pqlab.queues import QueueSpec, sync_face
-from pqlab.queues.redisqueue import COUNTED, AckStatus
+from pqlab.queues.redisqueue import COUNTED, DEFAULT_RETAIN, AckStatus
 from pqlab.scenarios._engine import EMPTY_ERRORS, PassState, Workers, guard
 from pqlab.scenarios.loadbounded import (
     Ends,
@@ -294,7 +294,8 @@ class BoundedPool(ProcessPool):
         self.params, self.ends, self.sched = params, Ends(), Schedule(w.consumers)
         self.lease_s = max(LEASE_FLOOR_S,
                            LEASE_OVER_SERVICE * max(t.payload.service_s for t in tasks))
-        queue = spec.factory(lease_s=self.lease_s, **(
+        # Every request could expire before the end's drain: the queue keeps them all.
+        queue = spec.factory(lease_s=self.lease_s, retain=max(DEFAULT_RETAIN, len(tasks)), **(
             {"policy": params.policy} if params.policy is not None else {}))
         self.stamps = Stamps(len(tasks), w.consumers)
         self.ids: dict[int, int] = {}
