@@ -17,14 +17,16 @@ import pytest
 from redis_helpers import dead_url, private_server
 
 import pqlab
-from pqlab.core.task import STOP, Priority, Task, make_workload
+from pqlab.core.task import STOP, Priority, Task, make_workload, stop_sentinels
 from pqlab.queues.redisqueue import (
+    ENQUEUE,
     PRIORITY_SHIFT,
     RedisPriorityQueue,
     decode_task,
     encode_task,
     make_queue,
 )
+from pqlab.queues.redisserver import RedisUnavailable
 
 pytestmark = pytest.mark.redis
 
@@ -158,6 +160,29 @@ def test_count_buffers_a_batch_per_thread(server):
         q.put(task(3, seq))
     assert [q.get().seq for _ in range(6)] == list(range(6))
     assert q.inflight() == 0
+    q.delete()
+
+
+def test_a_failed_put_back_of_a_stop_sentinel_keeps_the_task_for_the_next_get(
+        server, monkeypatch):
+    """``get`` acknowledges the batch before putting surplus sentinels back: if that put
+    fails, the task it was going to return is not lost but handed out next time."""
+    q = RedisPriorityQueue(server.url, count=3)
+    q.put(task(1, 1))
+    for sentinel in stop_sentinels(2):
+        q.put(sentinel)
+    script = q._script
+
+    def no_enqueue(which, *args):
+        if which is ENQUEUE:
+            raise RedisUnavailable("lost Redis (test)")
+        return script(which, *args)
+
+    monkeypatch.setattr(q, "_script", no_enqueue)
+    with pytest.raises(RedisUnavailable):
+        q.get()
+    monkeypatch.undo()
+    assert q.get_nowait().seq == 1
     q.delete()
 
 
