@@ -65,8 +65,8 @@ def wait_past_deadline(q: RedisPriorityQueue, level: int, task_id: int) -> None:
 def wait_until_expired(q: RedisPriorityQueue, level: int) -> None:
     """Poll the server's clock until every deadline now set at ``level`` has passed."""
     last = q.command("ZRANGE", q.policy_keys[2 + level], -1, -1, "WITHSCORES")
-    if last:
-        wait_past(q, float(last[1]))
+    if last:  # RESP3 (redis-py 8's default) gives [[id, score]], RESP2 [id, score]
+        wait_past(q, float(last[0][1] if isinstance(last[0], list) else last[1]))
 
 
 def conserved(row: dict[str, int]) -> bool:
