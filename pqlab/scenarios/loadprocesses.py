@@ -421,7 +421,6 @@ class BoundedPool(ProcessPool):
             run.get_logs[c] = [log[k] for k in order]
             self.sched.done_logs[c] = [self.sched.done_logs[c][k] for k in order]
 
-
     def _place_acked_unstamped(self) -> int:
         """Stamp the tasks killed workers acknowledged and never stamped; how many.
 
