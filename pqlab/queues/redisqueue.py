@@ -252,8 +252,9 @@ end
 # Shared by claim and reap: return expired leases to the ready set with their
 # original score (they keep their place), or dead-letter them (the newest
 # ``keep`` dead letters are kept). ``counted`` (a policed queue's) is told of
-# each, before its origin is dropped.
-_LUA_REAP = _LUA_KEEP + """
+# each, before its origin is dropped. Needs keep_newest defined before it: by
+# _LUA_KEEP, or by _LUA_POLICY, which starts with it.
+_LUA_REAP_FUNCTIONS = """
 local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -280,6 +281,7 @@ local function reap(now, limit, max_deliveries, keep, counted)
   return {requeued, dead}
 end
 """
+_LUA_REAP = _LUA_KEEP + _LUA_REAP_FUNCTIONS
 
 # Every script's body runs inside once(): the reply comes back as {replayed, reply},
 # replayed 1 when it is the recorded reply of an earlier send of the same request.
@@ -486,7 +488,7 @@ end)
 # claimed: timed_out() takes it, and the next one is popped, up to step_limit of
 # them per call; a call that reached that limit before claiming anything returns
 # {0} (no token): the caller calls again.
-_LUA_POLICED_CLAIM = _LUA_REAP + _LUA_POLICY + _LUA_ONCE + """
+_LUA_POLICED_CLAIM = _LUA_POLICY + _LUA_REAP_FUNCTIONS + _LUA_ONCE + """
 return once(function()
   local now_ms, now = clock()
   local keep, steps = tonumber(ARGV[5]), tonumber(ARGV[6])
@@ -546,7 +548,7 @@ end)
 """
 
 # ARGV and reply as REAP's, counting each lease that ran out.
-_LUA_POLICED_REAP = _LUA_REAP + _LUA_POLICY + _LUA_ONCE + """
+_LUA_POLICED_REAP = _LUA_POLICY + _LUA_REAP_FUNCTIONS + _LUA_ONCE + """
 return once(function()
   return reap(clock(), tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), counted)
 end)
