@@ -139,6 +139,26 @@ def test_clients_fail_clearly_when_the_server_stays_down(server):
     assert not consumer.is_alive() and server.url in failures[0]
 
 
+def _stop_as_a_forked_childs_exit_would(server: RedisServer) -> None:
+    server.stop()  # a forked child's exit runs the parent's atexit handlers: shared_server's
+    server.kill()
+
+
+def test_a_forked_child_cannot_stop_its_parents_server_or_delete_its_data(server):
+    """A forked child's copy of the server's handle saw no child process (its poll said
+    "exited") and deleted the data directory of the server its parent still runs."""
+    q = RedisPriorityQueue(server.url)
+    q.put(make_workload(1, seed=1)[0])
+    child = multiprocessing.get_context("fork").Process(
+        target=_stop_as_a_forked_childs_exit_would, args=(server,))
+    child.start()
+    child.join(60)
+    assert child.exitcode == 0
+    assert server.running and (server.data_dir / "redis.log").exists()
+    assert q.qsize() == 1
+    q.delete()
+
+
 def test_no_server_from_the_start_fails_within_seconds(monkeypatch):
     url = dead_url()
     start = time.monotonic()

@@ -17,7 +17,7 @@ import time
 import pytest
 from redis_helpers import private_server
 
-from pqlab.core.task import Priority, Task, make_workload
+from pqlab.core.task import STOP, Priority, Task, make_workload, stop_sentinels
 from pqlab.queues.policy import LevelPolicy, PolicyError, QueuePolicy, Rejected
 from pqlab.queues.redisqueue import COUNTED, AckStatus, RedisPriorityQueue
 from pqlab.queues.redisserver import RedisUnavailable
@@ -65,8 +65,8 @@ def wait_past_deadline(q: RedisPriorityQueue, level: int, task_id: int) -> None:
 def wait_until_expired(q: RedisPriorityQueue, level: int) -> None:
     """Poll the server's clock until every deadline now set at ``level`` has passed."""
     last = q.command("ZRANGE", q.policy_keys[2 + level], -1, -1, "WITHSCORES")
-    if last:
-        wait_past(q, float(last[1]))
+    if last:  # RESP3 (redis-py 8's default) gives [[id, score]], RESP2 [id, score]
+        wait_past(q, float(last[0][1] if isinstance(last[0], list) else last[1]))
 
 
 def conserved(row: dict[str, int]) -> bool:
@@ -392,6 +392,75 @@ def test_a_lapsed_lease_counts_as_redelivered_then_dead_lettered(server):
     assert (row["admitted"], row["redelivered"], row["dead_lettered"]) == (1, 1, 1)
     assert row["inflight"] == row["queued"] == 0 and conserved(row)
     assert [t.seq for t in q.dead_letters()] == [1]
+    q.delete()
+
+
+# -- stop sentinels are not requests ---------------------------------------------------
+
+
+def wait_lease_lapsed(q: RedisPriorityQueue, claim) -> None:
+    """Poll the server's clock until ``claim``'s lease has run out."""
+    wait_past(q, float(q.command("ZSCORE", q.keys[2], claim.task_id)) * 1000)
+
+
+def test_get_loses_no_task_when_it_puts_back_a_stop_sentinel(server):
+    """Issue 19, item 1: LOW limit 1; a sentinel claimed and never acknowledged; LOW and
+    CRITICAL put; the lease runs out; get() with count 2 must return CRITICAL. Before, it
+    acknowledged CRITICAL and the sentinel, and the sentinel's re-put to the full LOW level
+    raised Rejected: CRITICAL was counted served and never returned."""
+    q = make(server, QueuePolicy(levels={4: LevelPolicy(max_queue_size=1)}), count=2)
+    first, second = stop_sentinels(2)
+    q.put(first)
+    (held,) = q.claim(count=1, lease_s=0.05)  # never acknowledged
+    assert held.task.payload is STOP
+    q.put(task(Priority.LOW, 1))
+    q.put(task(Priority.CRITICAL, 2))
+    wait_lease_lapsed(q, held)
+    assert q.get().seq == 2
+    assert q.get().seq == 1
+    q.put(second)  # two sentinels claimed together: one returned, the other put back
+    assert [q.get().payload for _ in range(2)] == [STOP, STOP]
+    assert q.qsize() == q.inflight() == 0
+    snapshot = q.snapshot()
+    assert all(conserved(row) for row in snapshot.values())
+    for level, seen in ((1, 1), (4, 1)):
+        row = snapshot[level]
+        assert (row["admitted"], row["served"], row["rejected"], row["redelivered"]) == (
+            seen, seen, 0, 0)  # the sentinels, redelivered and put back, counted nowhere
+    q.delete()
+
+
+def test_a_stop_sentinel_is_never_refused_expired_or_counted(server):
+    q = make(server, QueuePolicy(levels={4: LevelPolicy(max_queue_size=1,
+                                                        default_timeout_s=0.05)}))
+    low = q.put(task(Priority.LOW, 1))
+    [sentinel] = stop_sentinels(1)
+    q.put(sentinel)  # the LOW level is full: the sentinel goes in all the same
+    with pytest.raises(Rejected):
+        q.put(task(Priority.LOW, 2))
+    with pytest.raises(PolicyError, match="a stop sentinel takes no request_timeout_s"):
+        q.put(sentinel, request_timeout_s=1.0)
+    wait_past_deadline(q, 4, low)
+    assert [t.seq for t in q.drain_expired()] == [1]  # the request, not the sentinel
+    assert q.depths() == dict.fromkeys(range(1, 5), 0)
+    (claim,) = q.claim()
+    assert claim.task.payload is STOP and claim.task.priority == Priority.LOW
+    q.ack(claim)
+    assert q.counts()[4] == {**dict.fromkeys(COUNTED, 0), "admitted": 1, "rejected": 1,
+                             "expired": 1}
+    assert q.cancel(q.put(sentinel)) is True and q.cancel(sentinel) is False
+    assert all(conserved(row) for row in q.snapshot().values())
+    q.delete()
+
+
+def test_a_plain_queue_hands_out_tasks_before_a_stop_sentinel_claimed_with_them(server):
+    q = make(server, None, count=3)
+    [sentinel] = stop_sentinels(1)
+    q.put(sentinel)
+    q.put(task(Priority.LOW, 1))  # behind the sentinel: a consumer that stops keeps none
+    assert q.get().seq == 1
+    assert q.get().payload is STOP
+    assert q.qsize() == q.inflight() == 0
     q.delete()
 
 

@@ -3,24 +3,30 @@
 from __future__ import annotations
 
 import gc
+import multiprocessing
+import os
 import pickle
+import queue
 import subprocess
 import sys
 import threading
 import time
+import weakref
 
 import pytest
-from redis_helpers import private_server
+from redis_helpers import dead_url, private_server
 
 import pqlab
-from pqlab.core.task import STOP, Priority, Task, make_workload
+from pqlab.core.task import STOP, Priority, Task, make_workload, stop_sentinels
 from pqlab.queues.redisqueue import (
+    ENQUEUE,
     PRIORITY_SHIFT,
     RedisPriorityQueue,
     decode_task,
     encode_task,
     make_queue,
 )
+from pqlab.queues.redisserver import RedisUnavailable
 
 pytestmark = pytest.mark.redis
 
@@ -157,6 +163,29 @@ def test_count_buffers_a_batch_per_thread(server):
     q.delete()
 
 
+def test_a_failed_put_back_of_a_stop_sentinel_keeps_the_task_for_the_next_get(
+        server, monkeypatch):
+    """``get`` acknowledges the batch before putting surplus sentinels back: if that put
+    fails, the task it was going to return is not lost but handed out next time."""
+    q = RedisPriorityQueue(server.url, count=3)
+    q.put(task(1, 1))
+    for sentinel in stop_sentinels(2):
+        q.put(sentinel)
+    script = q._script
+
+    def no_enqueue(which, *args):
+        if which is ENQUEUE:
+            raise RedisUnavailable("lost Redis (test)")
+        return script(which, *args)
+
+    monkeypatch.setattr(q, "_script", no_enqueue)
+    with pytest.raises(RedisUnavailable):
+        q.get()
+    monkeypatch.undo()
+    assert q.get_nowait().seq == 1
+    q.delete()
+
+
 def test_lost_script_cache_is_reloaded(q):
     q.put(task(1, 1))
     q.command("SCRIPT", "FLUSH")
@@ -186,6 +215,90 @@ def test_factory_queue_drops_its_keys_when_dropped(server):
     del q
     gc.collect()
     assert probe.command("EXISTS", *keys) == 0
+
+
+FORK = multiprocessing.get_context("fork")
+FORK_PUTS = 50
+WAIT_S = 60.0  # generous: a child that is not done by then has hung
+
+
+def _take_then_put(q: RedisPriorityQueue, checked, first_seq: int) -> None:
+    """In a forked child: the parent's buffered tasks must not be here; then FORK_PUTS puts."""
+    try:
+        q.get_nowait()  # nothing is queued: only the parent's buffer could answer
+    except queue.Empty:
+        pass
+    else:
+        os._exit(3)
+    checked.set()
+    for seq in range(first_seq, first_seq + FORK_PUTS):
+        q.put(task(3, seq))
+
+
+def test_a_queue_used_across_fork_stores_every_enqueue(server):
+    """Issue 19, item 4: the child inherited the forking thread's connection, reply record
+    and request numbers (and its buffer of taken tasks); the parent's and the child's same
+    request number was answered from one record, so one of two enqueues was never stored."""
+    q = RedisPriorityQueue(server.url, count=3)
+    for seq in range(3):
+        q.put(task(1, seq))
+    assert q.get().seq == 0  # two more are in this thread's buffer when it forks
+    checked = FORK.Event()
+    child = FORK.Process(target=_take_then_put, args=(q, checked, 100))
+    child.start()
+    assert checked.wait(WAIT_S), f"the child took a task (exit code {child.exitcode})"
+    for seq in range(1_000, 1_000 + FORK_PUTS):  # while the child puts its own
+        q.put(task(3, seq))
+    child.join(WAIT_S)
+    assert child.exitcode == 0
+    taken = [q.get().seq for _ in range(2 * FORK_PUTS + 2)]
+    assert sorted(taken) == [1, 2, *range(100, 100 + FORK_PUTS), *range(1_000, 1_000 + FORK_PUTS)]
+    assert q.qsize() == q.inflight() == 0
+    q.delete()
+
+
+def _run_own_finalizers(q: RedisPriorityQueue) -> None:
+    """In a forked child: what its exit would do with ``q``'s finalizer (atexit runs it)."""
+    for finalizer in list(weakref.finalize._registry):
+        held = finalizer.peek()
+        if held is not None and held[0] is q:
+            finalizer()
+
+
+def test_a_forked_child_leaves_its_parents_queue_alone(server):
+    q = make_queue(url=server.url)
+    q.put(task(1, 1))
+    child = FORK.Process(target=_run_own_finalizers, args=(q,))
+    child.start()
+    child.join(WAIT_S)
+    assert child.exitcode == 0
+    assert q.qsize() == 1 and q.get().seq == 1
+
+
+@pytest.mark.parametrize("options, field", [
+    ({"lease_s": 0.0004}, "lease_s"), ({"lease_s": 0}, "lease_s"),
+    ({"lease_s": float("nan")}, "lease_s"), ({"reconnect_s": 0}, "reconnect_s"),
+    ({"reconnect_s": -1.0}, "reconnect_s"), ({"count": 0}, "count"), ({"count": True}, "count"),
+    ({"max_deliveries": 0}, "max_deliveries"), ({"block_s": 0}, "block_s"),
+    ({"retain": 0}, "retain")])
+def test_bad_options_fail_naming_the_field_and_what_is_allowed(options, field):
+    with pytest.raises(ValueError, match=f"^{field} must be .*(>= 1|>= 0.001|> 0).*, got "):
+        RedisPriorityQueue(dead_url(), **options)
+
+
+def test_claim_refuses_a_zero_count_or_lease_instead_of_taking_the_defaults(q):
+    q.put(task(1, 1))
+    for kwargs, field in (({"count": 0}, "count"), ({"count": -2}, "count"),
+                          ({"lease_s": 0}, "lease_s"), ({"lease_s": 0.0004}, "lease_s")):
+        with pytest.raises(ValueError, match=f"^{field} must be"):
+            q.claim(**kwargs)
+    with pytest.raises(ValueError, match="^limit must be an int >= 1, got 0"):
+        q.reap(limit=0)
+    assert q.qsize() == 1 and q.inflight() == 0  # nothing was claimed
+    (claim,) = q.claim(lease_s=0.001)  # the shortest lease: one millisecond
+    lease_ms = float(q.command("ZSCORE", q.keys[2], claim.task_id))
+    seconds, micros = q.command("TIME")
+    assert lease_ms <= int(seconds) * 1000 + int(micros) // 1000 + 1
 
 
 @pytest.mark.parametrize("scenario", ["single", "threads"])

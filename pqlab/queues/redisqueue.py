@@ -37,7 +37,9 @@ which ``get`` claims anyway.
 
 Reconnecting backs off exponentially with full jitter (``Backoff``): the
 n-th wait is uniform in [0, min(0.25 s, 20 ms * 2**n)], until ``reconnect_s``
-(10 s) has passed since the first failure. Clients that lost the same server
+(10 s) has passed since the first failure. A ``BUSY`` reply (the server is
+running another client's script past its ``busy-reply-threshold``, and did
+not run the command) is waited out the same way. Clients that lost the same server
 spread their reconnects instead of arriving together, at 8.0 attempts/s each
 while it is down (over 5 s; a fixed 50 ms wait made 19.6). After 0.5 s
 down, one client was back a median 77 ms after the restart began (max 227;
@@ -54,15 +56,17 @@ keeps a queue, and so every script, on one slot:
 - ``inflight``: sorted set, id -> lease deadline (ms, server clock);
 - ``body`` (id -> task), ``lease`` (id -> token), ``origin`` (id -> ready
   score, for the way back), ``deliveries`` (id -> claims so far): hashes;
-- ``dead``: sorted set, id -> time it was dead-lettered;
+- ``dead``: sorted set, id -> time it was dead-lettered (the newest ``retain``
+  are kept, see "Bounds");
 - ``reply:<client>``: one client thread's last request and its reply (see above);
 - ``wake``: the marker a blocked consumer waits on with ``BZPOPMIN``. An
   enqueue sets it; a claim that leaves tasks behind sets it again, so the
   wake-up passes on to the next blocked consumer. It is state, not a signal:
   set before a consumer blocks, it still wakes that consumer;
 - under a policy (below): ``policy`` (hash), ``counts`` (hash,
-  ``<level>:<name>``), ``expired`` (sorted set, id -> when it expired) and
-  ``deadlines:<level>`` (sorted set, id -> deadline in µs, server clock).
+  ``<level>:<name>``), ``expired`` (sorted set, id -> when it expired; the
+  newest ``retain`` are kept) and ``deadlines:<level>`` (sorted set, id ->
+  deadline in µs, server clock).
 
 Enqueue, claim, acknowledge and reap are each one Lua script, run atomically
 by ``EVALSHA`` (one round trip; after a server restart flushed the script
@@ -70,6 +74,20 @@ cache, ``NOSCRIPT`` makes the client load them and send again). Claim reaps
 expired leases first, so no separate reaper process is needed; ``reap()``
 runs the same step on its own. A task whose lease ran out after
 ``max_deliveries`` claims goes to the dead-letter set instead of back.
+
+Bounds. One script call does bounded work, so no call holds the server for
+long (past its ``busy-reply-threshold``, 5 s, every other client gets
+``BUSY``): a claim reaps at most ``REAP_LIMIT`` leases and, under a policy,
+expires at most ``STEP_LIMIT`` (1,000) timed-out requests, then returns what
+it has, and ``claim`` calls again if that was nothing; ``drain_expired``
+sweeps and takes at most ``STEP_LIMIT`` per call and calls until a call finds
+nothing more; ``cancel`` by ``Task`` compares at most ``STEP_LIMIT`` queued
+entries per call and goes on from where the last stopped. Memory: the dead
+letters and the expired set keep the newest ``retain`` ids each (10,000 by
+default), trimmed by the scripts that add to them, with their body, origin
+and deliveries; the counts still count every one. A put to a full
+``REJECT`` level drops all of its timed-out requests at once: at most the
+level's limit.
 
 Tasks are stored as JSON arrays of their fields: 62 bytes for a pqlab task
 (a pickled ``Task`` is 156). JSON rather than pickle: loading a pickle from a
@@ -92,6 +110,11 @@ and client of the queue. What this added:
   naming both. A client without a policy checks on each thread's first
   command (one round trip per thread, none per call) and marks the queue as
   used (an empty ``seq``), so no policy can be stored under it afterwards.
+- Stop sentinels (payload ``STOP``) are not requests: they go to a band of
+  their own after every level (``STOP_LEVEL``), where no limit refuses
+  them, they never expire and nothing counts them, so stopping consumers
+  never goes through the policy. ``qsize()`` includes them, ``depths()``
+  and ``snapshot()`` do not.
 - A full level rejects at once: ``put`` raises ``Rejected`` and stores
   nothing but the count. The limit counts the level's queued requests
   (timed-out ``DELAY`` ones included, in-flight ones not, as Triton's queue);
@@ -112,7 +135,8 @@ and client of the queue. What this added:
   out and before the next level; the delayed keep their arrival order. Ids
   stay below 2**47 on a policed queue.
 - ``cancel(task_or_id)`` removes a queued request (by id, O(log n); by
-  ``Task``, a scan of its level, O(depth), as the bucket queues' ``cancel``).
+  ``Task``, a scan of its level, O(depth), as the bucket queues' ``cancel``,
+  in calls of at most ``STEP_LIMIT`` entries).
 - Counters per level: ``counts()`` (``COUNTED``: admitted, rejected,
   expired, cancelled, served = acknowledged, dead_lettered, redelivered),
   ``depths()``, and ``snapshot()``, all read in one script, on which
@@ -121,7 +145,8 @@ and client of the queue. What this added:
 
 Without a policy (or with a default one) the enqueue and acknowledge scripts
 are byte for byte the old ones, and claim and reap only gained a hook that
-is not called: the median of per-round cost ratios against main's client
+is not called (and since, the dead letters' trim, which runs only when a
+task is dead-lettered): the median of per-round cost ratios against main's client
 (31 interleaved rounds of 2,000 calls, one server, fsync off, a busy
 2-core machine) was 1.00 for put, 0.96 for claim, 1.11 for ack, and 1.00,
 0.90, 0.96 with ``appendfsync always``: noise, no cost. A policy costs
@@ -129,8 +154,11 @@ is not called: the median of per-round cost ratios against main's client
 in the fsync with it on (0.98, 0.95, 1.12).
 
 Clients: one connection per thread, made on first use in that thread; a
-queue object pickles as its URL, name and policy, so each process that
-unpickles it opens its own connections. Commands are packed here and go straight to
+queue object pickles as its URL, name and options, so each process that
+unpickles it opens its own connections. A forked child forgets the
+connections, reply records, request numbers and buffers it inherited
+(``os.register_at_fork``) and makes its own: the parent's and the child's
+requests never share a number or a socket. Commands are packed here and go straight to
 redis-py's ``Connection`` (send, read the reply): redis-py's
 ``Redis.evalsha`` adds packing of every argument, pooling, retry and
 telemetry layers; the enqueue script ran at 12,800 calls/s through it
@@ -145,6 +173,8 @@ import hashlib
 import itertools
 import json
 import math
+import numbers
+import os
 import queue
 import random
 import threading
@@ -182,6 +212,14 @@ DEFAULT_LEASE_S = 30.0  # a claimed task not acknowledged within this is given t
 DEFAULT_MAX_DELIVERIES = 5  # claims before a task that keeps failing is dead-lettered
 DEFAULT_BLOCK_S = 1.0  # longest BZPOPMIN; a blocked consumer also reaps this often
 REAP_LIMIT = 100  # expired leases returned per script call: bounds the time a script runs
+# Expired requests a claim handles, queued entries a cancel by Task compares, and expired
+# requests a drain sweeps and takes, per script call: the rest waits for the next call.
+# A claim that expired 1,000 requests held the server 20-30 ms here (a busy 2-core
+# machine), far below Redis's 5 s busy-reply-threshold.
+STEP_LIMIT = 1_000
+DEFAULT_RETAIN = 10_000  # dead letters kept, and expired requests kept (each): the newest
+MIN_LEASE_S = 0.001  # leases are whole milliseconds of the server's clock
+STOP_LEVEL = max(PRIORITY_LEVELS) + 1  # a policed queue's stop sentinels: after every level
 RECONNECT_S = 10.0  # keep retrying a lost connection this long (covers a server restart)
 SOCKET_TIMEOUT_S = 15.0  # a reply slower than this counts as a lost connection
 CONNECT_TIMEOUT_S = 2.0  # longest connect attempt (a host that drops packets never refuses)
@@ -192,15 +230,36 @@ RECORD_SLACK_S = 5.0  # a reply record outlives the client's last possible resen
 # Longer timeouts are cut to this (142 years): now + timeout stays an exact score (< 2**53 µs).
 LONGEST_TIMEOUT_S = 2**52 / 1e6
 
+# Shared by the scripts that add to the dead letters or the expired set, called
+# once after adding: keep the newest ``keep`` ids of such a set; older ones go,
+# with their body, origin and deliveries. Each id goes once, so trimming costs at
+# most one removal per addition; fields go 1,000 per HDEL (below Lua's stack limit).
+_LUA_KEEP = """
+local function keep_newest(set, keep)
+  local excess = redis.call('ZCARD', set) - keep
+  if excess <= 0 then return end
+  local ids = redis.call('ZRANGE', set, 0, excess - 1)
+  for first = 1, #ids, 1000 do
+    local last = math.min(first + 999, #ids)
+    for _, hash in ipairs({KEYS[4], KEYS[6], KEYS[7]}) do
+      redis.call('HDEL', hash, unpack(ids, first, last))
+    end
+  end
+  redis.call('ZREMRANGEBYRANK', set, 0, excess - 1)
+end
+"""
+
 # Shared by claim and reap: return expired leases to the ready set with their
-# original score (they keep their place), or dead-letter them. ``counted`` (a
-# policed queue's) is told of each, before its origin is dropped.
-_LUA_REAP = """
+# original score (they keep their place), or dead-letter them (the newest
+# ``keep`` dead letters are kept). ``counted`` (a policed queue's) is told of
+# each, before its origin is dropped. Needs keep_newest defined before it: by
+# _LUA_KEEP, or by _LUA_POLICY, which starts with it.
+_LUA_REAP_FUNCTIONS = """
 local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
-local function reap(now, limit, max_deliveries, counted)
+local function reap(now, limit, max_deliveries, keep, counted)
   local expired = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now, 'LIMIT', 0, limit)
   local requeued, dead = 0, 0
   for _, id in ipairs(expired) do
@@ -218,9 +277,11 @@ local function reap(now, limit, max_deliveries, counted)
     end
   end
   if requeued > 0 then redis.call('ZADD', KEYS[9], 0, 'ready') end
+  if dead > 0 then keep_newest(KEYS[8], keep) end
   return {requeued, dead}
 end
 """
+_LUA_REAP = _LUA_KEEP + _LUA_REAP_FUNCTIONS
 
 # Every script's body runs inside once(): the reply comes back as {replayed, reply},
 # replayed 1 when it is the recorded reply of an earlier send of the same request.
@@ -259,12 +320,13 @@ return once(function()
 end)
 """
 
-# ARGV: count, lease_ms, max_deliveries, reap_limit.
-# Returns {token, id1, deliveries1, body1, id2, ...}, or {} when nothing is ready.
+# ARGV: count, lease_ms, max_deliveries, reap_limit, keep (dead letters kept), step_limit
+# (policed claim only). Returns {token, id1, deliveries1, body1, id2, ...}, or {} when
+# nothing is ready.
 _LUA_CLAIM = _LUA_REAP + _LUA_ONCE + """
 return once(function()
   local now = now_ms()
-  reap(now, tonumber(ARGV[4]), tonumber(ARGV[3]))
+  reap(now, tonumber(ARGV[4]), tonumber(ARGV[3]), tonumber(ARGV[5]))
   local popped = redis.call('ZPOPMIN', KEYS[2], ARGV[1])
   if #popped == 0 then return {} end
   local token = redis.call('INCR', KEYS[1])
@@ -305,10 +367,10 @@ return once(function(nargs)
 end)
 """
 
-# ARGV: reap_limit, max_deliveries. Returns {requeued, dead}.
+# ARGV: reap_limit, max_deliveries, keep. Returns {requeued, dead}.
 _LUA_REAP_ONLY = _LUA_REAP + _LUA_ONCE + """
 return once(function()
-  return reap(now_ms(), tonumber(ARGV[1]), tonumber(ARGV[2]))
+  return reap(now_ms(), tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]))
 end)
 """
 
@@ -321,11 +383,14 @@ end)
 # Ready scores of level L lie in [L * BAND, (L + 1) * BAND): a request arrives
 # at L * BAND + id and, timed out under DELAY, moves to L * BAND + DELAYED + id,
 # behind every request of its level that has not timed out and still before
-# the next level. Numbers go to redis.call as numbers, never concatenated into
-# strings: Lua prints numbers with 14 digits, Redis converts them exactly.
-_LUA_POLICY = """
+# the next level. Stop sentinels are in the band of STOP_LEVEL, after every
+# level: no limit, no deadline, never counted. Numbers go to redis.call as
+# numbers, never concatenated into strings: Lua prints numbers with 14 digits,
+# Redis converts them exactly. Expired requests: the newest ``keep`` are kept.
+_LUA_POLICY = _LUA_KEEP + """
 local BAND = 281474976710656  -- 2**48
 local DELAYED = 140737488355328  -- 2**47: ids stay below it on a policed queue
+local STOPS = """ + str(STOP_LEVEL) + """  -- the stop sentinels' band
 local function clock()  -- the server's time in ms (leases) and in µs (deadlines)
   local t = redis.call('TIME')
   local us = tonumber(t[1]) * 1000000 + tonumber(t[2])
@@ -337,10 +402,11 @@ end
 local function depth(level)  -- queued at the level now, timed-out DELAY ones included
   return redis.call('ZCOUNT', KEYS[2], level * BAND, (level + 1) * BAND - 1)
 end
-local function bump(level, name, n)
-  redis.call('HINCRBY', KEYS[12], level .. ':' .. name, n)
+local function bump(level, name, n)  -- a stop sentinel is never counted
+  if level ~= STOPS then redis.call('HINCRBY', KEYS[12], level .. ':' .. name, n) end
 end
 local function note_depth(level, queued)  -- the level's high-water mark
+  if level == STOPS then return end
   if queued > tonumber(redis.call('HGET', KEYS[12], level .. ':peak') or '0') then
     redis.call('HSET', KEYS[12], level .. ':peak', queued)
   end
@@ -355,9 +421,18 @@ local function timed_out(id, level, now)  -- REJECT: to the expired set; DELAY: 
     bump(level, 'expired', 1)
   end
 end
-local function sweep(level, now)  -- every request of the level whose deadline passed
-  local due = redis.call('ZRANGEBYSCORE', KEYS[13 + level], '-inf', now - 1)
+-- The requests of the level whose deadline passed, oldest deadline first: all of
+-- them, or at most ``limit``; then the newest ``keep`` expired are kept. Returns how
+-- many it handled.
+local function sweep(level, now, keep, limit)
+  local due
+  if limit then
+    due = redis.call('ZRANGEBYSCORE', KEYS[13 + level], '-inf', now - 1, 'LIMIT', 0, limit)
+  else
+    due = redis.call('ZRANGEBYSCORE', KEYS[13 + level], '-inf', now - 1)
+  end
   for _, id in ipairs(due) do timed_out(id, level, now) end
+  if #due > 0 then keep_newest(KEYS[13], keep) end
   return #due
 end
 local function counted(id, dies)  -- reap()'s hook: a lease ran out
@@ -372,9 +447,11 @@ local function counted(id, dies)  -- reap()'s hook: a lease ran out
 end
 """
 
-# ARGV: priority, body, the request's own timeout (µs; 0: the level's default).
+# ARGV: priority, body, the request's own timeout (µs; 0: the level's default), keep.
 # Returns the task id, or {queued, max_queue_size} when the level is full (then
-# nothing is stored but the count of rejections).
+# nothing is stored but the count of rejections). A full REJECT level first drops
+# every request of it whose deadline passed: at most its limit (only admitted
+# requests have a deadline, and a level admits while it holds fewer than its limit).
 _LUA_POLICED_ENQUEUE = _LUA_POLICY + _LUA_ONCE + """
 return once(function()
   local level, own = tonumber(ARGV[1]), tonumber(ARGV[3])
@@ -388,7 +465,7 @@ return once(function()
   local _, now = clock()
   local queued = depth(level)
   if max > 0 and queued >= max and p[4] == 'REJECT' then
-    queued = queued - sweep(level, now)  -- its timed-out requests make room
+    queued = queued - sweep(level, now, tonumber(ARGV[4]))  -- its timed-out requests make room
   end
   if max > 0 and queued >= max then
     bump(level, 'rejected', 1)
@@ -408,19 +485,27 @@ end)
 """
 
 # ARGV and reply as CLAIM's. A popped request whose deadline passed is never
-# claimed: timed_out() takes it, and the next one is popped.
-_LUA_POLICED_CLAIM = _LUA_REAP + _LUA_POLICY + _LUA_ONCE + """
+# claimed: timed_out() takes it, and the next one is popped, up to step_limit of
+# them per call; a call that reached that limit before claiming anything returns
+# {0} (no token): the caller calls again.
+_LUA_POLICED_CLAIM = _LUA_POLICY + _LUA_REAP_FUNCTIONS + _LUA_ONCE + """
 return once(function()
   local now_ms, now = clock()
-  reap(now_ms, tonumber(ARGV[4]), tonumber(ARGV[3]), counted)
+  local keep, steps = tonumber(ARGV[5]), tonumber(ARGV[6])
+  reap(now_ms, tonumber(ARGV[4]), tonumber(ARGV[3]), keep, counted)
   local count, deadline, out = tonumber(ARGV[1]), now_ms + tonumber(ARGV[2]), {}
   while #out < 1 + 3 * count do
+    if steps == 0 then
+      if #out == 0 then out[1] = 0 end
+      break
+    end
     local popped = redis.call('ZPOPMIN', KEYS[2])
     if #popped == 0 then break end
     local id, level = popped[1], level_of(popped[2])
-    local due = redis.call('ZSCORE', KEYS[13 + level], id)
+    local due = level ~= STOPS and redis.call('ZSCORE', KEYS[13 + level], id)
     if due and tonumber(due) < now then
       timed_out(id, level, now)
+      steps = steps - 1
     else
       if due then redis.call('ZREM', KEYS[13 + level], id) end
       if #out == 0 then out[1] = redis.call('INCR', KEYS[1]) end  -- the lease token
@@ -433,6 +518,7 @@ return once(function()
       out[#out + 1] = redis.call('HGET', KEYS[4], id)
     end
   end
+  if steps < tonumber(ARGV[6]) then keep_newest(KEYS[13], keep) end
   if redis.call('ZCARD', KEYS[2]) > 0 then redis.call('ZADD', KEYS[9], 0, 'ready') end
   return out
 end)
@@ -462,41 +548,59 @@ end)
 """
 
 # ARGV and reply as REAP's, counting each lease that ran out.
-_LUA_POLICED_REAP = _LUA_REAP + _LUA_POLICY + _LUA_ONCE + """
+_LUA_POLICED_REAP = _LUA_POLICY + _LUA_REAP_FUNCTIONS + _LUA_ONCE + """
 return once(function()
-  return reap(clock(), tonumber(ARGV[1]), tonumber(ARGV[2]), counted)
+  return reap(clock(), tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), counted)
 end)
 """
 
-# ARGV: the levels whose action is REJECT. Sweeps them, then takes every
-# request in the expired set: returns their bodies, oldest expiry first.
+# ARGV: step_limit, keep, then the levels whose action is REJECT. Sweeps them (at
+# most step_limit requests), then takes at most step_limit of the expired set,
+# oldest expiry first. Returns {more, body1, body2, ...}: more is 1 when the call
+# stopped at a limit (call again), 0 when it found and took everything.
 _LUA_DRAIN = _LUA_POLICY + _LUA_ONCE + """
 return once(function(nargs)
   local _, now = clock()
-  for i = 1, nargs do sweep(tonumber(ARGV[i]), now) end
-  local out = {}
-  for _, id in ipairs(redis.call('ZRANGE', KEYS[13], 0, -1)) do
+  local limit, keep = tonumber(ARGV[1]), tonumber(ARGV[2])
+  local steps = limit
+  for i = 3, nargs do
+    if steps > 0 then steps = steps - sweep(tonumber(ARGV[i]), now, keep, steps) end
+  end
+  local ids = redis.call('ZRANGE', KEYS[13], 0, limit - 1)
+  local out = {0}
+  for _, id in ipairs(ids) do
     out[#out + 1] = redis.call('HGET', KEYS[4], id)
     redis.call('HDEL', KEYS[4], id)
   end
-  redis.call('DEL', KEYS[13])
+  if #ids > 0 then redis.call('ZREMRANGEBYRANK', KEYS[13], 0, #ids - 1) end
+  if steps == 0 or redis.call('EXISTS', KEYS[13]) == 1 then out[1] = 1 end
   return out
 end)
 """
 
-# ARGV: "id", id; or "task", priority, body (the queued request with that very
-# body, first in line; a scan of its level). Removes it if still queued (not in
-# flight): 1, else 0. On a policed queue it counts as cancelled.
+# ARGV: "id", id; or "task", band, body, cursor, step_limit: the queued request
+# with that very body, first in line in the band (a scan of the level, at most
+# step_limit entries per call, after the score ``cursor``, "" to start). Removes
+# it if still queued (not in flight): 1, else 0; {score} when the scan stopped at
+# its limit: call again with that score as the cursor. On a policed queue it
+# counts as cancelled.
 _LUA_CANCEL = _LUA_POLICY + _LUA_ONCE + """
 return once(function()
   local id = ARGV[2]
   if ARGV[1] == 'task' then
     id = nil
-    local low = tonumber(ARGV[2]) * BAND
-    for _, queued in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], low, low + BAND - 1)) do
-      if redis.call('HGET', KEYS[4], queued) == ARGV[3] then id = queued break end
+    local low, limit = tonumber(ARGV[2]) * BAND, tonumber(ARGV[5])
+    local from = low
+    if ARGV[4] ~= '' then from = '(' .. ARGV[4] end
+    local scan = redis.call('ZRANGEBYSCORE', KEYS[2], from, low + BAND - 1, 'WITHSCORES',
+                            'LIMIT', 0, limit)
+    for i = 1, #scan, 2 do
+      if redis.call('HGET', KEYS[4], scan[i]) == ARGV[3] then id = scan[i] break end
     end
-    if not id then return 0 end
+    if not id then
+      if #scan < 2 * limit then return 0 end
+      return {scan[#scan]}
+    end
   end
   local score = redis.call('ZSCORE', KEYS[2], id)
   if not score then return 0 end
@@ -504,7 +608,7 @@ return once(function()
   redis.call('ZREM', KEYS[2], id)
   redis.call('HDEL', KEYS[4], id)
   redis.call('HDEL', KEYS[7], id)
-  if redis.call('EXISTS', KEYS[11]) == 1 then
+  if level ~= STOPS and redis.call('EXISTS', KEYS[11]) == 1 then
     redis.call('ZREM', KEYS[13 + level], id)
     bump(level, 'cancelled', 1)
   end
@@ -644,6 +748,11 @@ class _ThreadClient:
         self.heads: dict[str, tuple[bytes, int]] = {}
 
 
+def _lease_ms(lease_s: float) -> int:
+    """A lease in whole ms, as the scripts take it (never 0: ``MIN_LEASE_S`` is 1 ms)."""
+    return max(1, int(lease_s * 1000))
+
+
 def _micros(seconds: float) -> int:
     """Whole µs, rounded up (a positive timeout never becomes 0: none), at most 2**52."""
     return math.ceil(min(seconds, LONGEST_TIMEOUT_S) * 1e6)
@@ -667,8 +776,14 @@ def _policy_fields(policy: QueuePolicy) -> list:
     return fields
 
 
-def _delete_keys(url: str, keys: tuple[str, ...]) -> None:
-    """Drop a finished queue's keys (best effort: the server may already be gone)."""
+def _delete_keys(url: str, keys: tuple[str, ...], owner_pid: int) -> None:
+    """Drop a finished queue's keys (best effort: the server may already be gone).
+
+    Only in the process that made the queue: a forked child inherits the
+    finalizer, and its exit must not delete the queue its parent still uses.
+    """
+    if os.getpid() != owner_pid:
+        return
     try:
         client = redis.Redis.from_url(url, socket_connect_timeout=1.0, socket_timeout=1.0)
         client.delete(*keys)
@@ -677,13 +792,63 @@ def _delete_keys(url: str, keys: tuple[str, ...]) -> None:
         pass
 
 
+def check_count(name: str, value: object) -> int:
+    """``value`` if it is an int >= 1, else ``ValueError`` naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+    return int(value)
+
+
+def check_lease_s(name: str, value: object) -> float:
+    """``value`` if it is a lease >= ``MIN_LEASE_S``, else ``ValueError`` naming ``name``."""
+    if (isinstance(value, bool) or not isinstance(value, numbers.Real)
+            or not MIN_LEASE_S <= value < math.inf):
+        raise ValueError(f"{name} must be a finite number of seconds >= {MIN_LEASE_S:g} "
+                         f"(leases are whole milliseconds), got {value!r}")
+    return float(value)
+
+
+def check_positive_s(name: str, value: object) -> float:
+    """``value`` if it is a finite number of seconds > 0, else ``ValueError`` naming ``name``."""
+    if (isinstance(value, bool) or not isinstance(value, numbers.Real)
+            or not 0 < value < math.inf):
+        raise ValueError(f"{name} must be a finite number of seconds > 0, got {value!r}")
+    return float(value)
+
+
+# Every live queue object of this process, for _after_fork_in_child.
+_LIVE_QUEUES: weakref.WeakSet = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    """In a forked child: every queue forgets the parent's per-thread clients.
+
+    The child inherited the forking thread's connection (the same socket as
+    the parent's), reply record key and request counter, and its buffer of
+    claimed tasks: sending on them would interleave with the parent, and the
+    parent's and the child's same request number would be answered from one
+    record (the second enqueue never stored). The child makes its own on first
+    use; the inherited sockets are closed without a shutdown (redis-py's
+    ``disconnect`` shuts a socket down only in the process that opened it).
+    """
+    for queue_ in list(_LIVE_QUEUES):
+        queue_._local = threading.local()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 class RedisPriorityQueue:
     """A priority queue on Redis: ``put``, ``claim``/``ack``, and pqlab's blocking ``get``.
 
-    ``count`` is how many tasks ``get()`` claims per round trip. ``lease_s``,
-    ``max_deliveries`` and ``block_s`` are as in the module doc. A lost
-    connection is retried with ``backoff`` for ``reconnect_s``, then
-    ``RedisUnavailable`` (one line, naming the URL) is raised.
+    ``count`` is how many tasks ``get()`` claims per round trip. ``lease_s``
+    (at least ``MIN_LEASE_S``), ``max_deliveries`` and ``block_s`` are as in
+    the module doc. A lost connection (or a server busy running a long
+    script: ``BUSY``) is retried with ``backoff`` for ``reconnect_s``, then
+    ``RedisUnavailable`` (one line, naming the URL) is raised. ``retain``: how
+    many dead letters, and how many expired requests, the queue keeps (the
+    newest; see "Bounds" in the module doc). ``ValueError`` naming the option
+    when one is out of range.
 
     ``policy``: the queue's ``QueuePolicy`` (see "Policy" in the module doc);
     a default one is the same as none. A client with a policy stores it, or
@@ -698,16 +863,19 @@ class RedisPriorityQueue:
                  lease_s: float = DEFAULT_LEASE_S,
                  max_deliveries: int = DEFAULT_MAX_DELIVERIES, block_s: float = DEFAULT_BLOCK_S,
                  reconnect_s: float = RECONNECT_S, backoff: Backoff | None = None,
-                 owner: bool = False, policy: QueuePolicy | None = None) -> None:
-        if count < 1 or max_deliveries < 1 or lease_s <= 0 or block_s <= 0:
-            raise ValueError(f"count and max_deliveries must be >= 1, lease_s and block_s > 0; "
-                             f"got {count}, {max_deliveries}, {lease_s}, {block_s}")
+                 owner: bool = False, policy: QueuePolicy | None = None,
+                 retain: int = DEFAULT_RETAIN) -> None:
+        count, max_deliveries = check_count("count", count), check_count("max_deliveries",
+                                                                         max_deliveries)
+        lease_s, block_s = check_lease_s("lease_s", lease_s), check_positive_s("block_s", block_s)
+        reconnect_s, retain = check_positive_s("reconnect_s", reconnect_s), check_count(
+            "retain", retain)
         check_policy(policy, PRIORITY_LEVELS)
         self.policy = policy if is_active(policy) else None
         self.url = url
         self.name = name or uuid.uuid4().hex[:12]
         self.count, self.lease_s, self.max_deliveries = count, lease_s, max_deliveries
-        self.block_s, self.reconnect_s = block_s, reconnect_s
+        self.block_s, self.reconnect_s, self.retain = block_s, reconnect_s, retain
         self.backoff = backoff or Backoff()
         self.keys = tuple(f"{{pqlab:{self.name}}}:{k}" for k in KEY_NAMES)
         self.policy_keys = tuple(f"{{pqlab:{self.name}}}:{k}" for k in POLICY_KEY_NAMES)
@@ -722,16 +890,19 @@ class RedisPriorityQueue:
         # the reply timed out, reconnecting gave up, one last connect and send.
         self.record_s = reply_timeout_s + reconnect_s + connect_timeout_s + RECORD_SLACK_S
         self._local = threading.local()
-        self._claim_args = (count, int(lease_s * 1000), max_deliveries, REAP_LIMIT)
+        self._claim_args = (count, _lease_ms(lease_s), max_deliveries, REAP_LIMIT, retain,
+                            STEP_LIMIT)
+        _LIVE_QUEUES.add(self)
         if policed:
             self._client()  # stores the policy, or checks it against the stored one
         if owner:  # the creating process drops the keys when its queue object goes
-            weakref.finalize(self, _delete_keys, url, (*self.keys, *self.policy_keys))
+            weakref.finalize(self, _delete_keys, url, (*self.keys, *self.policy_keys),
+                             os.getpid())
 
     def __reduce__(self):
         options = {"count": self.count, "lease_s": self.lease_s, "block_s": self.block_s,
                    "max_deliveries": self.max_deliveries, "reconnect_s": self.reconnect_s,
-                   "backoff": self.backoff, "policy": self.policy}
+                   "backoff": self.backoff, "policy": self.policy, "retain": self.retain}
         return (_attach, (self.url, self.name, options))
 
     def __repr__(self) -> str:
@@ -774,7 +945,9 @@ class RedisPriorityQueue:
 
         A dropped connection is reopened and the command sent again, as it is,
         until ``reconnect_s`` has passed, then ``RedisUnavailable`` is raised:
-        use it for commands that may run twice.
+        use it for commands that may run twice. A ``BUSY`` reply (the server
+        is running another client's long script, and did not run this
+        command) is retried the same way, on the same connection.
         """
         return self._send(pack(*args))
 
@@ -786,13 +959,18 @@ class RedisPriorityQueue:
                 return conn.read_response()
             except (redis.ConnectionError, redis.TimeoutError) as exc:
                 conn.disconnect()
-                now = self.backoff.clock()
-                if give_up is None:
-                    give_up = now + self.reconnect_s
-                if now >= give_up:
-                    raise RedisUnavailable(f"lost Redis at {self.url}: {exc}") from None
-                self.backoff.sleep(min(self.backoff.delay_s(attempt), give_up - now))
-                attempt += 1
+                failure = f"lost Redis at {self.url}: {exc}"
+            except redis.ResponseError as exc:
+                if not str(exc).startswith("BUSY "):
+                    raise
+                failure = f"Redis at {self.url} stayed busy: {exc}"
+            now = self.backoff.clock()
+            if give_up is None:
+                give_up = now + self.reconnect_s
+            if now >= give_up:
+                raise RedisUnavailable(failure) from None
+            self.backoff.sleep(min(self.backoff.delay_s(attempt), give_up - now))
+            attempt += 1
 
     def _script(self, script: _Script, *args) -> tuple[bool, object]:
         """Run ``script`` once, however often it is sent; (replayed, reply).
@@ -831,7 +1009,12 @@ class RedisPriorityQueue:
         ``request_timeout_s`` (the task's own timeout) as ``check_request_timeout``
         allows, else ``PolicyError``; in every case nothing is stored. Without a
         policy ``request_timeout_s`` raises ``PolicyError``.
+
+        A stop sentinel (payload ``STOP``) is not a request: no limit refuses it,
+        it never expires and nothing counts it (``_put_stop``).
         """
+        if task.payload is STOP:
+            return self._put_stop(task, request_timeout_s)
         if self.policy is not None:
             return self._policed_put(task, request_timeout_s)
         if request_timeout_s is not None:
@@ -840,6 +1023,23 @@ class RedisPriorityQueue:
             raise ValueError(f"priority must be 0-{MAX_PRIORITY} for exact scores, "
                              f"got {task.priority!r}")
         return self._script(ENQUEUE, int(task.priority), encode_task(task))[1]
+
+    def _put_stop(self, task: Task, request_timeout_s: float | None) -> int:
+        """Enqueue a stop sentinel: never refused, never expired, never counted.
+
+        Under a policy it goes to the band of ``STOP_LEVEL``, after every level,
+        where the policed scripts neither limit, time out nor count it; without
+        one, at its priority as any task. ``PolicyError`` for a
+        ``request_timeout_s`` (a sentinel has no deadline).
+        """
+        if request_timeout_s is not None:
+            raise PolicyError(f"a stop sentinel takes no request_timeout_s (it never expires), "
+                              f"got {request_timeout_s!r}")
+        band = STOP_LEVEL if self.policy is not None else int(task.priority)
+        if not 0 <= band <= MAX_PRIORITY:
+            raise ValueError(f"priority must be 0-{MAX_PRIORITY} for exact scores, "
+                             f"got {task.priority!r}")
+        return self._script(ENQUEUE, band, encode_task(task))[1]
 
     def _policed_put(self, task: Task, request_timeout_s: float | None) -> int:
         level = task.priority
@@ -850,7 +1050,8 @@ class RedisPriorityQueue:
         if request_timeout_s is not None:
             own_us = _micros(check_request_timeout(request_timeout_s, level,
                                                    self.policy.for_level(level)))
-        reply = self._script(POLICED_ENQUEUE, int(level), encode_task(task), own_us)[1]
+        reply = self._script(POLICED_ENQUEUE, int(level), encode_task(task), own_us,
+                             self.retain)[1]
         if isinstance(reply, list):
             raise Rejected(level, *reply)
         return reply
@@ -858,12 +1059,21 @@ class RedisPriorityQueue:
     def claim(self, count: int | None = None, lease_s: float | None = None) -> list[Claim]:
         """Claim up to ``count`` of the most urgent tasks under a lease; ``[]`` if none is ready.
 
-        Does not block. Expired leases are reaped first.
+        Does not block. Expired leases are reaped first. ``count`` (>= 1) and
+        ``lease_s`` (>= ``MIN_LEASE_S``) default to the queue's; out of range:
+        ``ValueError`` naming the argument. Under a policy one script call
+        handles at most ``STEP_LIMIT`` timed-out requests; when it meets more
+        before a live one, the next call goes on (other clients' commands run
+        in between).
         """
         args = self._claim_args
         if count is not None or lease_s is not None:
-            args = (count or self.count, int((lease_s or self.lease_s) * 1000), *args[2:])
+            args = (self.count if count is None else check_count("count", count),
+                    self._claim_args[1] if lease_s is None
+                    else _lease_ms(check_lease_s("lease_s", lease_s)), *args[2:])
         reply = self._script(self._claim, *args)[1]
+        while reply == [0]:  # the call stopped at STEP_LIMIT timed-out requests
+            reply = self._script(self._claim, *args)[1]
         if not reply:
             return []
         token = reply[0]
@@ -894,8 +1104,9 @@ class RedisPriorityQueue:
         return self.command("BZPOPMIN", self.keys[8], timeout_s) is not None
 
     def reap(self, limit: int = REAP_LIMIT) -> tuple[int, int]:
-        """Return expired leases to the ready set; (requeued, dead-lettered)."""
-        requeued, dead = self._script(self._reap, limit, self.max_deliveries)[1]
+        """Return at most ``limit`` expired leases to the ready set; (requeued, dead-lettered)."""
+        requeued, dead = self._script(self._reap, check_count("limit", limit),
+                                      self.max_deliveries, self.retain)[1]
         return requeued, dead
 
     # -- pqlab's queue face --------------------------------------------------------
@@ -905,8 +1116,7 @@ class RedisPriorityQueue:
 
         pqlab's consumers do no work after taking a task, so they acknowledge at
         once; with ``count`` > 1 a whole batch is claimed and acknowledged in two
-        round trips and handed out from this thread's buffer. Stop sentinels are
-        never buffered (each is meant for another consumer): they are put back.
+        round trips and handed out from this thread's buffer (``_hand_out``).
         """
         buffered = getattr(self._local, "buffer", None)
         if buffered:
@@ -915,13 +1125,30 @@ class RedisPriorityQueue:
             claims = self.claim()
             if claims:
                 self.ack(*claims)
-                rest = [c.task for c in claims[1:]]
-                for task in rest:
-                    if task.payload is STOP:
-                        self.put(task)
-                self._local.buffer = deque(t for t in rest if t.payload is not STOP)
-                return claims[0].task
+                return self._hand_out([c.task for c in claims])
             self.wait(self.block_s)
+
+    def _hand_out(self, tasks: list[Task]) -> Task:
+        """What ``get`` returns of a batch it acknowledged; the rest goes to this thread's buffer.
+
+        Tasks come before the stop sentinels of the batch (a consumer that
+        stops leaves no task in its buffer); a stop sentinel is never
+        buffered: each is meant for another consumer, so the ones beyond the
+        first are put back (``_put_stop``: no policy refuses or counts them).
+        If putting one back fails, the task to return stays first in the
+        buffer for the next ``get``, and the error is raised.
+        """
+        real = [t for t in tasks if t.payload is not STOP]
+        stops = [t for t in tasks if t.payload is STOP]
+        first, surplus = (real[0], stops) if real else (stops[0], stops[1:])
+        buffer = self._local.buffer = deque(real[1:])
+        try:
+            for sentinel in surplus:
+                self._put_stop(sentinel, None)
+        except BaseException:
+            buffer.appendleft(first)
+            raise
+        return first
 
     def get_nowait(self) -> Task:
         """Like ``get`` but raises ``queue.Empty`` instead of blocking."""
@@ -943,7 +1170,7 @@ class RedisPriorityQueue:
         return self.command("ZCARD", self.keys[2])
 
     def dead_letters(self) -> list[Task]:
-        """The dead-lettered tasks, oldest death first."""
+        """The dead-lettered tasks (the newest ``retain`` of them), oldest death first."""
         ids = self.command("ZRANGE", self.keys[7], 0, -1)
         if not ids:
             return []
@@ -968,13 +1195,25 @@ class RedisPriorityQueue:
         ``cancel``; prefer the id. Counts as ``cancelled`` under a policy.
         """
         if isinstance(task_or_id, Task):
-            args = ("task", int(task_or_id.priority), encode_task(task_or_id))
-        elif isinstance(task_or_id, int) and not isinstance(task_or_id, bool):
-            args = ("id", task_or_id)
-        else:
-            raise TypeError(f"cancel takes a Task or the int id put() returned, "
-                            f"got {task_or_id!r}")
-        return self._script(CANCEL, *args)[1] == 1
+            return self._cancel_task(task_or_id)
+        if isinstance(task_or_id, int) and not isinstance(task_or_id, bool):
+            return self._script(CANCEL, "id", task_or_id)[1] == 1
+        raise TypeError(f"cancel takes a Task or the int id put() returned, "
+                        f"got {task_or_id!r}")
+
+    def _cancel_task(self, task: Task) -> bool:
+        """Cancel by ``Task``: its level scanned ``STEP_LIMIT`` entries per script call.
+
+        Each call after the first goes on after the last score the previous one
+        compared (a request queued behind that point meanwhile is not seen).
+        """
+        stop = task.payload is STOP and self.policy is not None
+        band, body, cursor = STOP_LEVEL if stop else int(task.priority), encode_task(task), ""
+        while True:
+            reply = self._script(CANCEL, "task", band, body, cursor, STEP_LIMIT)[1]
+            if not isinstance(reply, list):
+                return reply == 1
+            cursor = reply[0]
 
     def snapshot(self) -> dict[int, dict[str, int]]:
         """Per level 1-4, read at one instant: ``COUNTED``, ``queued``, ``inflight``, ``peak``.
@@ -1022,7 +1261,8 @@ class RedisPriorityQueue:
         """The requests expired under ``REJECT`` and not drained yet, oldest expiry first.
 
         Only those already found: a claim finds them as it reaches them, a put
-        to a full level finds its level's, ``drain_expired`` finds all.
+        to a full level finds its level's, ``drain_expired`` finds all. Only the
+        newest ``retain`` are kept.
         """
         ids = self.command("ZRANGE", self.policy_keys[2], 0, -1)
         if not ids:
@@ -1034,13 +1274,22 @@ class RedisPriorityQueue:
         """Find every request expired under ``REJECT``, and take them all; oldest first.
 
         Sweeps every ``REJECT`` level's deadlines (O(log n + found)), as
-        Triton's ``RejectTimeoutRequests``. Always empty without a policy.
+        Triton's ``RejectTimeoutRequests``, in script calls of at most
+        ``STEP_LIMIT`` swept and ``STEP_LIMIT`` taken each, until one finds
+        nothing more. Only the newest ``retain`` expired requests are kept
+        until drained: older ones are counted (``counts()``) but not returned.
+        Always empty without a policy.
         """
         if self.policy is None:
             return []
         rejecting = [level for level in PRIORITY_LEVELS if self.policy.for_level(level)
                      .timeout_action is TimeoutAction.REJECT]
-        return [decode_task(raw) for raw in self._script(DRAIN, *rejecting)[1]]
+        drained: list[Task] = []
+        more = True
+        while more:
+            more, *bodies = self._script(DRAIN, STEP_LIMIT, self.retain, *rejecting)[1]
+            drained += map(decode_task, bodies)
+        return drained
 
     def ping(self) -> None:
         """Fail fast: ``RedisUnavailable`` naming the URL unless the server answers now."""

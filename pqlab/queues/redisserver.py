@@ -57,7 +57,10 @@ class RedisServer:
     ``kill()`` crashes it (SIGKILL) and keeps the directory, so ``start()``
     brings it back on the same port with the same data. Use it as a context
     manager. Raises ``RedisUnavailable`` when the binary is missing or the
-    server does not come up within ``START_TIMEOUT_S``.
+    server does not come up within ``START_TIMEOUT_S``. ``stop()`` and
+    ``kill()`` do nothing in any other process than the one that started it:
+    a forked child (whose exit runs the parent's ``atexit`` handlers) must not
+    stop its parent's server or delete its data.
     """
 
     def __init__(self, binary: str = "redis-server") -> None:
@@ -65,6 +68,7 @@ class RedisServer:
         self.port: int | None = None
         self.data_dir: Path | None = None
         self.process: subprocess.Popen | None = None
+        self.owner_pid = os.getpid()
 
     @property
     def url(self) -> str:
@@ -80,6 +84,7 @@ class RedisServer:
         path = shutil.which(self.binary)
         if path is None:
             raise RedisUnavailable(f"{self.binary} not found on PATH; {INSTALL_HINT}")
+        self.owner_pid = os.getpid()
         if self.data_dir is None:
             self.data_dir = Path(tempfile.mkdtemp(prefix="pqlab-redis-"))
         for _ in range(PORT_ATTEMPTS if self.port is None else 1):
@@ -126,6 +131,8 @@ class RedisServer:
         return lines[-1] if lines else "empty log"
 
     def _terminate(self, sig: int) -> None:
+        if os.getpid() != self.owner_pid:
+            return  # a forked child: the server is its parent's
         if self.process is not None and self.process.poll() is None:
             self.process.send_signal(sig)
             try:
@@ -140,7 +147,9 @@ class RedisServer:
         self._terminate(signal.SIGKILL)
 
     def stop(self) -> None:
-        """Shut the server down and delete its data directory."""
+        """Shut the server down and delete its data directory (in the process that started it)."""
+        if os.getpid() != self.owner_pid:
+            return
         self._terminate(signal.SIGTERM)
         if self.data_dir is not None:
             shutil.rmtree(self.data_dir, ignore_errors=True)

@@ -22,7 +22,14 @@ Bounded runs (``LoadParams.duration_s``, policy, patience) go to
 ``loadparams.PROCESS_POLICY_FACTORIES`` (redis): workers claim, serve and
 acknowledge until the end and write each finished task's stamps into shared
 memory (``Stamps``), so a worker killed mid-run loses nothing it finished;
-its task in service comes back when its lease runs out. The parent runs the
+its task in service comes back when its lease runs out. A worker writes the
+task it is acknowledging into its pending slot before the acknowledgement
+and clears it after the stamps: one killed in between leaves a task that
+Redis counts served and no stamps say so, and the pass counts it served
+exactly when Redis's per-level served count says so (``BoundedPool.finish``).
+The environment variable ``PQLAB_KILL_AFTER_ACK`` (``worker:n``) makes that
+worker SIGKILL itself right after acknowledging its n-th task, before its
+stamps: a fault-injection point for the tests. The parent runs the
 producers, the canceller (by id), the depth sampler and, at the end, drains
 the expired and empties the queue; then checks conservation against the
 queue's counters in Redis (``loadbounded.outcome_series``).
@@ -32,13 +39,15 @@ from __future__ import annotations
 
 import functools
 import gc
+import os
+import signal
 import threading
 import time
 
 from pqlab.core.task import STOP, Priority, Task
 from pqlab.measure.timers import fine_timer_slack, sleep_until
 from pqlab.queues import QueueSpec, sync_face
-from pqlab.queues.redisqueue import COUNTED, AckStatus
+from pqlab.queues.redisqueue import COUNTED, DEFAULT_RETAIN, AckStatus
 from pqlab.scenarios._engine import EMPTY_ERRORS, PassState, Workers, guard
 from pqlab.scenarios.loadbounded import (
     Ends,
@@ -154,18 +163,55 @@ LEASE_FLOOR_S = 2.0
 LEASE_OVER_SERVICE = 4
 SERVED_STATE, LATE_STATE = 1, 2  # per task in ``Stamps.state``; 0: not served by a worker
 REAP_POLL_S = 0.05
+KILL_AFTER_ACK_ENV = "PQLAB_KILL_AFTER_ACK"  # "worker:n": see the module doc
 
 
 class Stamps:
     """Per task, in shared memory, what a worker process did with it: written by the worker
     that acknowledged it, after the acknowledgement, so a worker killed mid-run loses
-    nothing it had finished (its task in service comes back when the lease runs out)."""
+    nothing it had finished (its task in service comes back when the lease runs out).
 
-    def __init__(self, n: int) -> None:
+    Per worker, the task it is acknowledging (``pending``: index + 1, 0 for none) and
+    what its stamps will be: written before the acknowledgement, ``pending`` last, and
+    cleared after the task's own stamps, so a worker killed in between leaves them.
+    """
+
+    def __init__(self, n: int, workers: int) -> None:
         self.end_ns = CONTEXT.RawValue("q", 0)  # set when the schedule starts
         self.t0, self.t1, self.done = (CONTEXT.RawArray("q", n) for _ in range(3))
         self.worker = CONTEXT.RawArray("h", n)
         self.state = CONTEXT.RawArray("b", n)
+        self.pending = CONTEXT.RawArray("q", workers)
+        self.pending_state = CONTEXT.RawArray("b", workers)
+        self.pending_t0, self.pending_t1, self.pending_done = (
+            CONTEXT.RawArray("q", workers) for _ in range(3))
+
+    def begin_ack(self, slot: int, i: int, state: int, t0: int, t1: int) -> None:
+        """Worker ``slot`` is about to acknowledge task ``i``: what its stamps will be."""
+        self.pending_state[slot], self.pending_t0[slot], self.pending_t1[slot] = state, t0, t1
+        self.pending_done[slot] = pc()  # the service is over; the acknowledgement not yet
+        self.pending[slot] = i + 1
+
+    def place_pending(self, slot: int) -> int:
+        """Give the pending task of (killed) worker ``slot`` the stamps it was going to get;
+        returns its index."""
+        i = self.pending[slot] - 1
+        self.t0[i], self.t1[i], self.done[i] = (self.pending_t0[slot], self.pending_t1[slot],
+                                                self.pending_done[slot])
+        self.worker[i], self.state[i] = slot, self.pending_state[slot]
+        return i
+
+
+def _kill_after_ack(slot: int) -> int:
+    """After which acknowledged task worker ``slot`` kills itself (``KILL_AFTER_ACK_ENV``);
+    0: never."""
+    spec = os.environ.get(KILL_AFTER_ACK_ENV, "")
+    worker, _, n = spec.partition(":")
+    if not spec:
+        return 0
+    if not (worker.isdigit() and n.isdigit() and int(n) >= 1):
+        raise ValueError(f"{KILL_AFTER_ACK_ENV} must be worker:n (n >= 1), got {spec!r}")
+    return int(n) if int(worker) == slot else 0
 
 
 def _serve_bounded(queue, shared: SharedCounters, slot: int, stamps: Stamps,
@@ -175,11 +221,13 @@ def _serve_bounded(queue, shared: SharedCounters, slot: int, stamps: Stamps,
     Waits on the queue's wake-up marker (``wait``) at most until the end; a
     task claimed after the end is acknowledged and marked late (not served); a
     task whose lease ran out during its service (``AckStatus.LEASE_LOST``)
-    went back to the queue and is not logged here. Returns an empty log: the
-    stamps are in ``stamps``.
+    went back to the queue and is not logged here. Each acknowledgement is
+    bracketed by ``Stamps.begin_ack`` and clearing the pending slot. Returns an
+    empty log: the stamps are in ``stamps``.
     """
     claim, ack_each, wait, progress, stop = (queue.claim, queue.ack_each, queue.wait,
                                              shared.progress, shared.stop)
+    kill_after = _kill_after_ack(slot)
     while not stamps.end_ns.value and not stop.is_set():
         time.sleep(0.001)  # the parent sets the end as the schedule starts, LEAD_IN_NS ahead
     end_ns, served = stamps.end_ns.value, 0
@@ -197,22 +245,27 @@ def _serve_bounded(queue, shared: SharedCounters, slot: int, stamps: Stamps,
             task = claims[0].task
             i = position[task.seq]
             if t1 >= end_ns:
-                ack_each(*claims)
-                stamps.t1[i], stamps.state[i] = t1, LATE_STATE
+                stamps.begin_ack(slot, i, LATE_STATE, t0, t1)
+                if ack_each(*claims)[0] is not AckStatus.LEASE_LOST:
+                    stamps.t1[i], stamps.state[i] = t1, LATE_STATE
+                stamps.pending[slot] = 0
                 break
             sleep_until(t1 + round(task.payload[SERVICE_S] * 1e9))
             # The service ends when the queue has the acknowledgement: the worker is not
             # free before, and the replay (given the measured service times) must know
             # it. At ρ = 1.5 on this busy 2-core machine, with done stamped before the
             # ack, the workers spent 8% of the run outside service (11.0 of 12.0 s).
+            stamps.begin_ack(slot, i, SERVED_STATE, t0, t1)
             lost = ack_each(*claims)[0] is AckStatus.LEASE_LOST
+            if not lost and served + 1 == kill_after:
+                os.kill(os.getpid(), signal.SIGKILL)  # the fault-injection point
             done = pc()
-            if lost:
-                continue
-            stamps.t0[i], stamps.t1[i], stamps.done[i], stamps.worker[i] = t0, t1, done, slot
-            stamps.state[i] = SERVED_STATE
-            served += 1
-            progress[slot] = served
+            if not lost:
+                stamps.t0[i], stamps.t1[i], stamps.done[i], stamps.worker[i] = t0, t1, done, slot
+                stamps.state[i] = SERVED_STATE
+                served += 1
+                progress[slot] = served
+            stamps.pending[slot] = 0
     return []
 
 
@@ -241,9 +294,10 @@ class BoundedPool(ProcessPool):
         self.params, self.ends, self.sched = params, Ends(), Schedule(w.consumers)
         self.lease_s = max(LEASE_FLOOR_S,
                            LEASE_OVER_SERVICE * max(t.payload.service_s for t in tasks))
-        queue = spec.factory(lease_s=self.lease_s, **(
+        # Every request could expire before the end's drain: the queue keeps them all.
+        queue = spec.factory(lease_s=self.lease_s, retain=max(DEFAULT_RETAIN, len(tasks)), **(
             {"policy": params.policy} if params.policy is not None else {}))
-        self.stamps = Stamps(len(tasks))
+        self.stamps = Stamps(len(tasks), w.consumers)
         self.ids: dict[int, int] = {}
         self.end_offset_ns = round(params.duration_s * 1e9)
         position = {t.seq: i for i, t in enumerate(tasks)}
@@ -325,7 +379,9 @@ class BoundedPool(ProcessPool):
 
     def finish(self) -> None:
         """After every worker is gone: wait out a killed worker's lease, empty the queue
-        again, collect the expired, read the queue's counts, fill the logs from the stamps.
+        again, collect the expired, read the queue's counts, place what a killed worker
+        acknowledged but never stamped (``_place_acked_unstamped``), fill the logs from
+        the stamps.
 
         Records an error when the queue is not empty after that.
         """
@@ -349,6 +405,7 @@ class BoundedPool(ProcessPool):
                                for level, row in snapshot.items()})
         killed = [w.killed for w in self.workers if w.killed]
         ends.extra["workers_killed"] = len(killed)
+        ends.extra["acked_unstamped"] = self._place_acked_unstamped()
         ends.extra["lease_s"] = self.lease_s
         stamps = self.stamps
         for i, task in enumerate(run.tasks):
@@ -363,6 +420,43 @@ class BoundedPool(ProcessPool):
             order = sorted(range(len(log)), key=lambda k: log[k][2])
             run.get_logs[c] = [log[k] for k in order]
             self.sched.done_logs[c] = [self.sched.done_logs[c][k] for k in order]
+
+    def _place_acked_unstamped(self) -> int:
+        """Stamp the tasks killed workers acknowledged and never stamped; how many.
+
+        A worker's pending slot still set names the task it was acknowledging
+        when it was killed. If that task ended nowhere else (no worker's
+        stamps, not emptied, expired, cancelled or rejected), Redis has either
+        the acknowledgement or the task: with a policy, it gets the stamps the
+        worker meant (``Stamps.place_pending``) exactly when Redis's served count
+        at its level exceeds the served the pass accounts for there by as many
+        such tasks; else they stay unplaced and conservation reports them.
+        Without a policy there is no count: the queue was settled empty, so the
+        acknowledgement landed (a task whose lease ran out would have come back
+        and been emptied), and it is placed.
+        """
+        stamps, tasks, ends = self.stamps, self.run.tasks, self.ends
+        elsewhere = {*ends.left, *ends.expired, *ends.rejected,
+                     *(seq for seq, _ in ends.cancelled)}
+        pending = [c for c in range(len(self.workers)) if stamps.pending[c]]
+        pending = [c for c in pending if not stamps.state[stamps.pending[c] - 1]
+                   and tasks[stamps.pending[c] - 1].seq not in elsewhere]
+        if ends.counts is not None:
+            levels = {c: tasks[stamps.pending[c] - 1].priority for c in pending}
+            pending = [c for c in pending if self._served_unstamped(levels[c])
+                       == sum(level == levels[c] for level in levels.values())]
+        for c in pending:
+            stamps.place_pending(c)
+        return len(pending)
+
+    def _served_unstamped(self, level: int) -> int:
+        """Tasks of ``level`` Redis counts served (acknowledged) that no stamps and no
+        emptying at the end account for."""
+        stamps, tasks, ends = self.stamps, self.run.tasks, self.ends
+        stamped = sum(1 for i, t in enumerate(tasks) if t.priority == level and stamps.state[i])
+        left = set(ends.left)
+        emptied = sum(1 for t in tasks if t.priority == level and t.seq in left)
+        return ends.counts[level]["served"] - stamped - emptied
 
 
 def bounded_processes_pass(spec: QueueSpec, tasks: list[Task], w: Workers
