@@ -48,7 +48,7 @@ def parse_priority(value: Any) -> int:
 class InferBody(BaseModel):
     """The body of ``POST /v1/infer``; an unknown field or a bad value is a 422 naming it."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)  # strict: true is not a number
 
     priority: int | str = Field(default="NORMAL", validate_default=True,
                                 description="1-4 or CRITICAL..LOW")
@@ -58,7 +58,7 @@ class InferBody(BaseModel):
                                   description="its inference time (default: drawn from "
                                               "the service's --service)")
 
-    @field_validator("priority")
+    @field_validator("priority", mode="before")
     @classmethod
     def _level(cls, value: Any) -> int:
         return parse_priority(value)
