@@ -82,11 +82,10 @@ def test_full_level_is_503_with_retry_after_and_expired_is_504(policed):
     assert counts["LOW"]["rejected"] >= 1 and counts["HIGH"]["expired"] >= 1
 
 
-def test_a_timeout_the_policy_does_not_allow_is_422():
-    with serving("--queue", "AsyncBucketQueue", "--workers", "1",
-                 "--policy", '{"default": {"default_timeout_s": 5}}') as service:
-        status, _, body = service.infer({"timeout_ms": 50})
-        assert status == 422 and body["detail"][0]["loc"] == ["body", "timeout_ms"]
+def test_a_timeout_the_policy_does_not_allow_is_422(policed):
+    status, _, body = policed.infer({"priority": "LOW", "timeout_ms": 50})  # LOW: no override
+    assert status == 422 and body["detail"][0]["loc"] == ["body", "timeout_ms"]
+    assert "allow_timeout_override is false" in body["detail"][0]["msg"]
 
 
 def _leave_while_queued(service, priority: str = "HIGH") -> None:

@@ -39,5 +39,10 @@ def load_lines(result: LoadResult) -> list[str]:
             f"{row['disconnect']:>6,}{errors:>5,}"
             + "".join(f"{_ms(lat[f'p{q:g}']):>10}{_tail(lat['n'], q)}" for q in QUANTILES)
             + f"{lat['n']:>7,}")
+    split = result.per_priority()["all"]["split_ms"]
+    if split["server_ms"]["n"]:
+        lines.append("server-side split of the 200s, p50/p99 ms: " + ", ".join(
+            f"{key.removesuffix('_ms')} {_ms(q['p50'])}/{_ms(q['p99'])}"
+            for key, q in split.items() if q["n"]))
     lines += [f"  error: {e}" for e in result.errors]
     return lines

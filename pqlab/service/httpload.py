@@ -114,25 +114,27 @@ class LoadResult:
     errors: list[str] = field(default_factory=list)  # the first few network errors, as text
 
     def per_priority(self) -> dict[str, dict[str, Any]]:
-        """Per level name: offered, statuses, disconnects, errors and the 200s' latencies."""
-        table = {}
-        for level, name in zip(PRIORITY_LEVELS, LEVEL_NAMES, strict=True):
-            mine = self.priority == level
-            status = self.status[mine]
-            ok = self.latency_s[mine & (self.status == 200)]
-            row: dict[str, Any] = {"offered": int(mine.sum())}
-            for code in (200, 503, 504):
-                row[str(code)] = int((status == code).sum())
-            row["other"] = int(((status > 0) & ~np.isin(status, (200, 503, 504))).sum())
-            row["disconnect"] = int((status == DISCONNECT).sum())
-            row["error"] = int((status == ERROR).sum())
-            row["unfinished"] = int((status == UNFINISHED).sum())
-            row["latency_ms"] = quantiles_ms(ok)
-            served = self.split_ms[mine & (self.status == 200)]
-            row["split_ms"] = {key: quantiles_ms(served[:, k] / 1e3)
-                               for k, key in enumerate(SPLIT_KEYS)}
-            table[name] = row
+        """Per level name, then ``all``: offered, statuses, disconnects, errors, the 200s'
+        latencies and their server-side split."""
+        table = {name: self._row(self.priority == level)
+                 for level, name in zip(PRIORITY_LEVELS, LEVEL_NAMES, strict=True)}
+        table["all"] = self._row(np.ones(len(self.priority), dtype=bool))
         return table
+
+    def _row(self, mine: np.ndarray) -> dict[str, Any]:
+        status = self.status[mine]
+        ok = mine & (self.status == 200)
+        row: dict[str, Any] = {"offered": int(mine.sum())}
+        for code in (200, 503, 504):
+            row[str(code)] = int((status == code).sum())
+        row["other"] = int(((status > 0) & ~np.isin(status, (200, 503, 504))).sum())
+        row["disconnect"] = int((status == DISCONNECT).sum())
+        row["error"] = int((status == ERROR).sum())
+        row["unfinished"] = int((status == UNFINISHED).sum())
+        row["latency_ms"] = quantiles_ms(self.latency_s[ok])
+        row["split_ms"] = {key: quantiles_ms(self.split_ms[ok, k] / 1e3)
+                           for k, key in enumerate(SPLIT_KEYS)}
+        return row
 
     def schedule_summary(self) -> dict[str, Any]:
         """How far behind schedule the sends fell, and the rate they achieved."""
