@@ -24,7 +24,8 @@ def load_lines(result: LoadResult) -> list[str]:
     lines = [
         f"http-load: {sched['offered']:,} requests to {plan.url} over {plan.duration_s:g} s "
         f"({plan.arrivals}, target {plan.rate_per_s:g}/s): sent at "
-        f"{_ms(sched['achieved_rate_per_s'])}/s; behind schedule p50 {_ms(late['p50'])} ms, "
+        f"{_ms(sched['achieved_rate_per_s'])}/s (the drawn schedule "
+        f"{_ms(sched['scheduled_rate_per_s'])}/s); behind schedule p50 {_ms(late['p50'])} ms, "
         f"p99 {_ms(late['p99'])} ms, max {_ms(late['max'])} ms",
         "latency of the 200s from each request's scheduled send time, ms "
         "(n: the 200s behind the percentiles; *: fewer than one beyond it, so the maximum)",

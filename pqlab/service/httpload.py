@@ -141,7 +141,9 @@ class LoadResult:
         n = len(self.due_s)
         late = self.lateness_s[np.isfinite(self.lateness_s)]
         achieved = (n - 1) / self.sent_span_s if n > 1 and self.sent_span_s > 0 else math.nan
+        span = self.due_s[-1] - self.due_s[0] if n > 1 else 0.0
         return {"offered": n, "target_rate_per_s": self.plan.rate_per_s,
+                "scheduled_rate_per_s": (n - 1) / span if span > 0 else math.nan,
                 "achieved_rate_per_s": achieved,
                 "lateness_ms": {"p50": _q(late, 50) * 1e3, "p99": _q(late, 99) * 1e3,
                                 "max": float(late.max()) * 1e3 if len(late) else math.nan}}

@@ -87,6 +87,7 @@ class Job:
     taken_ns: int = field(compare=False, default=0)
     service_ns: int = field(compare=False, default=0)
     payload: Any = field(compare=False, default=None, repr=False)
+    timer: Any = field(compare=False, default=None, repr=False)  # the handler's deadline
 
     @classmethod
     def make(cls, priority: int, work_s: float, timeout_s: float | None = None) -> Job:

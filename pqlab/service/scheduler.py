@@ -25,6 +25,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -207,30 +208,45 @@ class Scheduler:
         return min(limits) if limits else None
 
     async def _wait(self, job: Job, receive: Callable[[], Awaitable[dict]]) -> Reply | None:
+        """Await the job's future, which a worker, an expiry, a disconnect or shutdown resolves.
+
+        No ``asyncio.wait`` per request: the disconnect and the deadline are
+        callbacks that resolve the same future (None: the client left).
+        """
         disconnect = asyncio.ensure_future(receive())
+        on_receive = partial(self._received, job)
+        disconnect.add_done_callback(on_receive)
+        if job.deadline_ns is not None:
+            self._arm(job, max(0.0, (job.deadline_ns - pc()) / 1e9) + EXPIRY_SLACK_S)
         try:
-            while True:
-                timeout = None
-                if job.deadline_ns is not None and job.state == rq.QUEUED:
-                    timeout = max(0.0, (job.deadline_ns - pc()) / 1e9) + EXPIRY_SLACK_S
-                done, _ = await asyncio.wait((job.future, disconnect), timeout=timeout,
-                                             return_when=asyncio.FIRST_COMPLETED)
-                if job.future.done():
-                    return job.future.result()
-                if disconnect in done:
-                    if disconnect.result().get("type") == "http.disconnect":
-                        self._client_left(job)
-                        return None
-                    disconnect = asyncio.ensure_future(receive())
-                elif not done:
-                    self._expire(job)
-                    if job.state == rq.QUEUED:  # not expired by the queue's clock yet
-                        job.deadline_ns = pc() + round(EXPIRY_SLACK_S * 1e9)
+            return await job.future
         except asyncio.CancelledError:
             self._client_left(job)
             raise
         finally:
+            disconnect.remove_done_callback(on_receive)
             disconnect.cancel()
+            if job.timer is not None:
+                job.timer.cancel()
+
+    def _arm(self, job: Job, delay_s: float) -> None:
+        job.timer = job.loop.call_later(delay_s, self._deadline_passed, job)
+
+    def _deadline_passed(self, job: Job) -> None:
+        job.timer = None
+        if job.state != rq.QUEUED:
+            return
+        self._expire(job)
+        if job.state == rq.QUEUED:  # not expired by the queue's clock yet: look again soon
+            self._arm(job, EXPIRY_SLACK_S)
+
+    def _received(self, job: Job, message: asyncio.Future) -> None:
+        """The request's next ASGI message: ``http.disconnect`` means its client left."""
+        if message.cancelled() or message.exception() is not None:
+            return
+        if message.result().get("type") == "http.disconnect" and not job.future.done():
+            self._client_left(job)
+            job.future.set_result(None)
 
     # -- how a request ends ------------------------------------------------------------------
 
