@@ -14,7 +14,7 @@ def _ms(value: float | None) -> str:
 
 def _tail(n: int, q: float) -> str:
     """A percentile with fewer than one response beyond it is the maximum: marked ``*``."""
-    return "*" if n * (1 - q / 100) < 1 else " "
+    return "*" if 0 < n and n * (1 - q / 100) < 1 else " "
 
 
 def load_lines(result: LoadResult) -> list[str]:
