@@ -240,8 +240,8 @@ class ProcessWorkers(Workers):
         _, late = await asyncio.wait(self.tasks, timeout=STOP_WAIT_S)
         for task in late:
             task.cancel()
-        with contextlib.suppress(Exception):
-            self.pool.shutdown(wait=True, cancel_futures=True)
+        with contextlib.suppress(Exception):  # a pool broken by a killed process: nothing left
+            await asyncio.to_thread(self.pool.shutdown, wait=True, cancel_futures=True)
 
 
 WORKERS: dict[str, type[Workers]] = {"async": AsyncWorkers, "threads": ThreadWorkers,
