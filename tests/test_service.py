@@ -14,6 +14,7 @@ import socket
 import subprocess
 import time
 
+import psutil
 import pytest
 from service_helpers import metric, pqlab_cli, serving, wait_for
 
@@ -225,7 +226,6 @@ def test_a_port_in_use_is_one_line_and_exit_2(capsys):
     assert out == "" and len(lines) == 1 and f"port {port} on 127.0.0.1 is in use" in lines[0]
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize(("mode", "extra"), [
     ("threads", ["--service-holds-gil"]),
     ("processes", []),
@@ -249,3 +249,17 @@ def test_serve_stops_cleanly_with_nothing_queued():
             service.proc.wait(15)
         except subprocess.TimeoutExpired:
             pytest.fail("serve did not exit within 15 s of SIGTERM")
+
+
+def test_a_dead_worker_process_is_a_500_not_a_hang():
+    with serving("--queue", "AsyncBucketQueue", "--worker-mode", "processes",
+                 "--workers", "1") as service:
+        assert service.infer({"work_ms": 1})[0] == 200
+        workers = [p for p in psutil.Process(service.proc.pid).children()
+                   if "resource_tracker" not in " ".join(p.cmdline())]
+        assert workers, "no worker process"
+        for process in workers:
+            process.kill()
+        status, _, body = service.infer({"work_ms": 1}, timeout=20)
+        assert status == 500 and "inference failed" in body["error"], body
+        assert sum(c["failed"] for c in service.stats()["counts"].values()) == 1

@@ -33,7 +33,8 @@ LATE = "late"  # expired by the service (a queue without a policy): a worker ski
 SHUT = "shut"  # still queued at shutdown: 503
 
 # Every outcome the service counts, per priority level (``/metrics``, ``/v1/stats``).
-OUTCOMES = ("admitted", "rejected", "served", "expired", "cancelled", "abandoned", "shutdown")
+OUTCOMES = ("admitted", "rejected", "served", "expired", "cancelled", "abandoned", "shutdown",
+            "failed")
 
 
 def parse_priority(value: Any) -> int:

@@ -277,6 +277,12 @@ class Scheduler:
                           "queued_ms": (job.taken_ns - job.enqueued_ns) / 1e6,
                           "service_ms": service_ns / 1e6}, {}))
 
+    def failed(self, job: Job, error: BaseException) -> None:
+        """The inference of a taken ``job`` raised (a worker process died): answer 500."""
+        self._count(job.priority, "failed")
+        job.settle((500, {"id": job.request_id, "error": f"inference failed: "
+                          f"{type(error).__name__}: {error}"}, {}))
+
     def _client_left(self, job: Job) -> None:
         if job.state != rq.QUEUED:
             return  # taken (served all the same), expired or answered
@@ -381,7 +387,7 @@ class ServiceCollector(Collector):
         s = self.scheduler
         requests = CounterMetricFamily(
             "pqlab_service_requests", "Requests per priority level and outcome (admitted, "
-            "rejected, served, expired, cancelled, abandoned, shutdown).",
+            "rejected, served, expired, cancelled, abandoned, shutdown, failed).",
             labels=["priority", "outcome"])
         with s.lock:
             rows = [(level, dict(c)) for level, c in s.counts.items()]

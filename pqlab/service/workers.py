@@ -232,8 +232,12 @@ class ProcessWorkers(Workers):
                 return
             if not scheduler.take(job):
                 continue
-            service_ns = await loop.run_in_executor(self.pool, spin, job.work_s)
-            scheduler.served(job, service_ns)
+            try:
+                service_ns = await loop.run_in_executor(self.pool, spin, job.work_s)
+            except Exception as exc:  # noqa: BLE001 - a worker process died: answered 500
+                scheduler.failed(job, exc)
+            else:
+                scheduler.served(job, service_ns)
 
     async def stop(self) -> None:
         await self._stop_queue()
