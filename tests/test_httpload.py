@@ -17,7 +17,7 @@ import time
 
 import numpy as np
 import pytest
-from service_helpers import serving
+from service_helpers import serving, wait_for
 
 from pqlab.cli.main import main
 from pqlab.service.httpload import DISCONNECT, LoadPlan
@@ -95,7 +95,8 @@ def test_sends_stay_on_schedule_while_the_server_is_stopped(tmp_path):
             [sys.executable, "-m", "pqlab", "http-load", "--url", f"{service.url}/v1/infer",
              "--rate", str(rate), "--duration", "3.5", "--arrivals", "constant",
              "--json", str(path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        time.sleep(1.5)  # the generator starts (about 1 s) and sends for a while
+        wait_for(lambda: sum(c["admitted"] for c in service.stats()["counts"].values()) >= 20,
+                 30, "the generator sending")
         os.kill(service.proc.pid, signal.SIGSTOP)
         stopped_at = time.monotonic()
         threading.Event().wait(pause_s)

@@ -22,7 +22,7 @@ from pqlab.cli.main import main
 
 POLICY = json.dumps({"default": {"allow_timeout_override": True},
                      "levels": {"LOW": {"max_queue_size": 1}}})
-HOLD_MS = 1500  # the request that keeps the one worker busy while a test fills the queue
+HOLD_MS = 2500  # the request that keeps the one worker busy while a test fills the queue
 
 
 @pytest.fixture(scope="module")
@@ -107,7 +107,7 @@ def _leave_while_queued(service, priority: str = "HIGH") -> None:
 ])
 def test_a_client_that_leaves_while_queued_is_never_served(queue, mode, outcome):
     with serving("--queue", queue, "--worker-mode", mode, "--workers", "1") as service:
-        busy = service.in_background({"priority": "CRITICAL", "work_ms": 600})
+        busy = service.in_background({"priority": "CRITICAL", "work_ms": 1000})
         service.wait_queued(1)
         _leave_while_queued(service)
         assert busy()[0] == 200
@@ -141,7 +141,7 @@ def test_healthz_and_metrics_do_not_go_through_the_queue(policed):
 ])
 def test_shutdown_answers_every_queued_request_503(queue, mode, sig):
     with serving("--queue", queue, "--worker-mode", mode, "--workers", "1") as service:
-        busy = service.in_background({"priority": "CRITICAL", "work_ms": 800})
+        busy = service.in_background({"priority": "CRITICAL", "work_ms": 1500})
         service.wait_queued(1)
         queued = [service.in_background({"priority": p, "work_ms": 1})
                   for p in ("HIGH", "NORMAL", "LOW", "LOW")]
