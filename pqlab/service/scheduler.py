@@ -96,7 +96,11 @@ class Scheduler:
     # -- life --------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Make the queue and start the workers on the running loop; then admit requests."""
+        """Make the queue and start the workers on the running loop; then admit requests.
+
+        Blocks until every worker can take a job (in ``processes`` mode until
+        each spawned process has imported pqlab: about a second here).
+        """
         if self.config.policy is not None:
             self.raw_queue = self.spec.factory(policy=self.config.policy,
                                                on_expired=self._expired_by_queue)
