@@ -481,6 +481,89 @@ def _cmd_adr(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_serve(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--queue", required=True, metavar="QUEUE",
+                   help=f"the request queue: {', '.join(QUEUES)} (the worker mode must fit it)")
+    p.add_argument("--workers", type=positive_int, default=4, help="workers (default 4)")
+    p.add_argument("--service", type=service_time, default=ServiceTime("exp", 0.01),
+                   help="inference time KIND:MEAN when a request gives no work_ms "
+                        "(default exp:10ms)")
+    p.add_argument("--worker-mode", choices=("async", "threads", "processes"), default="async",
+                   help="async: worker coroutines awaiting a sleep; threads: worker threads "
+                        "through a bridging queue; processes: CPU inference in worker "
+                        "processes (default async)")
+    p.add_argument("--service-holds-gil", action="store_true",
+                   help="threads mode: inference busy-loops in Python, holding the GIL")
+    p.add_argument("--policy", type=queue_policy, default=None, metavar="JSON_OR_FILE",
+                   help="a queue policy per level (limits: 503; timeouts: 504), as JSON or a "
+                        "YAML/JSON file; only for queues that take one")
+    p.add_argument("--port", type=port_number, default=8000,
+                   help="port on 127.0.0.1 (default 8000; 0: any free one, printed)")
+    p.add_argument("--seed", type=int, default=None, help="seed of the drawn service times")
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from pqlab.service.scheduler import ServiceConfig
+    from pqlab.service.server import serve
+    from pqlab.service.workers import ServiceError
+
+    config = ServiceConfig(args.queue, args.workers, args.service, args.worker_mode,
+                           args.policy, args.service_holds_gil, args.seed)
+
+    def ready(url: str) -> None:
+        print(f"pqlab serve: {url} (queue {config.queue}, {config.mode} x{config.workers}, "
+              f"service {config.service}; Ctrl-C stops)", flush=True)
+
+    try:
+        serve(config, args.port, ready)
+    except ServiceError as exc:
+        raise UsageError(f"pqlab serve: {exc}") from None
+    return 0
+
+
+def _add_http_load(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--url", required=True,
+                   help="the endpoint, e.g. http://127.0.0.1:8000/v1/infer")
+    p.add_argument("--rate", type=positive_float, required=True,
+                   help="requests per second, sent whatever the server does")
+    p.add_argument("--duration", type=positive_float, required=True,
+                   help="seconds of sending")
+    p.add_argument("--mix", type=weight_list, default=(1.0, 1.0, 1.0, 1.0),
+                   help="priority mix CRITICAL,HIGH,NORMAL,LOW (default 1,1,1,1)")
+    p.add_argument("--arrivals", choices=ARRIVALS, default=ARRIVALS[0],
+                   help=f"gaps between sends (default {ARRIVALS[0]})")
+    p.add_argument("--patience", type=service_time, default=None,
+                   help="client patience KIND:MEAN (e.g. exp:2s): a request still unanswered "
+                        "then is closed by its client (a disconnect)")
+    p.add_argument("--timeout-ms", type=positive_float, default=None,
+                   help="timeout_ms sent in every request body")
+    p.add_argument("--seed", type=int, default=None, help="schedule seed (default 0)")
+    p.add_argument("--json", metavar="FILE", default=None,
+                   help="also write the result as JSON (summary and every request)")
+
+
+def _cmd_http_load(args: argparse.Namespace) -> int:
+    import json
+
+    from pqlab.cli.httpreport import load_lines
+    from pqlab.service.httpload import LoadPlan, run
+
+    try:
+        plan = LoadPlan(args.url, args.rate, args.duration, args.mix, args.arrivals,
+                        args.patience, args.seed, args.timeout_ms)
+    except ValueError as exc:
+        raise UsageError(f"pqlab http-load: {exc}") from None
+    result = run(plan)
+    print("\n".join(load_lines(result)))
+    if args.json:
+        from pqlab.study.store import atomic_write
+
+        text = json.dumps(result.to_dict())
+        atomic_write(args.json, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    answered = (result.status > 0).sum()
+    return 0 if answered else 1
+
+
 Command = tuple[str, Callable[[argparse.ArgumentParser], None],
                 Callable[[argparse.Namespace], int]]
 
@@ -498,6 +581,10 @@ COMMANDS: dict[str, Command] = {
     "batch": ("execute the notebooks with papermill: data, figures, executed notebooks, "
               "the run's ADR",
               _add_batch, _cmd_batch),
+    "serve": ("the reference scheduler service: FastAPI on uvicorn, a queue, workers",
+              _add_serve, _cmd_serve),
+    "http-load": ("open-loop HTTP load on a service, free of coordinated omission, per "
+                  "priority", _add_http_load, _cmd_http_load),
     "adr": ("write a run's ADR into its folder and publish it to "
             "docs/adr/0001-request-queue.md", _add_adr, _cmd_adr),
 }
