@@ -6,6 +6,7 @@ STAMP := $(VENV)/.installed
 # JupyterLab refuses to start as root (containers, CI) without --allow-root.
 LAB_ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root)
 LAB_FLAGS ?=
+PYTEST_FLAGS ?=
 
 .DEFAULT_GOAL := help
 .PHONY: help setup run quick full adr poc test lint bench lab clean
@@ -37,8 +38,8 @@ adr: setup ## publish the latest run's ADR: rewrite docs/adr/0001-request-queue.
 poc: setup ## the POC's console report on every queue and scenario (10,000 tasks)
 	$(BIN)/python -m pqlab poc
 
-test: setup ## run the test suite
-	$(BIN)/python -m pytest
+test: setup ## run the test suite (two workers; PYTEST_FLAGS='-k name' adds options)
+	$(BIN)/python -m pytest -n 2 --dist loadfile $(PYTEST_FLAGS)
 
 lint: setup ## ruff over the package and the tests
 	$(BIN)/ruff check pqlab tests

@@ -1,11 +1,10 @@
-"""One tiny batch shared by test_batch.py and test_notebooks.py (run once per session)."""
+"""The tiny batch: in-process grids small enough that every notebook runs in seconds.
+
+Run once per test run by the session fixture ``tiny_batch`` (tests/conftest.py).
+"""
 
 from __future__ import annotations
 
-import atexit
-import functools
-import shutil
-import tempfile
 from pathlib import Path
 
 from pqlab.lab import batch
@@ -41,11 +40,12 @@ def tiny_plan(**overrides: dict) -> batch.Plan:
     return plan
 
 
-@functools.lru_cache(maxsize=1)
-def tiny_batch() -> tuple[Path, batch.BatchResult, list[str]]:
-    """Run the tiny batch into a temporary directory; (output dir, result, printed lines)."""
-    out = Path(tempfile.mkdtemp(prefix="pqlab-test-batch-"))
-    atexit.register(shutil.rmtree, out, True)
+def run_tiny_batch(out: Path) -> tuple[Path, batch.BatchResult, list[str]]:
+    """Run the tiny batch into ``out``; (output dir, result, printed lines).
+
+    Tests take it from the session fixture ``tiny_batch`` (tests/conftest.py),
+    which runs it once per test run.
+    """
     lines: list[str] = []
     result = batch.run_batch(tiny_plan(), out, echo=lines.append)
     return out, result, lines

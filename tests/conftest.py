@@ -60,19 +60,29 @@ def unlocked_heap():
     pqlab.unregister_queue(name)
 
 
-# -- running the suite on two workers (`make test`: pytest -n 2 --dist loadgroup) --------
 
-# Modules that share the one tiny batch (batch_helpers.tiny_batch, cached per process):
-# on one worker, so it runs once per test run.
-TINY_BATCH_MODULES = {"test_batch", "test_notebooks", "test_notebook06"}
+# -- running the suite on two workers (`make test`: pytest -n 2 --dist loadfile) ---------
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(config, items):
-    """Each module's tests run on one worker, so a module-scoped fixture (a redis-server,
-    the ADR's lab) is made once; the tiny batch's modules share a worker."""
-    for item in items:
-        if item.get_closest_marker("xdist_group") is None:
-            module = item.module.__name__.rpartition(".")[2]
-            group = "tiny_batch" if module in TINY_BATCH_MODULES else module
-            item.add_marker(pytest.mark.xdist_group(group))
+@pytest.fixture(scope="session")
+def tiny_batch(tmp_path_factory, worker_id):
+    """The one tiny batch of a test run: (output dir, result, printed lines).
+
+    Run once per test run even on two workers: the first worker to ask runs it
+    under a file lock in the run's shared temporary directory and pickles the
+    result; the other waits on the lock and reads it.
+    """
+    import fcntl
+    import pickle
+
+    from batch_helpers import run_tiny_batch
+
+    root = tmp_path_factory.getbasetemp()
+    shared = root.parent if worker_id != "master" else root
+    done = shared / "tiny-batch.pickle"
+    with open(shared / "tiny-batch.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not done.is_file():
+            result = run_tiny_batch(shared / "tiny-batch")
+            done.write_bytes(pickle.dumps(result))
+        return pickle.loads(done.read_bytes())

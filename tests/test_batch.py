@@ -11,7 +11,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from batch_helpers import tiny_batch, tiny_plan
+from batch_helpers import tiny_plan
 
 from pqlab.cli.main import main
 from pqlab.lab import batch
@@ -70,8 +70,8 @@ def test_cli_bad_plan_exits_2_and_writes_nothing(tmp_path, capsys):
 
 @pytest.mark.slow
 @pytest.mark.notebook
-def test_the_batch_produces_data_figures_notebooks_and_the_adr():
-    out, result, lines = tiny_batch()
+def test_the_batch_produces_data_figures_notebooks_and_the_adr(tiny_batch):
+    out, result, lines = tiny_batch
     run_dir = out / "data" / result.run.run_id
     for name in ("summary.parquet", "samples.parquet", "machine.json", "run.json"):
         assert (run_dir / name).is_file(), name
@@ -94,10 +94,10 @@ def test_the_batch_produces_data_figures_notebooks_and_the_adr():
         assert word in printed
 
 
-def test_the_batch_writes_only_into_its_run_folders():
+def test_the_batch_writes_only_into_its_run_folders(tiny_batch):
     """Nothing outside data/<run-id>/ and figures/<run-id>/: docs/adr/ is published only
     when asked, so a batch in a checkout leaves `git status` clean (see the next test)."""
-    out, result, lines = tiny_batch()
+    out, result, lines = tiny_batch
     run_id = result.run.run_id
     written = {p.relative_to(out).parts[:2] for p in out.rglob("*") if p.is_file()}
     assert written == {("data", run_id), ("figures", run_id)}
@@ -107,8 +107,8 @@ def test_the_batch_writes_only_into_its_run_folders():
     assert "make adr" in adr_line
 
 
-def test_the_runs_adr_links_its_figures_relative_to_its_folder():
-    out, result, _ = tiny_batch()
+def test_the_runs_adr_links_its_figures_relative_to_its_folder(tiny_batch):
+    out, result, _ = tiny_batch
     adr = out / "data" / result.run.run_id / config.RUN_ADR_FILENAME
     links = re.findall(r"\]\(([^)]+\.svg)\)", adr.read_text())
     assert links and all((adr.parent / link).resolve().is_file() for link in links)

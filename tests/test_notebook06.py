@@ -7,7 +7,7 @@ import os
 import pandas as pd
 import pytest
 import redis
-from batch_helpers import TINY, tiny_batch
+from batch_helpers import TINY
 from redis_helpers import require_redis_server
 
 from pqlab.decide import analysis
@@ -81,9 +81,9 @@ def test_fresh_processes_share_one_server_started_and_stopped_by_the_sweep(monke
 
 
 @pytest.mark.redis
-def test_its_run_holds_both_scenarios_with_nothing_lost_and_its_figures():
+def test_its_run_holds_both_scenarios_with_nothing_lost_and_its_figures(tiny_batch):
     require_redis_server()
-    out, result, _ = tiny_batch()
+    out, result, _ = tiny_batch
     assert f"{NAME}.ipynb" in [p.name for p in result.executed]
     summary = store.Run.open(out / "data", result.run.run_id).summary()
     table = analysis.scaling_table(summary)
@@ -103,9 +103,9 @@ def test_its_run_holds_both_scenarios_with_nothing_lost_and_its_figures():
 
 
 @pytest.mark.redis
-def test_the_adr_says_what_crossing_processes_costs_from_the_run():
+def test_the_adr_says_what_crossing_processes_costs_from_the_run(tiny_batch):
     require_redis_server()
-    out, result, _ = tiny_batch()
+    out, result, _ = tiny_batch
     text = config.paths(out).run_adr_file(result.run.run_id).read_text()
     line = next(x for x in text.splitlines() if x.startswith("- Across processes"))
     summary = store.Run.open(out / "data", result.run.run_id).summary()

@@ -8,7 +8,7 @@ import re
 import nbformat
 import papermill
 import pytest
-from batch_helpers import TINY, tiny_batch
+from batch_helpers import TINY
 
 from pqlab.lab import batch
 from pqlab.study import config
@@ -60,8 +60,8 @@ def test_layout_follows_the_style(path):
 
 @pytest.mark.slow
 @pytest.mark.notebook
-def test_each_notebook_runs_under_papermill_with_tiny_parameters():
-    out, result, _ = tiny_batch()
+def test_each_notebook_runs_under_papermill_with_tiny_parameters(tiny_batch):
+    out, result, _ = tiny_batch
     skipped = dict(result.skipped)  # 06 without redis-server (never on CI: .ci/run installs it)
     assert [p.name for p in result.executed] == [s.filename for s in config.NOTEBOOKS
                                                  if s.name not in skipped]

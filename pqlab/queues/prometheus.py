@@ -497,12 +497,26 @@ class InstrumentedAsyncQueue(AsyncFace, InstrumentedQueue):
     """An async queue exported for Prometheus (see ``InstrumentedQueue``)."""
 
 
+def _no_own(queue: Any, name: str) -> Callable[..., Any]:
+    """A stand-in for a bridge's missing ``name``: raises ``AttributeError`` saying where to go."""
+
+    def missing(*args: Any, **kwargs: Any) -> Any:
+        raise AttributeError(f"{type(queue).__name__} has no {name}() of its own: use "
+                             f"sync_q.{name}() or async_q.{name}()")
+
+    return missing
+
+
 class InstrumentedBridge(SyncFace, InstrumentedQueue):
     """A bridge exported for Prometheus: ``sync_q``, ``async_q`` and the bridge's own
     ``put``/``get`` (its sync face) and ``async_*`` share one ``Book``."""
 
     def __init__(self, queue: Any, book: Book) -> None:
-        SyncFace.__init__(self, queue, book)
+        Recorded.__init__(self, queue, book)
+        # A bridge with put/get of its own (pqlab's) has them recorded; janus and
+        # culsans have only their faces.
+        self._put = getattr(queue, "put", None) or _no_own(queue, "put")
+        self._get = getattr(queue, "get", None) or _no_own(queue, "get")
         self.sync_q = SyncFace(queue.sync_q, book)
         self.async_q = AsyncFace(queue.async_q, book)
 
