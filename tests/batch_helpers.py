@@ -47,7 +47,7 @@ def run_tiny_batch(out: Path) -> tuple[Path, batch.BatchResult, list[str]]:
     which runs it once per test run.
     """
     lines: list[str] = []
-    result = batch.run_batch(tiny_plan(), out, echo=lines.append)
+    result = batch.run_batch(tiny_plan(), out, echo=lines.append, progress_every_s=0.0)
     return out, result, lines
 
 

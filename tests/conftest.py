@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import heapq
+import os
 import queue
 import threading
 from collections import defaultdict, deque
@@ -10,6 +11,11 @@ from collections import defaultdict, deque
 import pytest
 
 import pqlab
+
+# Sweeps measure a busy unit again (study.sweep.REMEASURE_TRIES): in the suite, which keeps
+# the machine busy on purpose, that would only multiply the time of every sweep. The tests
+# of that behaviour set their tries themselves; a batch sets its plan's for its notebooks.
+os.environ.setdefault("PQLAB_REMEASURE_TRIES", "0")
 
 
 class LifoWithinPriority:

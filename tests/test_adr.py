@@ -169,7 +169,35 @@ def test_a_busy_run_is_refused_without_the_override(lab, tmp_path):
         adr.check_quiet(busy, run.run_id, allow_busy=False)
     cells = adr.check_quiet(busy, run.run_id, allow_busy=True)
     assert len(cells) == len(busy)
-    assert "Warning: decided with `--allow-busy`" in adr._quiet_lines(cells, len(busy))[0]
+    assert "Warning: decided with `--allow-busy`" in adr._quiet_lines(cells, len(busy),
+                                                                    True)[0]
+
+
+def test_a_busy_unit_no_gate_reads_cannot_block_the_record_and_is_named(lab):
+    _, run, _ = lab
+    summary = run.summary()
+    summary["scenario"] = summary["scenario"].astype(str)
+    gated = summary["scenario"].isin(adr.gated_scenarios())
+    summary["busy"] = ~gated  # only units of scenarios the rule never reads
+    summary["busy_why"] = "a burst of load (test)"
+    if gated.all():  # the lab has no ungated scenario: make one unit of one
+        summary.loc[0, "scenario"] = "processes"
+        summary.loc[0, "busy"] = True
+    cells = adr.check_quiet(summary, run.run_id, allow_busy=False)  # not refused
+    line = adr._quiet_lines(cells, len(summary), False)[0]
+    assert "none can change a decision" in line and "a burst of load (test)" in line
+
+
+def test_a_refusal_names_the_busy_units_and_the_contexts_they_could_change(lab):
+    _, run, _ = lab
+    summary = run.summary()
+    summary["busy"] = summary["scenario"].astype(str) == "threads"
+    summary["busy_why"] = "a burst of load (test)"
+    with pytest.raises(adr.BusyRunError) as info:
+        adr.check_quiet(summary, run.run_id, allow_busy=False)
+    message = str(info.value)
+    assert "\n" not in message and "thread workers" in message and "[threads]" in message
+    assert "stayed busy after being measured again" in message
 
 
 def test_compare_says_the_same_run_decides_the_same(lab, capsys):

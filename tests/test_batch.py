@@ -137,12 +137,16 @@ def test_new_runs_are_ignored_by_git_and_the_reference_run_is_tracked():
 
 @pytest.mark.slow
 @pytest.mark.notebook
-def test_publish_adr_also_writes_docs_adr_with_its_own_links(tmp_path):
+def test_publish_adr_also_writes_docs_adr_with_its_own_links(tmp_path, tiny_batch):
+    # The tiny batch's run, resumed with its decision notebook alone: 00 rewrites the
+    # record from the stored run, and publishing writes docs/adr/ too.
+    out, tiny, _ = tiny_batch
+    shutil.copytree(out, tmp_path, dirs_exist_ok=True)
     plan = tiny_plan()
-    plan.notebooks = [(s, v) for s, v in plan.notebooks
-                      if s.name in ("01-single-baseline", "00-decision")]
+    plan.notebooks = [(s, v) for s, v in plan.notebooks if s.name == "00-decision"]
     lines = []
-    result = batch.run_batch(plan, tmp_path, publish_adr=True, echo=lines.append)
+    result = batch.run_batch(plan, tmp_path, run_id=tiny.run.run_id, resume=True,
+                             publish_adr=True, echo=lines.append)
     published = tmp_path / "docs" / "adr" / config.ADR_FILENAME
     assert result.published_adr == published and published.is_file()
     links = re.findall(r"\]\(([^)]+\.svg)\)", published.read_text())
@@ -151,13 +155,8 @@ def test_publish_adr_also_writes_docs_adr_with_its_own_links(tmp_path):
     assert any(f"published to {published}" in line for line in lines)
 
 
-@pytest.mark.slow
-@pytest.mark.notebook
-def test_the_batch_prints_each_notebooks_progress_while_it_runs(tmp_path):
-    plan = tiny_plan(**{"01-single-baseline": {"REPETITIONS": 3}})
-    plan.notebooks = [(s, v) for s, v in plan.notebooks if s.name == "01-single-baseline"]
-    lines = []
-    batch.run_batch(plan, tmp_path, progress_every_s=0.0, echo=lines.append)
+def test_the_batch_prints_each_notebooks_progress_while_it_runs(tiny_batch):
+    _, _, lines = tiny_batch  # printed at every change: progress_every_s=0
     done_at = next(i for i, line in enumerate(lines) if "01-single-baseline.ipynb: done" in line)
     shown = [m for line in lines[:done_at]
              for m in [re.fullmatch(r"  01-single-baseline: (\d+)/(\d+) units(, ~\d+ s left)?",

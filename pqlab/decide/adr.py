@@ -483,20 +483,46 @@ def busy_cells(summary: pd.DataFrame) -> pd.DataFrame | None:
     return quiet.busy_cells(summary)
 
 
+def gated_scenarios() -> set[str]:
+    """The scenarios the decision rule reads: each context's, and the ordering check."""
+    return {c.scenario for c in CONTEXTS} | {CORRECTNESS_SCENARIO}
+
+
+def decisive_busy(busy: pd.DataFrame) -> pd.DataFrame:
+    """The busy units in a scenario the rule reads: the ones that could change a decision."""
+    return busy[busy["scenario"].isin(gated_scenarios())]
+
+
+def _unit_text(r: pd.Series) -> str:
+    return (f"{r['queue']} [{r['scenario']}] {int(r['tasks']):,} tasks, "
+            f"{int(r['producers'])} workers, rep {int(r['repetition'])}")
+
+
 def check_quiet(summary: pd.DataFrame, run_id: str, allow_busy: bool) -> pd.DataFrame | None:
-    """Refuse a busy run unless ``allow_busy``; return its busy cells (None: not checked)."""
+    """Refuse a run with a busy unit that could change a decision, unless ``allow_busy``.
+
+    A sweep measures a busy unit again before it gives up (``study.sweep``),
+    so a unit still busy here stayed busy. One in a scenario no gate reads
+    (``gated_scenarios``) cannot change a decision: the record is written
+    and names it. Returns the busy units (None: the run predates the check).
+    """
     busy = busy_cells(summary)
-    if busy is not None and not busy.empty and not allow_busy:
-        first = busy.iloc[0]
+    if busy is None or busy.empty or allow_busy:
+        return busy
+    decisive = decisive_busy(busy)
+    if not decisive.empty:
+        contexts = sorted({c.name for c in CONTEXTS if c.scenario in set(decisive["scenario"])})
+        named = "; ".join(_unit_text(r) for _, r in decisive.head(3).iterrows())
+        more = f" and {len(decisive) - 3} more" if len(decisive) > 3 else ""
+        units = "1 unit" if len(decisive) == 1 else f"{len(decisive)} units"
         raise BusyRunError(
-            f"run {run_id!r} has {len(busy)} unit(s) measured on a busy machine (first: "
-            f"{first['queue']} [{first['scenario']}] {int(first['tasks']):,} tasks, "
-            f"{int(first['producers'])} workers: {first['why']}); rerun on a quiet machine "
-            "or pass --allow-busy")
+            f"run {run_id!r}: {units} stayed busy after being measured again and could change "
+            f"the decision for {', '.join(contexts) or 'the ordering check'}: {named}{more} "
+            f"({decisive.iloc[0]['why']}); rerun on a quiet machine or pass --allow-busy")
     return busy
 
 
-def _quiet_lines(busy: pd.DataFrame | None, units: int) -> list[str]:
+def _quiet_lines(busy: pd.DataFrame | None, units: int, allow_busy: bool) -> list[str]:
     if busy is None:
         return ["Quiet-machine check: not recorded by this run (it predates the check)."]
     if busy.empty:
@@ -506,6 +532,11 @@ def _quiet_lines(busy: pd.DataFrame | None, units: int) -> list[str]:
                       f"{int(r['producers'])} rep {int(r['repetition'])}: {r['why']}"
                       for _, r in busy.head(20).iterrows())
     more = f" (and {len(busy) - 20} more)" if len(busy) > 20 else ""
+    if not allow_busy:  # check_quiet let it through: none can change a decision
+        return [f"Quiet-machine check: {len(busy)} of {units:,} units stayed busy after being "
+                f"measured again ({quiet.RULE_TEXT}), none in a scenario the rule reads "
+                f"({', '.join(sorted(gated_scenarios()))}), so none can change a decision: "
+                f"{cells}{more}."]
     return [f"**Warning: decided with `--allow-busy`.** {len(busy)} of {units:,} units were "
             f"measured on a busy machine ({quiet.RULE_TEXT}): {cells}{more}."]
 
@@ -554,7 +585,7 @@ def render(run: store.Run, decisions: list[Decision], figure_links: list[tuple[s
         f"`{(machine.get('git_commit') or 'unknown')[:12]}`{dirty}, started "
         f"{manifest.get('created_utc')}.",
         "",
-        *_quiet_lines(busy, len(summary)),
+        *_quiet_lines(busy, len(summary), allow_busy),
         "",
         "## Options compared",
         "",

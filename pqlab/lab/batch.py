@@ -296,9 +296,9 @@ def _adr_line(result: BatchResult) -> str:
     adr = result.paths.run_adr_file(result.run.run_id)
     if not adr.is_file():
         busy = busy_warnings(result.run)
-        why = (f"not written: units were measured on a busy machine; `python -m pqlab adr "
-               f"--run {result.run.run_id} --allow-busy` writes it anyway" if busy
-               else "not written")
+        why = (f"not written: units that could change a decision stayed busy after being "
+               f"measured again; `python -m pqlab adr --run {result.run.run_id} --allow-busy` "
+               "writes it anyway" if busy else "not written")
         return f"  ADR:       {adr} ({why})"
     if result.published_adr is not None:
         return f"  ADR:       {adr}, published to {result.published_adr}"
