@@ -92,3 +92,18 @@ def tiny_batch(tmp_path_factory, worker_id):
             result = run_tiny_batch(shared / "tiny-batch")
             done.write_bytes(pickle.dumps(result))
         return pickle.loads(done.read_bytes())
+
+
+# The tiny batch's first user first, its other users last: on two workers one worker
+# runs the batch (minutes) while the other works through the rest of the suite, and the
+# modules that only read the batch come after it instead of waiting on its lock.
+FIRST_MODULES = ("test_batch",)
+LAST_MODULES = ("test_notebooks", "test_notebook06")
+
+
+def pytest_collection_modifyitems(config, items):
+    def rank(item) -> int:
+        module = item.module.__name__.rpartition(".")[2]
+        return 0 if module in FIRST_MODULES else 2 if module in LAST_MODULES else 1
+
+    items.sort(key=rank)  # stable: the order within each rank stays
