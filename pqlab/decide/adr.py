@@ -31,7 +31,7 @@ from pqlab.study.loadframes import crossing_rho
 DEFAULT_REFERENCE_TASKS = config.REFERENCE_TASKS
 DEFAULT_REFERENCE_WORKERS = config.REFERENCE_WORKERS
 CORRECTNESS_SCENARIO = decision.CORRECTNESS_SCENARIO
-PROCESS_SCENARIO = "processes"  # beyond one process: a consequence line, not a context
+PROCESS_SCENARIO = analysis.PROCESS_SCENARIO  # beyond one process: a consequence, not a context
 FEATURES_FILE = "features.parquet"
 
 

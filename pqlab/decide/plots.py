@@ -22,6 +22,7 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 
 from pqlab.decide import analysis
+from pqlab.decide.decision import IDLE_LIMIT_CORES
 from pqlab.decide.style import LINESTYLES, queue_style
 from pqlab.queues import QUEUES
 from pqlab.study import store
@@ -303,7 +304,7 @@ def throughput_vs_workers(summary: pd.DataFrame, scenario: str, *,
             ax.fill_between(q["producers"], q["low"], q["high"],
                             color=queue_style(str(queue)).color, alpha=0.15, linewidth=0)
         criterion = _criterion_line(ax, analysis.MIN_THROUGHPUT_OPS_S,
-                                    "criterion (100,000 ops/s)")
+                                    f"criterion ({analysis.MIN_THROUGHPUT_OPS_S:,} ops/s)")
         _workers_axis(ax, part["producers"])
         ax.yaxis.set_major_formatter(FuncFormatter(_plain))
         ax.set(xlabel="producers = consumers (log scale)", ylabel="throughput (ops/s)",
@@ -471,7 +472,6 @@ BAR_INCHES = 0.3  # per bar: the queue names on the y axis keep apart at the "sm
 DECISION_COLUMNS = ("context", "queue", "throughput_median", "throughput_ci_low",
                     "throughput_ci_high")
 CPU_COLUMNS = ("context", "queue", "cpu_us_per_task", "idle_cores")
-IDLE_LIMIT_CORES = 0.05
 SET_ASIDE_ALPHA = 0.3
 
 
@@ -536,8 +536,9 @@ def _flag(table: pd.DataFrame, column: str) -> pd.Series:
 
 def decision_overview(table: pd.DataFrame, *, out_dir: Path | None = None) -> Figure:
     """Median throughput and its confidence interval of each candidate, a row of panels
-    per context, with the 100,000 ops/s criterion (and the 10 µs mean enqueue latency
-    criterion when ``enqueue_mean_us`` is given).
+    per context, with the POC's throughput criterion (``analysis.MIN_THROUGHPUT_OPS_S``)
+    and its mean enqueue latency criterion (``analysis.MAX_LATENCY_US``) when
+    ``enqueue_mean_us`` is given.
 
     ``table`` has one row per context and queue with columns ``context, queue,
     throughput_median, throughput_ci_low, throughput_ci_high``, optionally ``chosen``
@@ -554,10 +555,11 @@ def decision_overview(table: pd.DataFrame, *, out_dir: Path | None = None) -> Fi
         raise ValueError(f"decision_overview needs one row per context and queue; "
                          f"{row['queue']!r} appears twice in {row['context']!r}")
     specs = [("throughput_median", "throughput (ops/s, median, log scale)",
-              analysis.MIN_THROUGHPUT_OPS_S, "criterion: > 100,000 ops/s")]
+              analysis.MIN_THROUGHPUT_OPS_S,
+              f"criterion: > {analysis.MIN_THROUGHPUT_OPS_S:,} ops/s")]
     if "enqueue_mean_us" in table.columns:
         specs.append(("enqueue_mean_us", "mean enqueue latency (µs, median, log scale)",
-                      analysis.MAX_LATENCY_US, "criterion: < 10 µs"))
+                      analysis.MAX_LATENCY_US, f"criterion: < {analysis.MAX_LATENCY_US:g} µs"))
     fig, contexts, axes = _context_panels(table, len(specs))
     chosen, set_aside = _flag(table, "chosen"), _flag(table, "set_aside")
     for row, context in zip(axes, contexts, strict=True):
