@@ -436,34 +436,19 @@ def test_a_get_that_finds_the_queue_expired_wakes_a_blocked_putter(kind):
     assert q.counts()[NORMAL]["expired"] == 1
 
 
-def test_an_asyncio_get_that_finds_the_queue_expired_wakes_a_waiting_putter():
+@pytest.mark.parametrize("kind", ["asyncio", "bridge-async"])
+def test_an_async_get_that_finds_the_queue_expired_wakes_a_waiting_async_putter(kind):
     clock = Clock()
 
     async def main():
-        q = AsyncBucketQueue(1, policy=REJECT_SOON, clock=clock)
+        queue_class = AsyncBucketQueue if kind == "asyncio" else BridgeBucketQueue
+        whole = queue_class(1, policy=REJECT_SOON, clock=clock)
+        q = whole if kind == "asyncio" else whole.async_q
         a, b = task(), task()
         await q.put(a)
         putter = asyncio.create_task(q.put(b))
         await asyncio.sleep(0)
-        assert q._putters.waiting
-        clock.now += 2
-        assert await asyncio.wait_for(q.get(), 5) is b
-        await asyncio.wait_for(putter, 5)
-
-    asyncio.run(main())
-
-
-def test_a_bridge_async_get_that_finds_the_queue_expired_wakes_a_waiting_async_putter():
-    clock = Clock()
-
-    async def main():
-        bridge = BridgeBucketQueue(1, policy=REJECT_SOON, clock=clock)
-        q = bridge.async_q
-        a, b = task(), task()
-        await q.put(a)
-        putter = asyncio.create_task(q.put(b))
-        await asyncio.sleep(0)
-        assert bridge.not_full.waiting
+        assert (whole._putters if kind == "asyncio" else whole.not_full).waiting
         clock.now += 2
         assert await asyncio.wait_for(q.get(), 5) is b
         await asyncio.wait_for(putter, 5)

@@ -28,7 +28,7 @@ import multiprocessing
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
@@ -142,6 +142,26 @@ class Workers:
             for _ in range(self.count):
                 await self.scheduler.put(Job.sentinel())
 
+    async def _jobs(self, get: Callable) -> AsyncIterator[Job]:
+        """The jobs a worker coroutine serves, until shutdown or a stop sentinel: each one
+        the scheduler let it take (a job whose client left is skipped)."""
+        while True:
+            try:
+                job = await get()
+            except SHUTDOWN_ERRORS:
+                return
+            if job.is_stop:
+                return
+            if self.scheduler.take(job):
+                yield job
+
+    async def _stop_tasks(self) -> None:
+        """Stop the queue, then wait for the worker coroutines (cancelled past STOP_WAIT_S)."""
+        await self._stop_queue()
+        _, late = await asyncio.wait(self.tasks, timeout=STOP_WAIT_S)
+        for task in late:
+            task.cancel()
+
 
 class AsyncWorkers(Workers):
     """Worker coroutines: ``await get()``, then ``await asyncio.sleep(work)``."""
@@ -152,24 +172,13 @@ class AsyncWorkers(Workers):
 
     async def _work(self, get: Callable) -> None:
         scheduler, pc = self.scheduler, time.perf_counter_ns
-        while True:
-            try:
-                job = await get()
-            except SHUTDOWN_ERRORS:
-                return
-            if job.is_stop:
-                return
-            if not scheduler.take(job):
-                continue
+        async for job in self._jobs(get):
             start = pc()
             await sleep_at_least(job.work_s)
             scheduler.served(job, pc() - start)
 
     async def stop(self) -> None:
-        await self._stop_queue()
-        _, late = await asyncio.wait(self.tasks, timeout=STOP_WAIT_S)
-        for task in late:
-            task.cancel()
+        await self._stop_tasks()
 
 
 class ThreadWorkers(Workers):
@@ -223,15 +232,7 @@ class ProcessWorkers(Workers):
 
     async def _dispatch(self, get: Callable) -> None:
         scheduler, loop = self.scheduler, asyncio.get_running_loop()
-        while True:
-            try:
-                job = await get()
-            except SHUTDOWN_ERRORS:
-                return
-            if job.is_stop:
-                return
-            if not scheduler.take(job):
-                continue
+        async for job in self._jobs(get):
             try:
                 service_ns = await loop.run_in_executor(self.pool, spin, job.work_s)
             except Exception as exc:  # noqa: BLE001 - a worker process died: answered 500
@@ -240,10 +241,7 @@ class ProcessWorkers(Workers):
                 scheduler.served(job, service_ns)
 
     async def stop(self) -> None:
-        await self._stop_queue()
-        _, late = await asyncio.wait(self.tasks, timeout=STOP_WAIT_S)
-        for task in late:
-            task.cancel()
+        await self._stop_tasks()
         with contextlib.suppress(Exception):  # a pool broken by a killed process: nothing left
             await asyncio.to_thread(self.pool.shutdown, wait=True, cancel_futures=True)
 
