@@ -56,15 +56,17 @@ class RedisServer:
     cleanly (SIGTERM: Redis fsyncs and exits) and removes the directory;
     ``kill()`` crashes it (SIGKILL) and keeps the directory, so ``start()``
     brings it back on the same port with the same data. Use it as a context
-    manager. Raises ``RedisUnavailable`` when the binary is missing or the
+    manager. ``extra_args`` are added to the command line (a replica's
+    ``--replicaof``). Raises ``RedisUnavailable`` when the binary is missing or the
     server does not come up within ``START_TIMEOUT_S``. ``stop()`` and
     ``kill()`` do nothing in any other process than the one that started it:
     a forked child (whose exit runs the parent's ``atexit`` handlers) must not
     stop its parent's server or delete its data.
     """
 
-    def __init__(self, binary: str = "redis-server") -> None:
+    def __init__(self, binary: str = "redis-server", extra_args: tuple[str, ...] = ()) -> None:
         self.binary = binary
+        self.extra_args = tuple(extra_args)  # more options, e.g. ``--replicaof HOST PORT``
         self.port: int | None = None
         self.data_dir: Path | None = None
         self.process: subprocess.Popen | None = None
@@ -101,7 +103,7 @@ class RedisServer:
         return [path, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(self.data_dir),
                 "--logfile", str(self.data_dir / "redis.log"), "--daemonize", "no",
                 "--appendonly", "yes", "--appendfsync", "always",
-                "--maxmemory-policy", "noeviction", "--save", ""]
+                "--maxmemory-policy", "noeviction", "--save", "", *self.extra_args]
 
     def _wait_ready(self, port: int) -> bool:
         """True once the server answers PING; False if it exited (port taken, bad config)."""
