@@ -168,7 +168,6 @@ does its own reconnecting.
 
 from __future__ import annotations
 
-import contextlib
 import enum
 import hashlib
 import itertools
@@ -979,11 +978,21 @@ class RedisPriorityQueue:
                              f"{kwargs['host']}:{kwargs['port']} has {there} replica(s) "
                              f"connected: allowed 0-{there}")
 
-    def _follow_primary(self, conn) -> None:
-        """Point ``conn`` at the primary the Sentinels name now (kept as is if they cannot say)."""
-        if self._discovery is not None:
-            with contextlib.suppress(RedisUnavailable):  # down, or failing over: ask again later
-                conn.host, conn.port = self._discovery.primary()
+    def _follow_primary(self, conn) -> str | None:
+        """Point ``conn`` at the primary the Sentinels name now; why not (one line), or None.
+
+        Without a primary named (no Sentinel answers, a failover is under way)
+        the connection must not be reopened to the old address: the old
+        primary may be back there as a primary that the Sentinels have not yet
+        made a replica, and a write to it would be lost.
+        """
+        if self._discovery is None:
+            return None
+        try:
+            conn.host, conn.port = self._discovery.primary()
+        except RedisUnavailable as exc:
+            return str(exc)
+        return None
 
     def _client(self) -> _ThreadClient:
         # One connection per thread, made outside the pool's count: the pool's
@@ -1028,20 +1037,20 @@ class RedisPriorityQueue:
 
     def _send(self, packed: bytes):
         client = self._client()
-        conn, attempt, give_up = client.conn, 0, None
+        conn, attempt, give_up, lost = client.conn, 0, None, False
         while True:
+            failure = self._follow_primary(conn) if lost else None
             try:
-                conn.send_packed_command((packed,), check_health=False)
-                return conn.read_response()
+                if failure is None:
+                    conn.send_packed_command((packed,), check_health=False)
+                    return conn.read_response()
             except (redis.ConnectionError, redis.TimeoutError) as exc:
                 conn.disconnect()
-                client.lost += 1
-                self._follow_primary(conn)
+                client.lost, lost = client.lost + 1, True
                 failure = f"lost Redis at {self.url}: {exc}"
             except redis.ReadOnlyError as exc:  # a replica now: the command was not run
                 conn.disconnect()
-                client.lost += 1
-                self._follow_primary(conn)
+                client.lost, lost = client.lost + 1, True
                 failure = f"Redis at {self.url} stayed read-only: {exc}"
             except redis.ResponseError as exc:
                 if not str(exc).startswith("BUSY "):

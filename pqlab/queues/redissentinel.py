@@ -22,6 +22,7 @@ import signal
 import subprocess
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -96,7 +97,9 @@ class Discovery:
     """Asks the Sentinels where the primary of a service is, now.
 
     ``primary()`` returns (host, port) of the primary that a Sentinel reports
-    up, trying the Sentinels in turn; else ``RedisUnavailable``, one line
+    up, asking every Sentinel: the one most of them name (a Sentinel that
+    missed a failover names the old primary, which may be back as a
+    primary until they convert it); else ``RedisUnavailable``, one line
     saying which: no Sentinel answers, they know no such service (and which
     they know), or they see its primary down (a failover is under way).
     """
@@ -109,7 +112,7 @@ class Discovery:
                          for host, port in self.sentinels]
 
     def primary(self) -> tuple[str, int]:
-        silent, known = [], set()
+        silent, known, votes = [], set(), Counter()
         for (host, port), client in zip(self.sentinels, self._clients, strict=True):
             try:
                 masters = client.sentinel_masters()
@@ -119,7 +122,9 @@ class Discovery:
             known.update(masters)
             state = masters.get(self.service)
             if state and state["is_master"] and not (state["is_sdown"] or state["is_odown"]):
-                return state["ip"], int(state["port"])
+                votes[state["ip"], int(state["port"])] += 1
+        if votes:  # right after a failover a Sentinel not yet told may name the old one
+            return votes.most_common(1)[0][0]
         addresses = ", ".join(f"{h}:{p}" for h, p in self.sentinels)
         if len(silent) == len(self.sentinels):
             raise RedisUnavailable(f"no Sentinel answers at {addresses}")
@@ -238,7 +243,7 @@ class Deployment:
 
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + READY_TIMEOUT_S
-        clients = [redis.Redis(port=s.port, socket_timeout=1.0) for s in self.sentinels]
+        clients = self.sentinel_clients()
         problem = "no Sentinel answered"
         try:
             while time.monotonic() < deadline:
@@ -270,6 +275,10 @@ class Deployment:
             if len(peers) < self.sentinel_count - 1:
                 return f"a Sentinel knows {len(peers)} of {self.sentinel_count - 1} other Sentinels"
         return None
+
+    def sentinel_clients(self) -> list[redis.Redis]:
+        """A client of each Sentinel (close them after use)."""
+        return [redis.Redis(port=s.port, socket_timeout=1.0) for s in self.sentinels]
 
     def primary_server(self) -> RedisServer:
         """The server the Sentinels name as primary now."""
