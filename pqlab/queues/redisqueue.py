@@ -1037,20 +1037,22 @@ class RedisPriorityQueue:
 
     def _send(self, packed: bytes):
         client = self._client()
-        conn, attempt, give_up, lost = client.conn, 0, None, False
+        conn, attempt, give_up = client.conn, 0, None
         while True:
-            failure = self._follow_primary(conn) if lost else None
+            # Every connect asks the Sentinels first: the primary may have moved since
+            # this queue was made, or since this connection was lost.
+            failure = self._follow_primary(conn) if conn._sock is None else None
             try:
                 if failure is None:
                     conn.send_packed_command((packed,), check_health=False)
                     return conn.read_response()
             except (redis.ConnectionError, redis.TimeoutError) as exc:
                 conn.disconnect()
-                client.lost, lost = client.lost + 1, True
+                client.lost += 1
                 failure = f"lost Redis at {self.url}: {exc}"
             except redis.ReadOnlyError as exc:  # a replica now: the command was not run
                 conn.disconnect()
-                client.lost, lost = client.lost + 1, True
+                client.lost += 1
                 failure = f"Redis at {self.url} stayed read-only: {exc}"
             except redis.ResponseError as exc:
                 if not str(exc).startswith("BUSY "):
@@ -1064,17 +1066,20 @@ class RedisPriorityQueue:
             self.backoff.sleep(min(self.backoff.delay_s(attempt), give_up - now))
             attempt += 1
 
-    def _script(self, script: _Script, *args, confirm: bool = False) -> tuple[bool, object]:
+    def _script(self, script: _Script, *args) -> tuple[bool, object]:
         """Run ``script`` once, however often it is sent; (replayed, reply).
 
         ``replayed`` is True when the reply is the recorded one of an earlier
         send of this call (its reply was lost). Raises what ``_send`` raises, and
-        ``NoScriptError`` if the server keeps forgetting the script. ``confirm``
-        (put, ack) under ``min_replicas``: see ``_confirmed``.
+        ``NoScriptError`` if the server keeps forgetting the script.
         """
-        if confirm and self.min_replicas:
-            return self._confirmed(script, args)
         return self._run(script, self._request(script, args))
+
+    def _write(self, script: _Script, *args) -> tuple[bool, object]:
+        """``_script`` for put and ack: under ``min_replicas``, confirmed (``_confirmed``)."""
+        if self.min_replicas:
+            return self._confirmed(script, args)
+        return self._script(script, *args)
 
     def _request(self, script: _Script, args: tuple) -> bytes:
         """The packed call of ``script`` with ``args``, under this thread's next request number."""
@@ -1157,7 +1162,7 @@ class RedisPriorityQueue:
         if not 0 <= task.priority <= MAX_PRIORITY:
             raise ValueError(f"priority must be 0-{MAX_PRIORITY} for exact scores, "
                              f"got {task.priority!r}")
-        return self._script(ENQUEUE, int(task.priority), encode_task(task), confirm=True)[1]
+        return self._write(ENQUEUE, int(task.priority), encode_task(task))[1]
 
     def _put_stop(self, task: Task, request_timeout_s: float | None) -> int:
         """Enqueue a stop sentinel: never refused, never expired, never counted.
@@ -1174,7 +1179,7 @@ class RedisPriorityQueue:
         if not 0 <= band <= MAX_PRIORITY:
             raise ValueError(f"priority must be 0-{MAX_PRIORITY} for exact scores, "
                              f"got {task.priority!r}")
-        return self._script(ENQUEUE, band, encode_task(task), confirm=True)[1]
+        return self._write(ENQUEUE, band, encode_task(task))[1]
 
     def _policed_put(self, task: Task, request_timeout_s: float | None) -> int:
         level = task.priority
@@ -1185,8 +1190,8 @@ class RedisPriorityQueue:
         if request_timeout_s is not None:
             own_us = _micros(check_request_timeout(request_timeout_s, level,
                                                    self.policy.for_level(level)))
-        reply = self._script(POLICED_ENQUEUE, int(level), encode_task(task), own_us,
-                             self.retain, confirm=True)[1]
+        reply = self._write(POLICED_ENQUEUE, int(level), encode_task(task), own_us,
+                            self.retain)[1]
         if isinstance(reply, list):
             raise Rejected(level, *reply)
         return reply
@@ -1230,7 +1235,7 @@ class RedisPriorityQueue:
         args = [a for c in claims for a in (c.task_id, c.token)]
         if not args:
             return []
-        replayed, removed = self._script(self._ack, *args, confirm=True)
+        replayed, removed = self._write(self._ack, *args)
         done = AckStatus.ALREADY_ACKED if replayed else AckStatus.ACKED
         return [done if r else AckStatus.LEASE_LOST for r in removed]
 

@@ -27,6 +27,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from pqlab.queues.redisserver import (
     CHECK_TIMEOUT_S,
@@ -107,8 +109,10 @@ class Discovery:
     def __init__(self, url: str, timeout_s: float = CHECK_TIMEOUT_S) -> None:
         self.url = url
         self.sentinels, self.service = parse_sentinel_url(url)
+        # No retries of redis-py's own (3 by default, 2.8 s against a closed port): the
+        # caller's reconnect loop waits and asks again.
         self._clients = [redis.Redis(host=host, port=port, socket_connect_timeout=timeout_s,
-                                     socket_timeout=timeout_s)
+                                     socket_timeout=timeout_s, retry=Retry(NoBackoff(), 0))
                          for host, port in self.sentinels]
 
     def primary(self) -> tuple[str, int]:

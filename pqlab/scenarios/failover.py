@@ -65,10 +65,20 @@ class FailoverRun:
     no_service_s: float  # longest gap between successful claims while producing
 
 
-def _queue(url: str, name: str, min_replicas: int) -> RedisPriorityQueue:
-    return RedisPriorityQueue(url, name, lease_s=LEASE_S, reconnect_s=RECONNECT_S,
-                              block_s=EMPTY_WAIT_S, min_replicas=min_replicas,
-                              replica_timeout_ms=REPLICA_TIMEOUT_MS)
+@dataclass(frozen=True)
+class _Drill:
+    """What every worker of one drill is told."""
+
+    url: str
+    name: str
+    min_replicas: int
+    duration_s: float
+    rate_per_s: float
+
+    def queue(self) -> RedisPriorityQueue:
+        return RedisPriorityQueue(self.url, self.name, lease_s=LEASE_S, reconnect_s=RECONNECT_S,
+                                  block_s=EMPTY_WAIT_S, min_replicas=self.min_replicas,
+                                  replica_timeout_ms=REPLICA_TIMEOUT_MS)
 
 
 def _retrying(call, *args):
@@ -81,15 +91,14 @@ def _retrying(call, *args):
             unconfirmed += 1
 
 
-def _produce(url, name, min_replicas, number, ready, go, results) -> None:
-    q = _queue(url, name, min_replicas)
+def _produce(drill: _Drill, number, ready, go, results) -> None:
+    q = drill.queue()
     q.qsize()  # connected before the start
     ready.put(number)
     start = go.wait() and time.monotonic()
     acknowledged, unconfirmed, failed = [], 0, 0
-    total = int(DURATION_S * RATE_PER_S)
-    for i in range(total):
-        time.sleep(max(0.0, start + i / RATE_PER_S - time.monotonic()))
+    for i in range(int(drill.duration_s * drill.rate_per_s)):
+        time.sleep(max(0.0, start + i / drill.rate_per_s - time.monotonic()))
         key = number * 1_000_000 + i
         try:
             _, retries = _retrying(q.put, Task(1, key, 0.0, key, 0, None))
@@ -101,8 +110,8 @@ def _produce(url, name, min_replicas, number, ready, go, results) -> None:
     results.put(("producer", acknowledged, unconfirmed, failed))
 
 
-def _consume(url, name, min_replicas, number, ready, go, stop, results) -> None:
-    q = _queue(url, name, min_replicas)
+def _consume(drill: _Drill, number, ready, go, stop, results) -> None:
+    q = drill.queue()
     q.qsize()
     ready.put(number)
     go.wait()
@@ -159,11 +168,10 @@ def _named_port(client, service: str) -> int | None:
     return int(address[1]) if address else None
 
 
-def _drive_failure(deployment: Deployment, start: float, paused: bool) -> float:
+def _drive_failure(deployment: Deployment, kill_at: float, paused: bool) -> float:
     """Kill the primary half-way (pausing the replicas first); the failover time."""
     primary = deployment.primary_server()
     replicas = [s for s in deployment.servers if s is not primary]
-    kill_at = start + DURATION_S / 2
     try:
         if paused:
             time.sleep(max(0.0, kill_at - PAUSE_S - time.monotonic()))
@@ -195,17 +203,19 @@ def _longest_gap(times: list[float], start: float, end: float) -> float:
     return max(b - a for a, b in zip([start, *inside], [*inside, end], strict=True))
 
 
-def run_failover(deployment: Deployment, min_replicas: int = 0,
-                 paused: bool = False) -> FailoverRun:
-    """One drill on ``deployment`` (left running, the old primary a replica again)."""
+def run_failover(deployment: Deployment, min_replicas: int = 0, paused: bool = False,
+                 duration_s: float = DURATION_S, rate_per_s: float = RATE_PER_S) -> FailoverRun:
+    """One drill on ``deployment`` (left running, the old primary restarted as a replica).
+
+    Producers put ``rate_per_s`` each for ``duration_s``; the primary dies half-way.
+    """
     q = RedisPriorityQueue(deployment.url, owner=True, reconnect_s=RECONNECT_S)
+    drill = _Drill(deployment.url, q.name, min_replicas, duration_s, rate_per_s)
     ready, results = CONTEXT.Queue(), CONTEXT.Queue()
     go, stop = CONTEXT.Event(), CONTEXT.Event()
-    workers = [CONTEXT.Process(target=_produce, args=(deployment.url, q.name, min_replicas, i,
-                                                       ready, go, results))
+    workers = [CONTEXT.Process(target=_produce, args=(drill, i, ready, go, results))
                for i in range(PRODUCERS)]
-    workers += [CONTEXT.Process(target=_consume, args=(deployment.url, q.name, min_replicas, i,
-                                                        ready, go, stop, results))
+    workers += [CONTEXT.Process(target=_consume, args=(drill, i, ready, go, stop, results))
                 for i in range(CONSUMERS)]
     for w in workers:
         w.start()
@@ -214,8 +224,8 @@ def run_failover(deployment: Deployment, min_replicas: int = 0,
             ready.get(timeout=START_TIMEOUT_S)
         start = time.monotonic()
         go.set()
-        failover_s = _drive_failure(deployment, start, paused)
-        produced = [results.get(timeout=DURATION_S + RECONNECT_S) for _ in range(PRODUCERS)]
+        failover_s = _drive_failure(deployment, start + duration_s / 2, paused)
+        produced = [results.get(timeout=duration_s + RECONNECT_S) for _ in range(PRODUCERS)]
         end = time.monotonic()
         _drain(q, DRAIN_TIMEOUT_S)
         stop.set()
@@ -241,3 +251,4 @@ def _tally(min_replicas, paused, produced, consumed, failover_s, start, end) -> 
         redelivered=len({key for c in consumed for key in c[3]}),
         unconfirmed=sum(p[2] for p in produced) + sum(c[4] for c in consumed),
         failover_s=failover_s, no_service_s=_longest_gap(claimed_at, start, end))
+
