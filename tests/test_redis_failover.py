@@ -9,6 +9,7 @@ import pytest
 import redis
 from redis_helpers import require_redis_server
 
+from pqlab.cli.redisbench import format_replica_cost, replica_costs
 from pqlab.core.task import Task
 from pqlab.queues.redisqueue import RedisPriorityQueue, ReplicationTimeout
 from pqlab.queues.redissentinel import (
@@ -101,6 +102,13 @@ def test_a_put_the_replicas_did_not_confirm_raises_and_its_retry_does_not_enqueu
             assert time.monotonic() < deadline, "the replicas never confirmed after SIGCONT"
     assert q.qsize() == 2
     assert q.put(task(2)) == first + 2  # a new call, not a retry
+
+
+def test_the_bench_measures_put_and_ack_with_and_without_replica_acknowledgement(deployment):
+    costs = replica_costs(deployment.url, calls=20, repeats=1)
+    assert [c.operation for c in costs] == ["put", "ack"]
+    assert all(c.plain_us[0] > 0 and c.confirmed_us[0] > 0 and c.ratio > 0 for c in costs)
+    assert "x" in format_replica_cost(costs[0])
 
 
 def test_acknowledged_puts_survive_killing_the_primary(deployment):
