@@ -104,6 +104,16 @@ def test_a_put_the_replicas_did_not_confirm_raises_and_its_retry_does_not_enqueu
     assert q.put(task(2)) == first + 2  # a new call, not a retry
 
 
+def test_a_readonly_reply_sends_the_queue_to_the_primary(deployment):
+    q = RedisPriorityQueue(deployment.url, owner=True)
+    conn = q._client().conn
+    conn.disconnect()
+    conn.port = deployment.replica_servers()[0].port  # as if the primary had been demoted
+    conn.connect()
+    assert q.put(task(1)) == 1 and q.qsize() == 1
+    assert conn.port == deployment.primary_server().port
+
+
 def test_the_bench_measures_put_and_ack_with_and_without_replica_acknowledgement(deployment):
     costs = replica_costs(deployment.url, calls=20, repeats=1)
     assert [c.operation for c in costs] == ["put", "ack"]

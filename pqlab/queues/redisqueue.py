@@ -46,6 +46,26 @@ down, one client was back a median 77 ms after the restart began (max 227;
 the fixed 50 ms: 61, max 115; the private server answers 22 ms after
 starting).
 
+Replicas. On a ``redis+sentinel://`` URL (``pqlab.queues.redissentinel``)
+every connect first asks the Sentinels which server is the primary, so after
+a failover the reconnect loop above finds the promoted replica; while they
+name none (the vote takes ~2 s after the primary stops answering for
+``down-after-milliseconds``) the client waits and asks again, and never
+reopens a connection to an address they no longer name (a restarted old
+primary is a primary until they demote it). A ``READONLY`` reply (a demoted
+primary) is a lost connection. The request record replicates with the change
+it records, so a resend to the new primary is answered from it if the change
+reached it, and runs if it did not. Replication is asynchronous: a write the
+primary acknowledged and no replica got is lost when the primary dies. With
+``min_replicas`` put and ack send ``WAIT min_replicas replica_timeout_ms``
+after the script, on the same connection (inside a script ``WAIT`` does not
+block), and return only when that many replicas have the write; else
+``ReplicationTimeout``: the write stands on the primary (a put counts as
+admitted), and the same call, next on the same thread, is resent as the same
+request, so a retry never enqueues twice. A promoted replica that had the
+write keeps it; Redis promotes the replica with the most data, so the loss
+of a confirmed write is unlikely, not impossible.
+
 Layout, all keys under one hash tag ``{pqlab:NAME}`` so that a Redis Cluster
 keeps a queue, and so every script, on one slot:
 
