@@ -43,11 +43,12 @@ def load_average() -> str:
 def run_failover_command(runs: int, paused: bool, min_replicas: Sequence[int],
                          out: Callable[[str], None] = print) -> dict[int, list[drill.FailoverRun]]:
     """``runs`` drills per ``min_replicas`` value, interleaved; prints rows and summaries."""
-    pause = f"; every replica SIGSTOPped {drill.PAUSE_S:g} s before" if paused else ""
+    pause = (f"every replica SIGSTOPped and its link closed {drill.PAUSE_S:g} s before the "
+             "kill, SIGCONT right after; " if paused else "")
     out(f"failover drill: {drill.PRODUCERS} producers x {drill.RATE_PER_S} puts/s for "
         f"{drill.DURATION_S:g} s, {drill.CONSUMERS} consumers, lease {drill.LEASE_S:g} s; "
-        f"primary SIGKILLed at {drill.DURATION_S / 2:g} s{pause}, restarted once the "
-        f"Sentinels name another; load average {load_average()}")
+        f"primary SIGKILLed at {drill.DURATION_S / 2:g} s, restarted once the Sentinels name "
+        f"another; {pause}load average {load_average()}")
     out("  ".join(COLUMNS))
     results: dict[int, list[drill.FailoverRun]] = {m: [] for m in min_replicas}
     for number in range(1, runs + 1):

@@ -353,7 +353,8 @@ def _add_failover(p: argparse.ArgumentParser) -> None:
     p.add_argument("--runs", type=positive_int, default=5,
                    help="drills per min_replicas value, each on a fresh deployment (default 5)")
     p.add_argument("--paused-replica", action="store_true",
-                   help="SIGSTOP the replicas 1 s before the kill (SIGCONT right after)")
+                   help="SIGSTOP the replicas and close their links 1 s before the kill "
+                        "(SIGCONT right after)")
     p.add_argument("--min-replicas", type=replica_counts, default=[0, 1],
                    help="replica acknowledgement settings to compare (default 0,1)")
 

@@ -6,8 +6,10 @@ at a steady rate; consumers claim and acknowledge. Half-way the primary is
 killed (SIGKILL); once the Sentinels name another primary it is started
 again on its own directory, and they re-attach it as a replica. With
 ``paused=True`` every replica is stopped (SIGSTOP) ``PAUSE_S`` before the
-kill and continued (SIGCONT) right after it: the writes of that second stood
-on the primary alone, as they would behind replicas that lag.
+kill, the primary's replication links are closed (``CLIENT KILL TYPE
+replica``: stopped, the replicas cannot reconnect), and they are continued
+(SIGCONT) right after the kill: the writes of that second stood on the
+primary alone, as behind replicas cut off by the network.
 
 Every task carries a key (producer, number). A producer counts a put as
 acknowledged when ``put`` returned (under ``min_replicas``, after the
@@ -177,6 +179,7 @@ def _drive_failure(deployment: Deployment, kill_at: float, paused: bool) -> floa
             time.sleep(max(0.0, kill_at - PAUSE_S - time.monotonic()))
             for replica in replicas:
                 deployment.pause(replica)
+            _cut_replicas(primary.port)
         time.sleep(max(0.0, kill_at - time.monotonic()))
         deployment.kill(primary)
     finally:
@@ -185,6 +188,19 @@ def _drive_failure(deployment: Deployment, kill_at: float, paused: bool) -> floa
     failover_s = _await_new_primary(deployment, primary.port, DRAIN_TIMEOUT_S)
     primary.start()  # the Sentinels make it a replica of the new primary
     return failover_s
+
+
+def _cut_replicas(port: int) -> None:
+    """Close the primary's replication links (the paused replicas cannot reconnect).
+
+    A stopped replica alone loses nothing on loopback: the stream waits in its
+    socket buffer and it reads it when continued, even after the primary died.
+    """
+    client = redis.Redis(port=port, socket_timeout=1.0)
+    try:
+        client.client_kill_filter(_type="replica")
+    finally:
+        client.close()
 
 
 def _drain(q: RedisPriorityQueue, deadline_s: float) -> None:
