@@ -11,7 +11,7 @@ from redis_helpers import require_redis_server
 
 from pqlab.cli.redisbench import format_replica_cost, replica_costs
 from pqlab.core.task import Task
-from pqlab.queues.redisqueue import RedisPriorityQueue, ReplicationTimeout
+from pqlab.queues.redisqueue import RedisPriorityQueue, ReplicationTimeout, make_queue
 from pqlab.queues.redissentinel import (
     Deployment,
     Discovery,
@@ -102,6 +102,18 @@ def test_a_put_the_replicas_did_not_confirm_raises_and_its_retry_does_not_enqueu
             assert time.monotonic() < deadline, "the replicas never confirmed after SIGCONT"
     assert q.qsize() == 2
     assert q.put(task(2)) == first + 2  # a new call, not a retry
+
+
+def test_the_environment_points_pqlab_at_its_sentinels(deployment, monkeypatch):
+    sentinels, service = parse_sentinel_url(deployment.url)
+    monkeypatch.delenv("PQLAB_REDIS_URL", raising=False)
+    monkeypatch.setenv("PQLAB_REDIS_SENTINELS", ",".join(f"{h}:{p}" for h, p in sentinels))
+    monkeypatch.setenv("PQLAB_REDIS_SERVICE", service)
+    q = make_queue()
+    assert q.url == deployment.url and q.put(task(1)) == 1
+    monkeypatch.setenv("PQLAB_REDIS_SERVICE", "elsewhere")
+    with pytest.raises(RedisUnavailable, match="know no service 'elsewhere'"):
+        make_queue()
 
 
 def test_a_readonly_reply_sends_the_queue_to_the_primary(deployment):

@@ -39,7 +39,7 @@ import redis
 from pqlab.core.task import make_workload
 from pqlab.queues import QUEUES
 from pqlab.queues.redisqueue import CLAIM, ENQUEUE, RedisPriorityQueue, encode_task, make_queue
-from pqlab.queues.redissentinel import Deployment
+from pqlab.queues.redissentinel import env_sentinel_url, replicated
 from pqlab.queues.redisserver import RedisServer, check_reachable
 from pqlab.scenarios import SCENARIOS, Workers
 
@@ -278,13 +278,14 @@ def run_redis_bench(url: str | None = None, *, calls: int = DEFAULT_CALLS,
 
 
 def run_replica_bench(calls: int, repeats: int, out: Callable[[str], None] = print) -> None:
-    """Part 4 on a private deployment started and stopped here."""
-    with Deployment() as deployment:
-        out(f"\nreplica acknowledgement: a private primary + {deployment.replica_count} "
-            f"replicas (appendfsync always), one client, {calls:,} calls x {repeats} "
-            "interleaved rounds, median per call")
+    """Part 4: on ``$PQLAB_REDIS_SENTINELS``'s, else a private deployment started here."""
+    with replicated() as url:
+        where = ("given" if env_sentinel_url()
+                 else "a private primary + 2 replicas, appendfsync always")
+        out(f"\nreplica acknowledgement: {url} ({where}), one client, "
+            f"{calls:,} calls x {repeats} interleaved rounds, median per call")
         out(f"  {'call':<4} {'min_replicas=0':>12} {'min_replicas=1':>12}   ratio")
-        for cost in replica_costs(deployment.url, calls, repeats):
+        for cost in replica_costs(url, calls, repeats):
             out(format_replica_cost(cost))
 
 

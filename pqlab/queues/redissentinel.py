@@ -332,11 +332,6 @@ def shared_deployment() -> Deployment:
     return _SHARED
 
 
-def replicated_url(url: str | None = None) -> str:
-    """``url``, else the Sentinels of ``$PQLAB_REDIS_SENTINELS``, else the private deployment."""
-    return url or env_sentinel_url() or shared_deployment().url
-
-
 @contextlib.contextmanager
 def replicated(url: str | None = None) -> Iterator[str]:
     """A replicated Redis for the ``with`` block: ``url``, the environment's, or a fresh one.

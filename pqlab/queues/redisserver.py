@@ -1,7 +1,8 @@
 """A real Redis for pqlab: a private ``redis-server`` on loopback, or a given URL.
 
 Which server a Redis run uses, first match wins: the ``url`` passed in, the
-environment variable ``PQLAB_REDIS_URL``, else a private ``redis-server``
+environment variable ``PQLAB_REDIS_URL``, the Sentinels of
+``PQLAB_REDIS_SENTINELS`` (``pqlab.queues.redissentinel``), else a private ``redis-server``
 that pqlab starts on first use (never at import) and stops at exit. The
 private server is durable on purpose: ``appendonly yes`` with ``appendfsync
 always`` puts every write on disk before Redis replies, so an acknowledged
@@ -175,7 +176,14 @@ def shared_server() -> RedisServer:
 
 
 def check_reachable(url: str, timeout_s: float = CHECK_TIMEOUT_S) -> None:
-    """Raise ``RedisUnavailable`` naming ``url`` unless a Redis there answers PING in time."""
+    """Raise ``RedisUnavailable`` naming ``url`` unless a Redis there answers PING in time.
+
+    A ``redis+sentinel://`` URL: the primary its Sentinels name must answer.
+    """
+    if url.startswith("redis+sentinel://"):
+        from pqlab.queues.redissentinel import primary_url  # it imports this module
+
+        url = primary_url(url)
     try:
         client = redis.Redis.from_url(url, socket_connect_timeout=timeout_s,
                                       socket_timeout=timeout_s)
@@ -189,9 +197,16 @@ def check_reachable(url: str, timeout_s: float = CHECK_TIMEOUT_S) -> None:
         client.close()
 
 
+def configured_url() -> str | None:
+    """``$PQLAB_REDIS_URL``, else the Sentinels of ``$PQLAB_REDIS_SENTINELS``, else None."""
+    from pqlab.queues.redissentinel import env_sentinel_url  # it imports this module
+
+    return os.environ.get(ENV_URL) or env_sentinel_url()
+
+
 def redis_url(url: str | None = None) -> str:
-    """The URL to run against: ``url``, else ``$PQLAB_REDIS_URL``, else the private server."""
-    return url or os.environ.get(ENV_URL) or shared_server().url
+    """The URL to run against: ``url``, else ``configured_url()``, else the private server."""
+    return url or configured_url() or shared_server().url
 
 
 def use_redis(url: str | None = None) -> str:
@@ -218,8 +233,8 @@ def serving(url: str | None = None) -> Iterator[str]:
     otherwise each start a server of their own, all find this one.
     Raises ``RedisUnavailable`` (one line) when there is none.
     """
-    given = url or os.environ.get(ENV_URL) or (_SHARED.url if _SHARED is not None
-                                                and _SHARED.running else None)
+    given = url or configured_url() or (_SHARED.url if _SHARED is not None
+                                        and _SHARED.running else None)
     server = None
     if given:
         check_reachable(given)
