@@ -11,9 +11,9 @@ from redis_helpers import require_redis_server
 
 from pqlab.cli.redisbench import format_replica_cost, replica_costs
 from pqlab.core.task import Task
+from pqlab.queues.redisdeploy import Deployment
 from pqlab.queues.redisqueue import RedisPriorityQueue, ReplicationTimeout, make_queue
 from pqlab.queues.redissentinel import (
-    Deployment,
     Discovery,
     parse_sentinel_url,
     parse_sentinels,

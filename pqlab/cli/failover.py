@@ -12,7 +12,7 @@ import os
 import statistics
 from collections.abc import Callable, Sequence
 
-from pqlab.queues.redissentinel import Deployment
+from pqlab.queues.redisdeploy import Deployment
 from pqlab.scenarios import failover as drill
 
 COLUMNS = ("run", "min_replicas", "acknowledged", "served", "lost", "duplicated", "redelivered",

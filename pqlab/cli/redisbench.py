@@ -38,8 +38,9 @@ import redis
 
 from pqlab.core.task import make_workload
 from pqlab.queues import QUEUES
+from pqlab.queues.redisdeploy import replicated
 from pqlab.queues.redisqueue import CLAIM, ENQUEUE, RedisPriorityQueue, encode_task, make_queue
-from pqlab.queues.redissentinel import env_sentinel_url, replicated
+from pqlab.queues.redissentinel import env_sentinel_url
 from pqlab.queues.redisserver import RedisServer, check_reachable
 from pqlab.scenarios import SCENARIOS, Workers
 

@@ -28,19 +28,21 @@ from pathlib import Path
 
 import redis
 
+from pqlab.queues.redissentinel import (  # noqa: F401 - RedisUnavailable is used from here too
+    CHECK_TIMEOUT_S,
+    RedisUnavailable,
+    env_sentinel_url,
+    is_sentinel_url,
+    primary_url,
+)
 from pqlab.queues.registry import QUEUES
 
 ENV_URL = "PQLAB_REDIS_URL"
 INSTALL_HINT = "install it with: apt-get install redis-server"
 START_TIMEOUT_S = 10.0  # an empty server answers within ~50 ms; AOF replay of a test run < 1 s
-CHECK_TIMEOUT_S = 2.0  # a reachable server on a LAN answers a PING in well under a second
 PORT_ATTEMPTS = 5  # a free port can be taken between our probe and the server's bind
 
 _SHARED: RedisServer | None = None
-
-
-class RedisUnavailable(RuntimeError):
-    """No Redis to run against: the server binary is missing, or the URL does not answer."""
 
 
 def free_port() -> int:
@@ -180,9 +182,7 @@ def check_reachable(url: str, timeout_s: float = CHECK_TIMEOUT_S) -> None:
 
     A ``redis+sentinel://`` URL: the primary its Sentinels name must answer.
     """
-    if url.startswith("redis+sentinel://"):
-        from pqlab.queues.redissentinel import primary_url  # it imports this module
-
+    if is_sentinel_url(url):
         url = primary_url(url)
     try:
         client = redis.Redis.from_url(url, socket_connect_timeout=timeout_s,
@@ -199,8 +199,6 @@ def check_reachable(url: str, timeout_s: float = CHECK_TIMEOUT_S) -> None:
 
 def configured_url() -> str | None:
     """``$PQLAB_REDIS_URL``, else the Sentinels of ``$PQLAB_REDIS_SENTINELS``, else None."""
-    from pqlab.queues.redissentinel import env_sentinel_url  # it imports this module
-
     return os.environ.get(ENV_URL) or env_sentinel_url()
 
 

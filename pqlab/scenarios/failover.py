@@ -34,8 +34,8 @@ from dataclasses import dataclass
 import redis
 
 from pqlab.core.task import Task
+from pqlab.queues.redisdeploy import Deployment
 from pqlab.queues.redisqueue import AckStatus, RedisPriorityQueue, ReplicationTimeout
-from pqlab.queues.redissentinel import Deployment
 from pqlab.queues.redisserver import RedisUnavailable
 
 CONTEXT = multiprocessing.get_context("spawn")
