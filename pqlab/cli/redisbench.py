@@ -210,8 +210,8 @@ def replica_costs(url: str, calls: int, repeats: int) -> list[ReplicaCost]:
 
 
 def format_replica_cost(c: ReplicaCost) -> str:
-    return (f"  {c.operation:<4} {statistics.median(c.plain_us):>9,.0f} µs "
-            f"{statistics.median(c.confirmed_us):>9,.0f} µs   {c.ratio:5.2f}x")
+    return (f"  {c.operation:<4} {statistics.median(c.plain_us):>11,.0f} µs "
+            f"{statistics.median(c.confirmed_us):>11,.0f} µs   {c.ratio:5.2f}x")
 
 
 def _median(values: list[float]) -> str:
@@ -285,7 +285,7 @@ def run_replica_bench(calls: int, repeats: int, out: Callable[[str], None] = pri
                  else "a private primary + 2 replicas, appendfsync always")
         out(f"\nreplica acknowledgement: {url} ({where}), one client, "
             f"{calls:,} calls x {repeats} interleaved rounds, median per call")
-        out(f"  {'call':<4} {'min_replicas=0':>12} {'min_replicas=1':>12}   ratio")
+        out(f"  {'call':<4} {'min_replicas=0':>14} {'min_replicas=1':>14}   ratio")
         for cost in replica_costs(url, calls, repeats):
             out(format_replica_cost(cost))
 
