@@ -133,10 +133,12 @@ def test_the_bench_measures_put_and_ack_with_and_without_replica_acknowledgement
     assert "x" in format_replica_cost(costs[0])
 
 
-def test_acknowledged_puts_survive_killing_the_primary(deployment):
+def test_acknowledged_puts_survive_killing_the_primary(deployment, record_property):
     # Last in the module: it leaves the old primary a replica of a new one.
     run = run_failover(deployment, min_replicas=1, duration_s=4.0, rate_per_s=50)
     print(f"\nfailover {run.failover_s:.2f} s, no service {run.no_service_s:.2f} s; {run}")
+    record_property("failover_s", run.failover_s)
+    record_property("no_service_s", run.no_service_s)
     assert run.acknowledged > 0
     assert run.lost == 0 and run.duplicated == 0
     assert run.served == run.acknowledged
