@@ -93,7 +93,8 @@ class Deployment:
     and the other Sentinels (a failover needs them to agree), within
     ``READY_TIMEOUT_S``, else stops what it started and raises
     ``RedisUnavailable`` (one line). ``stop()`` shuts everything down and
-    removes the directories; use it as a context manager. ``servers[0]`` is
+    removes the directories; use it as a context manager (it also runs at
+    exit, in the process that started it). ``servers[0]`` is
     the first primary; after a failover ``primary_server()`` says which
     server is. ``kill``, ``pause`` and ``resume`` (SIGKILL, SIGSTOP, SIGCONT)
     take one of ``servers`` for failure drills.
@@ -110,14 +111,16 @@ class Deployment:
         return sentinel_url([("127.0.0.1", s.port) for s in self.sentinels], self.service)
 
     def start(self) -> Deployment:
+        atexit.register(self.stop)  # whatever happens to the caller, nothing outlives us
         try:
             primary = RedisServer().start()
             self.servers.append(primary)
             for _ in range(self.replica_count):
                 self.servers.append(RedisServer(extra_args=(
                     "--replicaof", "127.0.0.1", str(primary.port))).start())
-            self.sentinels = [Sentinel(primary.port, self.service).start()
-                              for _ in range(self.sentinel_count)]
+            for _ in range(self.sentinel_count):
+                self.sentinels.append(Sentinel(primary.port, self.service))
+                self.sentinels[-1].start()
             self._wait_ready()
         except BaseException:
             self.stop()
@@ -183,6 +186,7 @@ class Deployment:
             server.process.send_signal(signal.SIGCONT)
 
     def stop(self) -> None:
+        atexit.unregister(self.stop)
         for server in self.servers:
             if server.process is not None:
                 self.resume(server)  # a stopped process cannot act on SIGTERM
@@ -205,9 +209,7 @@ def shared_deployment() -> Deployment:
     """This process's private deployment, started on first call and stopped at exit."""
     global _SHARED
     if _SHARED is None:
-        deployment = Deployment().start()
-        atexit.register(deployment.stop)
-        _SHARED = deployment
+        _SHARED = Deployment().start()
     return _SHARED
 
 
