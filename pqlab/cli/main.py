@@ -69,6 +69,14 @@ def int_list(text: str) -> list[int]:
     return [positive_int(part) for part in parts]
 
 
+def replica_counts(text: str) -> list[int]:
+    """argparse type: comma-separated integers >= 0 (0: no replica acknowledgement)."""
+    parts = [part.strip() for part in text.split(",") if part.strip()]
+    if not parts or not all(part.isdigit() for part in parts):
+        raise argparse.ArgumentTypeError(f"must be comma-separated integers >= 0, got {text!r}")
+    return [int(part) for part in parts]
+
+
 def port_number(text: str) -> int:
     """argparse type: a TCP port 0-65535 (0: any free one)."""
     try:
@@ -322,6 +330,9 @@ def _add_redis_bench(p: argparse.ArgumentParser) -> None:
                         f"{','.join(map(str, rb.DEFAULT_PROCESSES))})")
     p.add_argument("--counts", type=int_list, default=rb.DEFAULT_COUNTS,
                    help=f"claim batch sizes (default {','.join(map(str, rb.DEFAULT_COUNTS))})")
+    p.add_argument("--no-replicas", action="store_true",
+                   help="skip the replica acknowledgement part (it starts a primary, two "
+                        "replicas and three Sentinels, ~6 s)")
     add_redis_url_argument(p)
 
 
@@ -331,10 +342,33 @@ def _cmd_redis_bench(args: argparse.Namespace) -> int:
     url = args.redis_url or os.environ.get(ENV_URL)
     try:
         met = run_redis_bench(url, calls=args.calls, repeats=args.repeat, tasks=args.tasks,
-                              processes=args.processes, counts=args.counts)
+                              processes=args.processes, counts=args.counts,
+                              replicas=not args.no_replicas)
     except RedisUnavailable as exc:
         raise UsageError(str(exc)) from None
     return 0 if met else 1
+
+
+def _add_failover(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--runs", type=positive_int, default=5,
+                   help="drills per min_replicas value, each on a fresh deployment (default 5)")
+    p.add_argument("--paused-replica", action="store_true",
+                   help="SIGSTOP the replicas and close their links 1 s before the kill "
+                        "(SIGCONT right after)")
+    p.add_argument("--min-replicas", type=replica_counts, default=[0, 1],
+                   help="replica acknowledgement settings to compare (default 0,1)")
+
+
+def _cmd_failover(args: argparse.Namespace) -> int:
+    from pqlab.cli.failover import run_failover_command
+
+    try:
+        results = run_failover_command(args.runs, args.paused_replica, args.min_replicas)
+    except RedisUnavailable as exc:
+        raise UsageError(str(exc)) from None
+    acknowledged_lost = sum(r.lost + r.duplicated for m, runs in results.items() if m
+                            for r in runs)
+    return 0 if acknowledged_lost == 0 else 1
 
 
 def _add_output(p: argparse.ArgumentParser) -> None:
@@ -574,6 +608,8 @@ COMMANDS: dict[str, Command] = {
               _cmd_bench),
     "redis-bench": ("the Redis queue against redis-benchmark, processes and claim batches",
                     _add_redis_bench, _cmd_redis_bench),
+    "failover": ("kill the Redis primary under load: lost, duplicated, time without service",
+                 _add_failover, _cmd_failover),
     "queues": ("list the registered queues, their capabilities and scenarios", _add_queues,
                _cmd_queues),
     "sweep": ("measure a grid (queues x scenarios x tasks x workers x repetitions) into "

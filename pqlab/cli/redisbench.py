@@ -15,6 +15,11 @@ Redis does before it replies to a write). Three measurements, one server:
    with k producer and k consumer processes.
 3. **Drain rate against claim batch size:** one client empties a full queue
    with ``claim(count)`` + ``ack``: two round trips per ``count`` tasks.
+4. **Replica acknowledgement** (``replicas=True``): on a private replicated
+   deployment (two replicas, ``appendfsync always`` everywhere), the cost of
+   one ``put`` and one ``ack`` with ``min_replicas=1`` (the script, then
+   ``WAIT`` on the same connection) against ``min_replicas=0``, interleaved
+   rounds; ratio = median µs with / median µs without.
 
 Every function returns data; ``run_redis_bench`` prints it.
 """
@@ -33,7 +38,9 @@ import redis
 
 from pqlab.core.task import make_workload
 from pqlab.queues import QUEUES
+from pqlab.queues.redisdeploy import replicated
 from pqlab.queues.redisqueue import CLAIM, ENQUEUE, RedisPriorityQueue, encode_task, make_queue
+from pqlab.queues.redissentinel import env_sentinel_url
 from pqlab.queues.redisserver import RedisServer, check_reachable
 from pqlab.scenarios import SCENARIOS, Workers
 
@@ -166,6 +173,47 @@ def drain_rate(url: str, tasks: int, count: int) -> float:
     return taken / elapsed
 
 
+@dataclass(frozen=True)
+class ReplicaCost:
+    """µs per call of ``operation`` per round, without and with ``min_replicas=1``."""
+
+    operation: str
+    plain_us: list[float]
+    confirmed_us: list[float]
+
+    @property
+    def ratio(self) -> float:
+        return statistics.median(self.confirmed_us) / statistics.median(self.plain_us)
+
+
+def _us_per_call(calls: int, fn: Callable[[], object], args: list) -> float:
+    start = time.perf_counter()
+    for arg in args[:calls]:
+        fn(arg)
+    return (time.perf_counter() - start) / calls * 1e6
+
+
+def replica_costs(url: str, calls: int, repeats: int) -> list[ReplicaCost]:
+    """Put and ack cost with and without replica acknowledgement, interleaved rounds."""
+    task = make_workload(1, seed=1)[0]
+    costs = {("put", m): [] for m in (0, 1)} | {("ack", m): [] for m in (0, 1)}
+    for _ in range(repeats):
+        for m in (0, 1):
+            q = RedisPriorityQueue(url, lease_s=LONG_LEASE_S, count=calls, min_replicas=m)
+            q.put(task)  # loads the scripts, opens the connection
+            q.ack(*q.claim(count=1))
+            costs["put", m].append(_us_per_call(calls, q.put, [task] * calls))
+            claims = q.claim()
+            costs["ack", m].append(_us_per_call(calls, q.ack, claims))
+            q.delete()
+    return [ReplicaCost(op, costs[op, 0], costs[op, 1]) for op in ("put", "ack")]
+
+
+def format_replica_cost(c: ReplicaCost) -> str:
+    return (f"  {c.operation:<4} {statistics.median(c.plain_us):>11,.0f} µs "
+            f"{statistics.median(c.confirmed_us):>11,.0f} µs   {c.ratio:5.2f}x")
+
+
 def _median(values: list[float]) -> str:
     return f"{statistics.median(values):>9,.0f}" if values else f"{'-':>9}"
 
@@ -187,8 +235,9 @@ def run_redis_bench(url: str | None = None, *, calls: int = DEFAULT_CALLS,
                     repeats: int = DEFAULT_REPEATS, tasks: int = 2_000,
                     processes: Iterable[int] = DEFAULT_PROCESSES,
                     counts: Iterable[int] = DEFAULT_COUNTS,
-                    out: Callable[[str], None] = print) -> bool:
-    """Measure and print all three parts; True when every ratio meets its target.
+                    out: Callable[[str], None] = print, replicas: bool = False) -> bool:
+    """Measure and print all parts (the fourth with ``replicas``); True when every ratio
+    meets its target.
 
     Without ``url`` a private server is started for the run (and its fsync
     setting changed for the second comparison); a given server's settings
@@ -221,10 +270,24 @@ def run_redis_bench(url: str | None = None, *, calls: int = DEFAULT_CALLS,
         out(f"\ndrain rate of one client, claim(count) + ack per round trip pair, {tasks:,} tasks")
         for count in counts:
             out(f"  count={count:<4} {drain_rate(url, tasks, count):>9,.0f} tasks/s")
+        if replicas:
+            run_replica_bench(calls, repeats, out)
         return all(r.met for r in rates)
     finally:
         if server:
             server.stop()
+
+
+def run_replica_bench(calls: int, repeats: int, out: Callable[[str], None] = print) -> None:
+    """Part 4: on ``$PQLAB_REDIS_SENTINELS``'s, else a private deployment started here."""
+    with replicated() as url:
+        where = ("given" if env_sentinel_url()
+                 else "a private primary + 2 replicas, appendfsync always")
+        out(f"\nreplica acknowledgement: {url} ({where}), one client, "
+            f"{calls:,} calls x {repeats} interleaved rounds, median per call")
+        out(f"  {'call':<4} {'min_replicas=0':>14} {'min_replicas=1':>14}   ratio")
+        for cost in replica_costs(url, calls, repeats):
+            out(format_replica_cost(cost))
 
 
 def _config(url: str, name: str) -> str:

@@ -5,7 +5,8 @@ them: the standard library and the lock-guarded heap (``registry``), pqlab's
 bucket queues (``syncqueue``, ``asyncqueue``, ``bridge``, built from the
 storage policies in ``storage`` and the waiter lists in ``waiters``), the
 library adapters (``libqueues``), then the process-safe ones (``mpqueue``,
-and ``redisqueue`` with its server manager ``redisserver``).
+and ``redisqueue`` with its server manager ``redisserver``, Sentinel discovery
+``redissentinel`` and the replicated deployment ``redisdeploy``).
 """
 
 from pqlab.queues.registry import (

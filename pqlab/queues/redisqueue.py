@@ -46,6 +46,26 @@ down, one client was back a median 77 ms after the restart began (max 227;
 the fixed 50 ms: 61, max 115; the private server answers 22 ms after
 starting).
 
+Replicas. On a ``redis+sentinel://`` URL (``pqlab.queues.redissentinel``)
+every connect first asks the Sentinels which server is the primary, so after
+a failover the reconnect loop above finds the promoted replica; while they
+name none (the vote takes ~2 s after the primary stops answering for
+``down-after-milliseconds``) the client waits and asks again, and never
+reopens a connection to an address they no longer name (a restarted old
+primary is a primary until they demote it). A ``READONLY`` reply (a demoted
+primary) is a lost connection. The request record replicates with the change
+it records, so a resend to the new primary is answered from it if the change
+reached it, and runs if it did not. Replication is asynchronous: a write the
+primary acknowledged and no replica got is lost when the primary dies. With
+``min_replicas`` put and ack send ``WAIT min_replicas replica_timeout_ms``
+after the script, on the same connection (inside a script ``WAIT`` does not
+block), and return only when that many replicas have the write; else
+``ReplicationTimeout``: the write stands on the primary (a put counts as
+admitted), and the same call, next on the same thread, is resent as the same
+request, so a retry never enqueues twice. A promoted replica that had the
+write keeps it; Redis promotes the replica with the most data, so the loss
+of a confirmed write is unlikely, not impossible.
+
 Layout, all keys under one hash tag ``{pqlab:NAME}`` so that a Redis Cluster
 keeps a queue, and so every script, on one slot:
 
@@ -200,6 +220,12 @@ from pqlab.queues.policy import (
     is_active,
     refuse_request_timeout,
 )
+from pqlab.queues.redissentinel import (
+    Discovery,
+    connected_replicas,
+    is_sentinel_url,
+    primary_url,
+)
 from pqlab.queues.redisserver import RedisUnavailable, check_reachable, redis_url
 from pqlab.queues.registry import register_queue
 
@@ -227,6 +253,9 @@ BACKOFF_BASE_S = 0.02  # first reconnect wait at most this: a live server takes 
 BACKOFF_CAP_S = 0.25  # no wait longer: 1.0 put a client back a median 229 ms after a restart
 SCRIPT_LOADS = 3  # NOSCRIPT after this many loads: not a restart, the server forgets scripts
 RECORD_SLACK_S = 5.0  # a reply record outlives the client's last possible resend by this
+# How long put and ack wait for replicas under min_replicas: a replica on loopback
+# confirms in well under a millisecond; 1 s rides out a busy machine.
+DEFAULT_REPLICA_TIMEOUT_MS = 1_000
 # Longer timeouts are cut to this (142 years): now + timeout stays an exact score (< 2**53 µs).
 LONGEST_TIMEOUT_S = 2**52 / 1e6
 
@@ -716,6 +745,22 @@ class Backoff:
         return (Backoff, (self.base_s, self.cap_s))
 
 
+class ReplicationTimeout(RuntimeError):
+    """A put or ack is done on the primary, but fewer replicas than asked confirmed it in time.
+
+    The write stands (a put counts as admitted) and would be lost if the
+    primary failed before a replica got it. Calling the same method with the
+    same arguments again, next on the same thread, resends the same request:
+    it is answered from the request record, never done twice, and waits for
+    the replicas again. ``reply`` is what the call would have returned (the
+    task's id for a put), ``confirmed`` how many replicas had it.
+    """
+
+    def __init__(self, message: str, reply: object, confirmed: int) -> None:
+        super().__init__(message)
+        self.reply, self.confirmed = reply, confirmed
+
+
 class AckStatus(enum.Enum):
     """What acknowledging one claim did."""
 
@@ -744,6 +789,10 @@ class _ThreadClient:
     def __init__(self, conn, record_key: str, record_ms: int) -> None:
         self.conn, self.record_key, self.record_ms = conn, record_key, record_ms
         self.requests = itertools.count(1)
+        self.lost = 0  # connections lost so far: a WAIT counts only on its write's connection
+        # (script sha, arguments) and the packed request of the last call whose write
+        # the replicas did not confirm: the same call next is sent as that request again
+        self.unconfirmed: tuple[tuple, bytes] | None = None
         # script sha -> its packed EVALSHA, sha and keys, and how many items that is
         self.heads: dict[str, tuple[bytes, int]] = {}
 
@@ -785,10 +834,11 @@ def _delete_keys(url: str, keys: tuple[str, ...], owner_pid: int) -> None:
     if os.getpid() != owner_pid:
         return
     try:
-        client = redis.Redis.from_url(url, socket_connect_timeout=1.0, socket_timeout=1.0)
+        client = redis.Redis.from_url(primary_url(url) if is_sentinel_url(url) else url,
+                                      socket_connect_timeout=1.0, socket_timeout=1.0)
         client.delete(*keys)
         client.close()
-    except (redis.RedisError, OSError):
+    except (redis.RedisError, OSError, RedisUnavailable):
         pass
 
 
@@ -850,6 +900,17 @@ class RedisPriorityQueue:
     newest; see "Bounds" in the module doc). ``ValueError`` naming the option
     when one is out of range.
 
+    ``url`` ``redis+sentinel://HOST:PORT,.../SERVICE`` follows the primary
+    of ``SERVICE`` that those Sentinels name (``pqlab.queues.redissentinel``),
+    asking again on every reconnect and on a ``READONLY`` reply (a demoted
+    primary). ``RedisUnavailable`` at once, one line, when no Sentinel answers
+    or they know no such service.
+
+    ``min_replicas`` (0: off): ``put`` and ``ack`` return only once ``WAIT``
+    says that many replicas have the write, within ``replica_timeout_ms``;
+    else ``ReplicationTimeout`` (the write stands on the primary). More
+    than the primary has connected now: ``ValueError``, nothing written.
+
     ``policy``: the queue's ``QueuePolicy`` (see "Policy" in the module doc);
     a default one is the same as none. A client with a policy stores it, or
     checks it against the stored one, as it is made (one round trip: it
@@ -864,13 +925,18 @@ class RedisPriorityQueue:
                  max_deliveries: int = DEFAULT_MAX_DELIVERIES, block_s: float = DEFAULT_BLOCK_S,
                  reconnect_s: float = RECONNECT_S, backoff: Backoff | None = None,
                  owner: bool = False, policy: QueuePolicy | None = None,
-                 retain: int = DEFAULT_RETAIN) -> None:
+                 retain: int = DEFAULT_RETAIN, min_replicas: int = 0,
+                 replica_timeout_ms: int = DEFAULT_REPLICA_TIMEOUT_MS) -> None:
         count, max_deliveries = check_count("count", count), check_count("max_deliveries",
                                                                          max_deliveries)
         lease_s, block_s = check_lease_s("lease_s", lease_s), check_positive_s("block_s", block_s)
         reconnect_s, retain = check_positive_s("reconnect_s", reconnect_s), check_count(
             "retain", retain)
         check_policy(policy, PRIORITY_LEVELS)
+        if isinstance(min_replicas, bool) or not isinstance(min_replicas, int) or min_replicas < 0:
+            raise ValueError(f"min_replicas must be an int >= 0, got {min_replicas!r}")
+        self.min_replicas = min_replicas
+        self.replica_timeout_ms = check_count("replica_timeout_ms", replica_timeout_ms)
         self.policy = policy if is_active(policy) else None
         self.url = url
         self.name = name or uuid.uuid4().hex[:12]
@@ -884,8 +950,12 @@ class RedisPriorityQueue:
             (POLICED_CLAIM, POLICED_ACK, POLICED_REAP) if policed else (CLAIM, ACK, REAP))
         reply_timeout_s = max(SOCKET_TIMEOUT_S, block_s + 5)
         connect_timeout_s = min(CONNECT_TIMEOUT_S, reconnect_s)
+        self._discovery = Discovery(url) if is_sentinel_url(url) else None
         self._pool = redis.ConnectionPool.from_url(
-            url, socket_timeout=reply_timeout_s, socket_connect_timeout=connect_timeout_s)
+            self._find_primary(), socket_timeout=reply_timeout_s,
+            socket_connect_timeout=connect_timeout_s)
+        if min_replicas:
+            self._check_replicas()
         # A resend reaches the server at most this long after the first send:
         # the reply timed out, reconnecting gave up, one last connect and send.
         self.record_s = reply_timeout_s + reconnect_s + connect_timeout_s + RECORD_SLACK_S
@@ -902,13 +972,47 @@ class RedisPriorityQueue:
     def __reduce__(self):
         options = {"count": self.count, "lease_s": self.lease_s, "block_s": self.block_s,
                    "max_deliveries": self.max_deliveries, "reconnect_s": self.reconnect_s,
-                   "backoff": self.backoff, "policy": self.policy, "retain": self.retain}
+                   "backoff": self.backoff, "policy": self.policy, "retain": self.retain,
+                   "min_replicas": self.min_replicas,
+                   "replica_timeout_ms": self.replica_timeout_ms}
         return (_attach, (self.url, self.name, options))
 
     def __repr__(self) -> str:
         return f"RedisPriorityQueue({self.url!r}, {self.name!r}, count={self.count})"
 
     # -- one round trip ------------------------------------------------------------
+
+    def _find_primary(self) -> str:
+        """The URL of the server to talk to: the Sentinels' primary, or ``url`` itself."""
+        if self._discovery is None:
+            return self.url
+        host, port = self._discovery.primary()
+        return f"redis://{host}:{port}/0"
+
+    def _check_replicas(self) -> None:
+        """``ValueError`` unless the primary has ``min_replicas`` replicas connected now."""
+        kwargs = self._pool.connection_kwargs
+        there = connected_replicas(kwargs["host"], kwargs["port"])
+        if there < self.min_replicas:
+            raise ValueError(f"min_replicas={self.min_replicas} but the primary at "
+                             f"{kwargs['host']}:{kwargs['port']} has {there} replica(s) "
+                             f"connected: allowed 0-{there}")
+
+    def _follow_primary(self, conn) -> str | None:
+        """Point ``conn`` at the primary the Sentinels name now; why not (one line), or None.
+
+        Without a primary named (no Sentinel answers, a failover is under way)
+        the connection must not be reopened to the old address: the old
+        primary may be back there as a primary that the Sentinels have not yet
+        made a replica, and a write to it would be lost.
+        """
+        if self._discovery is None:
+            return None
+        try:
+            conn.host, conn.port = self._discovery.primary()
+        except RedisUnavailable as exc:
+            return str(exc)
+        return None
 
     def _client(self) -> _ThreadClient:
         # One connection per thread, made outside the pool's count: the pool's
@@ -952,14 +1056,24 @@ class RedisPriorityQueue:
         return self._send(pack(*args))
 
     def _send(self, packed: bytes):
-        conn, attempt, give_up = self._client().conn, 0, None
+        client = self._client()
+        conn, attempt, give_up = client.conn, 0, None
         while True:
+            # Every connect asks the Sentinels first: the primary may have moved since
+            # this queue was made, or since this connection was lost.
+            failure = self._follow_primary(conn) if conn._sock is None else None
             try:
-                conn.send_packed_command((packed,), check_health=False)
-                return conn.read_response()
+                if failure is None:
+                    conn.send_packed_command((packed,), check_health=False)
+                    return conn.read_response()
             except (redis.ConnectionError, redis.TimeoutError) as exc:
                 conn.disconnect()
+                client.lost += 1
                 failure = f"lost Redis at {self.url}: {exc}"
+            except redis.ReadOnlyError as exc:  # a replica now: the command was not run
+                conn.disconnect()
+                client.lost += 1
+                failure = f"Redis at {self.url} stayed read-only: {exc}"
             except redis.ResponseError as exc:
                 if not str(exc).startswith("BUSY "):
                     raise
@@ -979,6 +1093,16 @@ class RedisPriorityQueue:
         send of this call (its reply was lost). Raises what ``_send`` raises, and
         ``NoScriptError`` if the server keeps forgetting the script.
         """
+        return self._run(script, self._request(script, args))
+
+    def _write(self, script: _Script, *args) -> tuple[bool, object]:
+        """``_script`` for put and ack: under ``min_replicas``, confirmed (``_confirmed``)."""
+        if self.min_replicas:
+            return self._confirmed(script, args)
+        return self._script(script, *args)
+
+    def _request(self, script: _Script, args: tuple) -> bytes:
+        """The packed call of ``script`` with ``args``, under this thread's next request number."""
         # EVALSHA, the script and the keys never change: packed once per thread, the
         # call packs only its own arguments (redis-py's pack_command took a quarter
         # of the time of a whole enqueue, fsync off).
@@ -989,7 +1113,10 @@ class RedisPriorityQueue:
             head = client.heads[script.sha] = (b"".join(
                 map(_bulk, ("EVALSHA", script.sha, len(keys), *keys))), 3 + len(keys))
         tail = (*args, next(client.requests), client.record_ms)
-        packed = b"*%d\r\n" % (head[1] + len(tail)) + head[0] + b"".join(map(_bulk, tail))
+        return b"*%d\r\n" % (head[1] + len(tail)) + head[0] + b"".join(map(_bulk, tail))
+
+    def _run(self, script: _Script, packed: bytes) -> tuple[bool, object]:
+        """Send a packed call; load the script when the server does not know it."""
         for loads in itertools.count():
             try:
                 replayed, reply = self._send(packed)
@@ -998,6 +1125,39 @@ class RedisPriorityQueue:
                 if loads == SCRIPT_LOADS:  # cache (again, maybe, before a resend)
                     raise
                 self.command("SCRIPT", "LOAD", script.source)
+
+    def _confirmed(self, script: _Script, args: tuple) -> tuple[bool, object]:
+        """Run a write, then ``WAIT`` until ``min_replicas`` replicas have it.
+
+        ``WAIT`` follows the connection's own writes, so it goes on the
+        connection that ran the script: if that connection is lost first, the
+        call is resent (answered from its record) and waited for again. A
+        reply from the record wrote nothing on this connection: the record's
+        expiry is renewed (a write) for the ``WAIT`` to follow. Too few in
+        ``replica_timeout_ms``: ``ReplicationTimeout``, and the same call next
+        on this thread is sent as the same request.
+        """
+        client, call = self._client(), (script.sha, args)
+        pending, client.unconfirmed = client.unconfirmed, None
+        packed = pending[1] if pending is not None and pending[0] == call else \
+            self._request(script, args)
+        while True:
+            replayed, reply = self._run(script, packed)
+            lost = client.lost
+            if replayed:
+                self.command("PEXPIRE", client.record_key, client.record_ms)
+            confirmed = self.command("WAIT", self.min_replicas, self.replica_timeout_ms)
+            if client.lost == lost:
+                break
+        if confirmed < self.min_replicas:
+            client.unconfirmed = (call, packed)
+            where = f"{client.conn.host}:{client.conn.port}"
+            raise ReplicationTimeout(
+                f"the write is on the primary at {where} but {confirmed} of the "
+                f"{self.min_replicas} replica(s) asked confirmed it within "
+                f"{self.replica_timeout_ms} ms; calling again with the same arguments "
+                "resends it (never done twice)", reply, confirmed)
+        return replayed, reply
 
     # -- the reliable-queue API ----------------------------------------------------
 
@@ -1022,7 +1182,7 @@ class RedisPriorityQueue:
         if not 0 <= task.priority <= MAX_PRIORITY:
             raise ValueError(f"priority must be 0-{MAX_PRIORITY} for exact scores, "
                              f"got {task.priority!r}")
-        return self._script(ENQUEUE, int(task.priority), encode_task(task))[1]
+        return self._write(ENQUEUE, int(task.priority), encode_task(task))[1]
 
     def _put_stop(self, task: Task, request_timeout_s: float | None) -> int:
         """Enqueue a stop sentinel: never refused, never expired, never counted.
@@ -1039,7 +1199,7 @@ class RedisPriorityQueue:
         if not 0 <= band <= MAX_PRIORITY:
             raise ValueError(f"priority must be 0-{MAX_PRIORITY} for exact scores, "
                              f"got {task.priority!r}")
-        return self._script(ENQUEUE, band, encode_task(task))[1]
+        return self._write(ENQUEUE, band, encode_task(task))[1]
 
     def _policed_put(self, task: Task, request_timeout_s: float | None) -> int:
         level = task.priority
@@ -1050,8 +1210,8 @@ class RedisPriorityQueue:
         if request_timeout_s is not None:
             own_us = _micros(check_request_timeout(request_timeout_s, level,
                                                    self.policy.for_level(level)))
-        reply = self._script(POLICED_ENQUEUE, int(level), encode_task(task), own_us,
-                             self.retain)[1]
+        reply = self._write(POLICED_ENQUEUE, int(level), encode_task(task), own_us,
+                            self.retain)[1]
         if isinstance(reply, list):
             raise Rejected(level, *reply)
         return reply
@@ -1095,7 +1255,7 @@ class RedisPriorityQueue:
         args = [a for c in claims for a in (c.task_id, c.token)]
         if not args:
             return []
-        replayed, removed = self._script(self._ack, *args)
+        replayed, removed = self._write(self._ack, *args)
         done = AckStatus.ALREADY_ACKED if replayed else AckStatus.ACKED
         return [done if r else AckStatus.LEASE_LOST for r in removed]
 
@@ -1293,7 +1453,7 @@ class RedisPriorityQueue:
 
     def ping(self) -> None:
         """Fail fast: ``RedisUnavailable`` naming the URL unless the server answers now."""
-        check_reachable(self.url)
+        check_reachable(self._find_primary())
 
     def delete(self) -> None:
         """Remove every key of this queue (other clients' reply records expire on their own)."""

@@ -1,7 +1,8 @@
 """A real Redis for pqlab: a private ``redis-server`` on loopback, or a given URL.
 
 Which server a Redis run uses, first match wins: the ``url`` passed in, the
-environment variable ``PQLAB_REDIS_URL``, else a private ``redis-server``
+environment variable ``PQLAB_REDIS_URL``, the Sentinels of
+``PQLAB_REDIS_SENTINELS`` (``pqlab.queues.redissentinel``), else a private ``redis-server``
 that pqlab starts on first use (never at import) and stops at exit. The
 private server is durable on purpose: ``appendonly yes`` with ``appendfsync
 always`` puts every write on disk before Redis replies, so an acknowledged
@@ -27,19 +28,21 @@ from pathlib import Path
 
 import redis
 
+from pqlab.queues.redissentinel import (  # noqa: F401 - RedisUnavailable is used from here too
+    CHECK_TIMEOUT_S,
+    RedisUnavailable,
+    env_sentinel_url,
+    is_sentinel_url,
+    primary_url,
+)
 from pqlab.queues.registry import QUEUES
 
 ENV_URL = "PQLAB_REDIS_URL"
 INSTALL_HINT = "install it with: apt-get install redis-server"
 START_TIMEOUT_S = 10.0  # an empty server answers within ~50 ms; AOF replay of a test run < 1 s
-CHECK_TIMEOUT_S = 2.0  # a reachable server on a LAN answers a PING in well under a second
 PORT_ATTEMPTS = 5  # a free port can be taken between our probe and the server's bind
 
 _SHARED: RedisServer | None = None
-
-
-class RedisUnavailable(RuntimeError):
-    """No Redis to run against: the server binary is missing, or the URL does not answer."""
 
 
 def free_port() -> int:
@@ -56,15 +59,17 @@ class RedisServer:
     cleanly (SIGTERM: Redis fsyncs and exits) and removes the directory;
     ``kill()`` crashes it (SIGKILL) and keeps the directory, so ``start()``
     brings it back on the same port with the same data. Use it as a context
-    manager. Raises ``RedisUnavailable`` when the binary is missing or the
+    manager. ``extra_args`` are added to the command line (a replica's
+    ``--replicaof``). Raises ``RedisUnavailable`` when the binary is missing or the
     server does not come up within ``START_TIMEOUT_S``. ``stop()`` and
     ``kill()`` do nothing in any other process than the one that started it:
     a forked child (whose exit runs the parent's ``atexit`` handlers) must not
     stop its parent's server or delete its data.
     """
 
-    def __init__(self, binary: str = "redis-server") -> None:
+    def __init__(self, binary: str = "redis-server", extra_args: tuple[str, ...] = ()) -> None:
         self.binary = binary
+        self.extra_args = tuple(extra_args)  # more options, e.g. ``--replicaof HOST PORT``
         self.port: int | None = None
         self.data_dir: Path | None = None
         self.process: subprocess.Popen | None = None
@@ -101,7 +106,7 @@ class RedisServer:
         return [path, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(self.data_dir),
                 "--logfile", str(self.data_dir / "redis.log"), "--daemonize", "no",
                 "--appendonly", "yes", "--appendfsync", "always",
-                "--maxmemory-policy", "noeviction", "--save", ""]
+                "--maxmemory-policy", "noeviction", "--save", "", *self.extra_args]
 
     def _wait_ready(self, port: int) -> bool:
         """True once the server answers PING; False if it exited (port taken, bad config)."""
@@ -173,7 +178,12 @@ def shared_server() -> RedisServer:
 
 
 def check_reachable(url: str, timeout_s: float = CHECK_TIMEOUT_S) -> None:
-    """Raise ``RedisUnavailable`` naming ``url`` unless a Redis there answers PING in time."""
+    """Raise ``RedisUnavailable`` naming ``url`` unless a Redis there answers PING in time.
+
+    A ``redis+sentinel://`` URL: the primary its Sentinels name must answer.
+    """
+    if is_sentinel_url(url):
+        url = primary_url(url)
     try:
         client = redis.Redis.from_url(url, socket_connect_timeout=timeout_s,
                                       socket_timeout=timeout_s)
@@ -187,9 +197,14 @@ def check_reachable(url: str, timeout_s: float = CHECK_TIMEOUT_S) -> None:
         client.close()
 
 
+def configured_url() -> str | None:
+    """``$PQLAB_REDIS_URL``, else the Sentinels of ``$PQLAB_REDIS_SENTINELS``, else None."""
+    return os.environ.get(ENV_URL) or env_sentinel_url()
+
+
 def redis_url(url: str | None = None) -> str:
-    """The URL to run against: ``url``, else ``$PQLAB_REDIS_URL``, else the private server."""
-    return url or os.environ.get(ENV_URL) or shared_server().url
+    """The URL to run against: ``url``, else ``configured_url()``, else the private server."""
+    return url or configured_url() or shared_server().url
 
 
 def use_redis(url: str | None = None) -> str:
@@ -216,8 +231,8 @@ def serving(url: str | None = None) -> Iterator[str]:
     otherwise each start a server of their own, all find this one.
     Raises ``RedisUnavailable`` (one line) when there is none.
     """
-    given = url or os.environ.get(ENV_URL) or (_SHARED.url if _SHARED is not None
-                                                and _SHARED.running else None)
+    given = url or configured_url() or (_SHARED.url if _SHARED is not None
+                                        and _SHARED.running else None)
     server = None
     if given:
         check_reachable(given)
