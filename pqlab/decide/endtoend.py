@@ -28,6 +28,7 @@ SPLIT = {"http_ms": ("HTTP + framework", "#9fb3c8"), "queue_wait_ms": ("queue wa
 SEPARATE = "no difference the data can show"
 FRAME = "endtoend"  # the run's frame (pqlab.study.endtoend.FRAME)
 SENT_ENOUGH = 0.95  # a point whose generator sent less than 95% of its target rate says so
+BOX_BUSY = 5  # the no-op endpoint's p50 this many times its p50 at the lowest rate: box saturated
 
 
 # -- selections ----------------------------------------------------------------------------
@@ -115,6 +116,7 @@ def latency_vs_rate(frame: pd.DataFrame, *, out_dir: Path | None = None) -> Figu
                 ax.set_ylabel("latency of the 200s (ms, log)")
     for ax in axes:
         log_axis(ax, "y")
+        ax.set_ylim(top=ax.get_ylim()[1] * 2)  # room for the n labels above the top points
         rates = sorted(p99["rate_target_per_s"].unique())
         ax.set_xticks(rates, [f"{r:,.0f}" for r in rates])
         ax.minorticks_off()
@@ -327,8 +329,16 @@ def _share(x: float) -> str:
     return f"{x:.0%}" if x >= 0.095 else f"{x:.1%}"
 
 
+def _noop_p50(frame: pd.DataFrame, mode: str, rate: float) -> float:
+    rows = values(frame, "latency_ms", "p50", endpoint="noop", tier="baseline")
+    rows = rows[(rows["mode"] == mode) & (rows["rate_target_per_s"] == rate)
+                & (rows["priority"] == "all")]
+    return float(rows["value"].iloc[0]) if not rows.empty else math.nan
+
+
 def _sent_line(frame: pd.DataFrame, mode: str, rate: float, ceiling: float) -> tuple[str, bool]:
-    """How much of ``rate`` the generator sent to every queue, and whether it sent it all."""
+    """How much of ``rate`` the generator sent to every queue and what the box itself did at
+    that rate; and whether the queues can be judged there (the schedule sent in full)."""
     rows = values(frame, "rate_per_s", "achieved", tier="below")
     rows = rows[(rows["mode"] == mode) & (rows["rate_target_per_s"] == rate)
                 & (rows["priority"] == "all")]
@@ -337,6 +347,15 @@ def _sent_line(frame: pd.DataFrame, mode: str, rate: float, ceiling: float) -> t
     sent = float(rows["value"].min())
     share = f", {_share(sent / ceiling)} of the box's ceiling" if math.isfinite(ceiling) else ""
     text = f"sent at {sent:,.0f}/s or more{share}"
+    lowest = min(values(frame, "latency_ms", "p50", endpoint="noop",
+                        tier="baseline")["rate_target_per_s"], default=math.nan)
+    noop, calm = _noop_p50(frame, mode, rate), _noop_p50(frame, mode, lowest)
+    if math.isfinite(noop) and math.isfinite(calm):
+        text += f"; the no-op endpoint's p50 here {_ms(noop)}"
+        if noop > BOX_BUSY * calm:
+            text += (f", over {BOX_BUSY}x its {_ms(calm)} at {lowest:,.0f}/s: **the box itself "
+                     "is saturated at this rate**, so a difference here may be the box's (and "
+                     "what else ran on it during the point), not the queue's")
     full = all(offered_in_full(frame, p) for p in rows["point"])
     if not full:
         text += (f"; **the box could not offer {rate:,.0f}/s**: the generator fell behind its "
@@ -389,7 +408,9 @@ def _queue_section(frame: pd.DataFrame, ceiling: float) -> list[str]:
         lines += [f"**Does the queue change p99 per priority?** Mode `{mode}`, no policy "
                   "(p99 of the 200s from the scheduled send time, its distribution-free "
                   "95% interval and n; two queues differ only where their intervals are "
-                  "disjoint, shown as the ratio to the first queue):", "", *table, ""]
+                  "disjoint, shown as the ratio to the first queue; one run per point, so "
+                  "the interval covers the sampling within a point, not what changed on the "
+                  "box between points):", "", *table, ""]
         for rate, levels in differs.items():
             sent, full = _sent_line(frame, mode, rate, ceiling)
             verdict = (f"the queue choice changes p99 for {', '.join(levels)}"

@@ -8,9 +8,10 @@ and a ``python -m pqlab http-load`` in a process of its own) and its frame
 
 A point is (worker mode, queue, policy or none, rate). Below saturation the
 rates are ``RATES`` with workers sized so that ρ = rate × mean service /
-workers ≤ ``MAX_RHO``; past saturation ``WORKERS`` workers take ρ of each of
-``PAST_RHOS``, without a policy and, for a queue that takes one, with limits
-sized from ``WAIT_TARGET_MS`` by Little's law (``loadframes.policy_for_wait``).
+workers ≤ ``MAX_RHO``; past saturation, on each queue that takes a policy,
+``WORKERS`` workers take ρ of each of ``PAST_RHOS``, without a policy and with
+limits sized from ``WAIT_TARGET_MS`` by Little's law
+(``loadframes.policy_for_wait``).
 Each point warms the service up, then sends for as long as it takes every
 priority to get ``MIN_RESPONSES`` responses, at most ``POINT_CAP_S``; a
 percentile behind fewer 200s than that is marked ``indicative``. Beside the
@@ -205,13 +206,14 @@ def plan(s: Settings) -> tuple[list[Point], list[str]]:
                     continue
                 points.append(Point(mode, queue, "below", rate, workers,
                                     rate * s.service_s / workers))
+            if not takes_policy(QUEUES[queue]):
+                continue  # past saturation: the policy's effect, on a queue that takes one
             for rho in s.past_rhos:
                 workers = min(s.workers, s.cores) if mode in CPU_MODES else s.workers
                 rate = rho * workers / s.service_s
+                name, policy = wait_policy(s, workers)
                 points.append(Point(mode, queue, "past", rate, workers, rho))
-                if takes_policy(QUEUES[queue]):
-                    name, policy = wait_policy(s, workers)
-                    points.append(Point(mode, queue, "past", rate, workers, rho, policy, name))
+                points.append(Point(mode, queue, "past", rate, workers, rho, policy, name))
     return points, left_out
 
 
