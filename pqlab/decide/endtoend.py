@@ -325,6 +325,17 @@ def offered_in_full(frame: pd.DataFrame, point: str) -> bool:
     return not (math.isfinite(sent) and math.isfinite(drawn) and sent < SENT_ENOUGH * drawn)
 
 
+def rho_measured(frame: pd.DataFrame, point: str) -> float:
+    """ρ as it happened: the rate sent × the measured mean inference of the 200s / workers
+    (an event loop that cannot keep up stretches every sleep, and ρ with it)."""
+    rows = frame[(frame["point"] == point) & (frame["endpoint"] == "infer")]
+    if rows.empty:
+        return math.nan
+    sent = _point_value(frame, point, "rate_per_s", "achieved")
+    inference = _point_value(frame, point, "inference_ms", "mean")
+    return sent * inference / 1e3 / float(rows["workers"].iloc[0])
+
+
 def _share(x: float) -> str:
     return f"{x:.0%}" if x >= 0.095 else f"{x:.1%}"
 
@@ -357,7 +368,16 @@ def _sent_line(frame: pd.DataFrame, mode: str, rate: float, ceiling: float) -> t
                      "is saturated at this rate**, so a difference here may be the box's (and "
                      "what else ran on it during the point), not the queue's")
     full = all(offered_in_full(frame, p) for p in rows["point"])
-    if not full:
+    rho = max(rho_measured(frame, p) for p in rows["point"])
+    if math.isfinite(rho):
+        text += (f"; ρ measured (rate sent × mean inference of the 200s / workers) up to "
+                 f"{rho:.2f}")
+    if rho > 1:
+        full = False
+        text += ("; **the service itself was saturated at this rate**, its inference "
+                 "stretched beyond the planned mean, so these p99s measure that saturation, "
+                 "not the queue")
+    elif not full:
         text += (f"; **the box could not offer {rate:,.0f}/s**: the generator fell behind its "
                  f"schedule (lateness p99 up to {_ms(float(late['value'].max()))}), so these "
                  "p99s measure the box's overload, not the queue; reported as sent, not "
@@ -416,7 +436,7 @@ def _queue_section(frame: pd.DataFrame, ceiling: float) -> list[str]:
             verdict = (f"the queue choice changes p99 for {', '.join(levels)}"
                        if levels else f"{SEPARATE} between the queues for any priority")
             if not full:
-                verdict = "the queues are not judged at a rate the box could not offer"
+                verdict = "the queues are not judged at this rate"
             lines.append(f"- At {rate:,.0f}/s ({sent}): {verdict}.")
         lines.append("")
     return lines
