@@ -220,3 +220,14 @@ def test_one_real_point_gives_a_well_formed_frame():
     assert 5 <= inference <= 20  # exp:10ms, measured where it ran
     assert (infer["metric"] == "loop_lag_ms").any()
     assert noop["endpoint"].iloc[0] == "noop" and (noop["metric"] == "http_ms").any()
+
+
+def test_a_rate_the_service_could_not_keep_up_with_is_not_judged():
+    parts = [endtoend.point_frame(synthetic_load(latency, 300, seed=4, rate=300.0), lag=LAG,
+                                  **keys(queue=queue, rate=300.0))
+             for queue, latency in (("asyncio.PriorityQueue", 20.0), ("AsyncBucketQueue", 90.0))]
+    frame = endtoend.tidy(pd.concat(parts, ignore_index=True))
+    line = next(x for x in figures.findings(frame) if x.startswith("- At 300/s"))
+    assert "ρ measured (rate sent × mean inference of the 200s / workers) up to 1.50" in line
+    assert "the service itself was saturated" in line
+    assert line.endswith("the queues are not judged at this rate.")
