@@ -85,7 +85,7 @@ def latency_vs_rate(frame: pd.DataFrame, *, out_dir: Path | None = None) -> Figu
     for row, mode in enumerate(modes):
         for col, level in enumerate(LEVEL_NAMES):
             ax = axes[row * 4 + col]
-            for queue in dict.fromkeys(p99["queue"]):
+            for index, queue in enumerate(dict.fromkeys(p99["queue"])):
                 style = queue_style(queue)
                 mine = (p99["mode"] == mode) & (p99["queue"] == queue) & (p99["priority"] == level)
                 line = p99[mine].sort_values("rate_target_per_s")
@@ -98,7 +98,8 @@ def latency_vs_rate(frame: pd.DataFrame, *, out_dir: Path | None = None) -> Figu
                             color=style.color, markersize=7,
                             markerfacecolor="white" if r["indicative"] else style.color)
                     ax.annotate(f"n={int(r['n']):,}", (r["rate_target_per_s"], r["value"]),
-                                textcoords="offset points", xytext=(5, 4), fontsize=7,
+                                textcoords="offset points", xytext=(5, 4 - 11 * index),
+                                fontsize=7,
                                 color=style.color)
                 half = p50[(p50["mode"] == mode) & (p50["queue"] == queue)
                            & (p50["priority"] == level)].sort_values("rate_target_per_s")
@@ -116,7 +117,8 @@ def latency_vs_rate(frame: pd.DataFrame, *, out_dir: Path | None = None) -> Figu
                 ax.set_ylabel("latency of the 200s (ms, log)")
     for ax in axes:
         log_axis(ax, "y")
-        ax.set_ylim(top=ax.get_ylim()[1] * 2)  # room for the n labels above the top points
+    axes[0].set_ylim(top=axes[0].get_ylim()[1] * 2)  # shared: room for the top n labels
+    for ax in axes:
         rates = sorted(p99["rate_target_per_s"].unique())
         ax.set_xticks(rates, [f"{r:,.0f}" for r in rates])
         ax.minorticks_off()

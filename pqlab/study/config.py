@@ -206,11 +206,12 @@ NOTEBOOKS: list[NotebookSpec] = [
     # (about 3.5 s of start-up, warm-up and stop per point on this 2-core box, plus its
     # sending). Default: the async slice, 2 queues × 3 rates, and ρ 1.5 with and without
     # the policy on AsyncBucketQueue (8 points, capped at 2.5 s each); quick: one queue at
-    # 1,000/s; full: the grid, with caps that let every priority reach 1,000 responses
-    # (10 req/s needs 460 s a point).
+    # 1,000/s, nothing past saturation; full: the grid, with caps that let every priority
+    # reach 1,000 responses (10 req/s needs 460 s a point).
     NotebookSpec("09-end-to-end.ipynb", {
-        "quick": {"QUEUES": ["AsyncBucketQueue"], "RATES": [1000], "POINT_CAP_S": 1.0,
-                  "BASELINE_S": 0.5, "CEILING_RATES": [2000], "CEILING_STEP_S": 0.5},
+        "quick": {"QUEUES": ["AsyncBucketQueue"], "RATES": [1000], "PAST_RHOS": [],
+                  "POINT_CAP_S": 1.0, "BASELINE_S": 0.5, "CEILING_RATES": [2000],
+                  "CEILING_STEP_S": 0.5},
         "default": {"QUEUES": ["asyncio.PriorityQueue", "AsyncBucketQueue"],
                     "RATES": [10, 100, 1000], "PAST_RHOS": [1.5], "POINT_CAP_S": 2.5,
                     "BASELINE_S": 1.0, "CEILING_RATES": [1000, 2000], "CEILING_STEP_S": 1.0},
