@@ -177,7 +177,8 @@ class Point:
 
     def describe(self) -> str:
         return (f"{self.mode} {self.queue}, policy {self.policy_name}, {self.rate_per_s:g}/s "
-                f"on {self.workers} workers (ρ {self.rho_planned:.2f} planned)")
+                f"on {self.workers} worker{'' if self.workers == 1 else 's'} "
+                f"(ρ {self.rho_planned:.2f} planned)")
 
 
 def wait_policy(s: Settings, workers: int) -> tuple[str, QueuePolicy]:
