@@ -510,16 +510,23 @@ def _gil_section(frame: pd.DataFrame) -> list[str]:
     lag = values(frame, "loop_lag_ms", "p99", tier="below")
     lines = []
     for rate in sorted(p99["rate_target_per_s"].unique()):
+        best = {}
         for mode in ("threads", "threads-gil"):
             crit = p99[(p99["mode"] == mode) & (p99["rate_target_per_s"] == rate)
                        & (p99["priority"] == LEVEL_NAMES[0])]
+            if not crit.empty:
+                best[mode] = crit.sort_values("value").iloc[0]
+        if "threads-gil" not in best:
+            continue
+        parts = []
+        for mode, r in best.items():
             lags = lag[(lag["mode"] == mode) & (lag["rate_target_per_s"] == rate)]
-            if crit.empty:
-                continue
-            best = crit.sort_values("value").iloc[0]
-            lines.append(f"- {mode} at {rate:,.0f}/s: CRITICAL p99 {_p99_cell(best)} "
-                         f"(`{best['queue']}`), event-loop lag p99 up to "
-                         f"{_ms(float(lags['value'].max()))}.")
+            parts.append(f"{mode} (`{r['queue']}`) {_p99_cell(r)}, event-loop lag p99 up to "
+                         f"{_ms(float(lags['value'].max()))}")
+        verdict = ("; holding the GIL against not: "
+                   + compare_p99(best["threads"], best["threads-gil"]) if "threads" in best
+                   else "")
+        lines.append(f"- At {rate:,.0f}/s, CRITICAL's p99: {'; '.join(parts)}{verdict}.")
     return ["**GIL-holding inference in threads** against sleeping threads:", "", *lines, ""]
 
 
