@@ -78,6 +78,8 @@ def test_each_notebook_runs_under_papermill_with_tiny_parameters(tiny_batch):
     ("01-single-baseline", {"TASK_COUNTS": [-5]}, "TASK_COUNTS"),
     ("02-threads", {"QUEUES": ["no-such-queue"]}, "QUEUES"),
     ("06-processes-redis", {"QUEUES": ["queue.PriorityQueue"]}, "QUEUES"),
+    ("09-end-to-end", {"RATES": [-5]}, "RATES"),
+    ("09-end-to-end", {"MODES": ["threads"], "QUEUES": ["asyncio.PriorityQueue"]}, "QUEUES"),
 ])
 def test_an_invalid_parameter_stops_in_the_validation_cell(tmp_path, notebook, bad, name):
     spec = config.notebook(notebook)

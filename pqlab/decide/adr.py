@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from pqlab.decide import analysis, decision, plots, saturation
+from pqlab.decide import analysis, decision, endtoend, plots, saturation
 from pqlab.decide.decision import CONTEXTS, Context, Decision, decide, decision_table  # noqa: F401
 from pqlab.harness import features
 from pqlab.measure import quiet, significance
@@ -624,6 +624,7 @@ def render(run: store.Run, decisions: list[Decision], figure_links: list[tuple[s
         *load_findings(run.frame("load"), aging=run.frame("load-aging")),
         *saturation.findings(run.frame("overload")),
         *saturation.multi_node(run.frame("overload-redis")),
+        *endtoend.findings(run.frame(endtoend.FRAME)),
         "## Figures",
         "",
         *[f"![{title}]({link})" if i == 0 else f"- [{title}]({link})"

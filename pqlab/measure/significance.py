@@ -241,3 +241,25 @@ def resolution(samples: Mapping[str, Sequence[float]], p_threshold: float = P_TH
                                else math.inf)
     h = statistics.median(half_widths)
     return max(factor, (1 + h) / (1 - h)) if h < 1 else math.inf
+
+
+def quantile_ci(values: Sequence[float], q: float,
+                confidence: float = 0.95) -> tuple[float, float]:
+    """A distribution-free interval of the ``q``-th percentile (0-100) of ``values``.
+
+    Order statistics whose ranks bracket n·q/100 by the normal approximation of
+    Binomial(n, q/100), as for the median above but at any quantile: with too few
+    values beyond the percentile the upper end is ``inf`` (the data cannot bound
+    it) and the lower end ``-inf`` likewise. ``(nan, nan)`` for no values.
+    """
+    data = sorted(x for x in _checked(values))
+    n = len(data)
+    if n == 0:
+        return math.nan, math.nan
+    p = q / 100
+    z = statistics.NormalDist().inv_cdf(0.5 + confidence / 2)
+    spread = z * math.sqrt(n * p * (1 - p))
+    low = math.floor(n * p - spread)  # 1-based ranks
+    high = math.ceil(n * p + spread) + 1
+    return (data[low - 1] if low >= 1 else -math.inf,
+            data[high - 1] if high <= n else math.inf)

@@ -10,7 +10,8 @@ service_ms`` is what the queue's operations, the hand-offs and the handler
 cost); 503 with ``Retry-After`` for a full level or a service shutting down;
 504 for a request that expired in the queue; 422 naming the field for
 malformed input. ``/v1/noop`` parses the same body and replies at once: the
-same app without the queue, the box's ceiling.
+same app without the queue, the box's ceiling. ``/v1/stats?window_s=S`` gives the
+event-loop lag of the last S seconds only (a measurement's own span).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Query, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
@@ -68,8 +69,8 @@ def create_app(config: ServiceConfig) -> FastAPI:
                              "server_ms": (pc() - start) / 1e6})
 
     @app.get("/v1/stats")
-    async def stats() -> Response:
-        return JSONResponse(scheduler.stats())
+    async def stats(window_s: float | None = Query(default=None, gt=0)) -> Response:
+        return JSONResponse(scheduler.stats(window_s))
 
     @app.get("/metrics")
     async def metrics() -> Response:

@@ -86,7 +86,8 @@ class Scheduler:
         self.lock = threading.Lock()
         self.counts = {level: dict.fromkeys(rq.OUTCOMES, 0) for level in PRIORITY_LEVELS}
         self.service_mean_s: float | None = None  # measured (EWMA), None before the first
-        self.lags_s: deque[float] = deque(maxlen=LAG_SAMPLES)
+        # (loop time, lag) pairs: ``stats(window_s)`` reads the lag of the last seconds only.
+        self.lags_s: deque[tuple[float, float]] = deque(maxlen=LAG_SAMPLES)
         self.jobs: dict[int, Job] = {}  # admitted and not yet answered
         self.admitting = False
         self._rng = np.random.default_rng(config.seed)
@@ -147,7 +148,8 @@ class Scheduler:
         while True:
             start = loop.time()
             await asyncio.sleep(LAG_PERIOD_S)
-            append(max(0.0, loop.time() - start - LAG_PERIOD_S))
+            now = loop.time()
+            append((now, max(0.0, now - start - LAG_PERIOD_S)))
 
     async def _sweep_expired(self) -> None:
         while True:
@@ -365,12 +367,17 @@ class Scheduler:
         with self.lock:
             self.counts[priority][outcome] += 1
 
-    def stats(self) -> dict[str, Any]:
-        """Counts per level and outcome, the measured service mean and loop lag: ``/v1/stats``."""
+    def stats(self, window_s: float | None = None) -> dict[str, Any]:
+        """Counts per level and outcome, the measured service mean and loop lag: ``/v1/stats``.
+
+        The lag is over the last minute, or the last ``window_s`` seconds (a
+        measurement's own span, without the start-up before it).
+        """
         with self.lock:
             counts = {Priority(level).name: dict(c) for level, c in self.counts.items()}
             mean = self.service_mean_s
-        lags = np.array(self.lags_s) if self.lags_s else np.zeros(0)
+        since = -math.inf if window_s is None else asyncio.get_running_loop().time() - window_s
+        lags = np.array([lag for at, lag in list(self.lags_s) if at >= since])
         lag = ({"samples": len(lags), "p50_ms": float(np.percentile(lags, 50)) * 1e3,
                 "p99_ms": float(np.percentile(lags, 99)) * 1e3, "max_ms": float(lags.max()) * 1e3}
                if len(lags) else {"samples": 0})
@@ -406,4 +413,4 @@ class ServiceCollector(Collector):
         if s.lags_s:
             yield GaugeMetricFamily("pqlab_service_loop_lag_seconds", "Largest event-loop lag "
                                     "in the last minute (a 10 ms sleep's overshoot).",
-                                    value=max(s.lags_s))
+                                    value=max(lag for _, lag in list(s.lags_s)))

@@ -108,7 +108,8 @@ PROFILE_HELP = {
     "full": "the real study: task counts up to 1,000,000, 1-32 workers (30-40 minutes)",
 }
 # Per-cell execution timeout (s) of each profile: generous, it only catches a hang.
-TIMEOUT_S = {"quick": 300, "default": 900, "full": 3600}
+# The full profile's longest cell is notebook 09's sweep (hours: 10 req/s points of 470 s).
+TIMEOUT_S = {"quick": 300, "default": 900, "full": 6 * 3600}
 
 
 @dataclass(frozen=True)
@@ -146,7 +147,8 @@ def _no_redis() -> str | None:
 # Execution order: the measuring notebooks first, then the comparison across
 # machines, then 00, which reads the finished run and writes the decision
 # record (it is numbered 00 because it is what a reader opens first).
-# Later notebooks that measure (06 processes, 07 load) go before 05.
+# Later notebooks that measure (06 processes, 07 load, 08 overload, 09 end to end) go
+# before 05.
 NOTEBOOKS: list[NotebookSpec] = [
     NotebookSpec("01-single-baseline.ipynb", {
         "quick": {"TASK_COUNTS": [1_000, 10_000], "REPETITIONS": 1},
@@ -199,6 +201,26 @@ NOTEBOOKS: list[NotebookSpec] = [
         "default": {"LOADS": [0.5, 0.9, 1.2, 1.5], "DEPTH_RHO": 1.5, "DURATION_S": 5.0},
         "full": {"LOADS": [0.5, 0.7, 0.9, 1.1, 1.2, 1.5, 2.0], "DEPTH_RHO": 1.5,
                  "DURATION_S": 15.0, "REPETITIONS": 2},
+    }),
+    # 09: the end-to-end study, each point a `pqlab serve` and a `pqlab http-load` process
+    # (about 3.5 s of start-up, warm-up and stop per point on this 2-core box, plus its
+    # sending). Default: the async slice, 2 queues × 3 rates, and ρ 1.5 with and without
+    # the policy on AsyncBucketQueue (8 points, capped at 2.5 s each); quick: one queue at
+    # 1,000/s, nothing past saturation; full: the grid, with caps that let every priority
+    # reach 1,000 responses (10 req/s needs 460 s a point).
+    NotebookSpec("09-end-to-end.ipynb", {
+        "quick": {"QUEUES": ["AsyncBucketQueue"], "RATES": [1000], "PAST_RHOS": [],
+                  "POINT_CAP_S": 1.0, "BASELINE_S": 0.5, "CEILING_RATES": [2000],
+                  "CEILING_STEP_S": 0.5},
+        "default": {"QUEUES": ["asyncio.PriorityQueue", "AsyncBucketQueue"],
+                    "RATES": [10, 100, 1000], "PAST_RHOS": [1.5], "POINT_CAP_S": 2.5,
+                    "BASELINE_S": 1.0, "CEILING_RATES": [1000, 2000], "CEILING_STEP_S": 1.0},
+        "full": {"MODES": ["async", "threads", "threads-gil", "processes"],
+                 "QUEUES": ["asyncio.PriorityQueue", "AsyncBucketQueue", "BridgeBucketQueue",
+                            "janus.PriorityQueue", "culsans.PriorityQueue"],
+                 "RATES": [10, 100, 1000], "PAST_RHOS": [1.2, 1.5], "POINT_CAP_S": 470.0,
+                 "BASELINE_S": 10.0, "CEILING_RATES": [250, 500, 1000, 2000, 4000],
+                 "CEILING_STEP_S": 2.0},
     }),
     NotebookSpec("05-across-machines.ipynb", _same({})),
     # The quick profile is a smoke check, measured beside whatever else runs: its ADR

@@ -192,6 +192,36 @@ def policy_queue(name: str, value: Any) -> str:
     return value
 
 
+def positive_numbers(name: str, value: Any) -> list[float]:
+    """A non-empty list of positive numbers (rates per second), sorted, without repeats."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        value = [value]
+    if not isinstance(value, (list, tuple)) or not value:
+        raise ParameterError(f"{name} must be a non-empty list of positive numbers, "
+                             f"got {value!r}")
+    return sorted({positive_number(name, v) for v in value})
+
+
+def overloads(name: str, value: Any) -> list[float]:
+    """Loads ρ past saturation: a list (``[]``: none) of numbers in (1, 3]."""
+    if not isinstance(value, (list, tuple)):
+        raise ParameterError(f"{name} must be a list of loads ρ in (1, 3] ([] for none), "
+                             f"got {value!r}")
+    for item in value:
+        if isinstance(item, bool) or not isinstance(item, (int, float)) or not 1 < item <= 3:
+            raise ParameterError(f"{name} must hold loads ρ in (1, 3] only, got {item!r} "
+                                 f"in {value!r}")
+    return sorted({float(v) for v in value})
+
+
+E2E_MODES = ("async", "threads", "threads-gil", "processes")  # pqlab.study.endtoend.MODES
+
+
+def worker_modes(name: str, value: Any) -> list[str]:
+    """Worker modes of the end-to-end study: a non-empty list of ``E2E_MODES``."""
+    return _names(name, value, list(E2E_MODES), "worker mode")
+
+
 def queue_or_empty(name: str, value: Any) -> str:
     """A queue name, or "" for "the first registered queue that fits"."""
     value = text(name, value)
@@ -235,6 +265,16 @@ CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "ACTION": timeout_action,
     "OVERLOAD_LOADS": loads,  # notebook 06's section 5, as LOADS and DURATION_S
     "OVERLOAD_DURATION_S": positive_number,
+    # notebook 09, the end-to-end study (pqlab.study.endtoend)
+    "MODES": worker_modes,
+    "RATES": positive_numbers,
+    "PAST_RHOS": overloads,
+    "MAX_RHO": utilization,
+    "MIN_RESPONSES": positive_int,
+    "POINT_CAP_S": positive_number,
+    "BASELINE_S": positive_number,
+    "CEILING_RATES": positive_numbers,
+    "CEILING_STEP_S": positive_number,
 }
 
 
