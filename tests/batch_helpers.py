@@ -5,6 +5,9 @@ Run once per test run by the session fixture ``tiny_batch`` (tests/conftest.py).
 
 from __future__ import annotations
 
+import pickle
+import sys
+import traceback
 from pathlib import Path
 
 from pqlab.lab import batch
@@ -44,6 +47,9 @@ def tiny_plan(**overrides: dict) -> batch.Plan:
     return plan
 
 
+RESULT_FILE = "result.pickle"  # beside the batch's own folder, written last
+
+
 def run_tiny_batch(out: Path) -> tuple[Path, batch.BatchResult, list[str]]:
     """Run the tiny batch into ``out``; (output dir, result, printed lines).
 
@@ -57,3 +63,23 @@ def run_tiny_batch(out: Path) -> tuple[Path, batch.BatchResult, list[str]]:
 
 def notebook_names() -> list[str]:
     return [spec.name for spec in config.NOTEBOOKS]
+
+
+def main(folder: str) -> int:
+    """``python -m batch_helpers DIR``: the tiny batch into DIR/batch, its result pickled
+    to DIR/result.pickle (DIR/failed and the traceback on stderr if it fails)."""
+    root = Path(folder)
+    try:
+        result = run_tiny_batch(root / "batch")
+    except BaseException:  # noqa: BLE001 - said in the log, marked for the waiting fixture
+        traceback.print_exc()
+        (root / "failed").touch()
+        return 1
+    partial = root / (RESULT_FILE + ".part")
+    partial.write_bytes(pickle.dumps(result))
+    partial.rename(root / RESULT_FILE)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1]))

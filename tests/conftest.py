@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import fcntl
 import heapq
 import os
+import pickle
 import queue
+import shutil
+import subprocess
+import sys
+import tempfile
 import threading
+import time
 from collections import defaultdict, deque
+from pathlib import Path
 
 import pytest
 
@@ -69,18 +77,80 @@ def unlocked_heap():
 
 # -- running the suite on two workers (`make test`: pytest -n 2 --dist loadfile) ---------
 
+TESTS_DIR = Path(__file__).resolve().parent
+TINY_ENV = "PQLAB_TEST_TINY_BATCH"  # where the tiny batch started at configure time writes
+TINY_MODULES = {"test_batch", "test_notebooks", "test_notebook06"}
+TINY_WAIT_S = 1800.0  # the tiny batch takes 2-4 minutes on a busy 2-core machine
+
+
+def _runs_tiny_batch(config) -> bool:
+    """Whether this run certainly includes the tiny batch's tests: no -k or -m, and the
+    arguments name the tests folder or one of those modules."""
+    if config.option.keyword or config.option.markexpr:
+        return False
+    for arg in config.args:
+        path = Path(arg.split("::")[0]).resolve()
+        if path == TESTS_DIR or path == TESTS_DIR.parent or path.stem in TINY_MODULES:
+            return True
+    return False
+
+
+def pytest_configure(config):
+    """Start the tiny batch in its own process at once, when the run will need it.
+
+    It then runs beside the tests from the first second, on no worker; the
+    ``tiny_batch`` fixture waits for its result. xdist's workers start after
+    this and inherit ``PQLAB_TEST_TINY_BATCH``.
+    """
+    if hasattr(config, "workerinput") or TINY_ENV in os.environ or not _runs_tiny_batch(config):
+        return
+    out = Path(tempfile.mkdtemp(prefix="pqlab-test-tiny-batch-"))
+    log = open(out / "log.txt", "w")  # noqa: SIM115 - the child writes it until it ends
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        p for p in (str(TESTS_DIR), str(TESTS_DIR.parent), os.environ.get("PYTHONPATH")) if p)}
+    proc = subprocess.Popen([sys.executable, "-m", "batch_helpers", str(out)], env=env,
+                            stdout=log, stderr=subprocess.STDOUT, cwd=TESTS_DIR)
+    os.environ[TINY_ENV] = str(out)
+    config.pqlab_tiny_batch = (proc, out, log)
+
+
+def pytest_unconfigure(config):
+    started = getattr(config, "pqlab_tiny_batch", None)
+    if started is None:
+        return
+    proc, out, log = started
+    if proc.poll() is None:  # an interrupted run: nobody will read it
+        proc.kill()
+        proc.wait()
+    log.close()
+    os.environ.pop(TINY_ENV, None)
+    shutil.rmtree(out, ignore_errors=True)
+
+
+def _wait_for_tiny_batch(out: Path):
+    from batch_helpers import RESULT_FILE
+
+    deadline = time.monotonic() + TINY_WAIT_S
+    while not (out / RESULT_FILE).is_file():
+        if (out / "failed").is_file():
+            log = (out / "log.txt").read_text(errors="replace").strip().splitlines()
+            pytest.fail("the tiny batch failed: " + " | ".join(log[-5:]))
+        if time.monotonic() > deadline:
+            pytest.fail(f"the tiny batch gave no result within {TINY_WAIT_S:g} s")
+        time.sleep(0.2)
+    return pickle.loads((out / RESULT_FILE).read_bytes())
+
 
 @pytest.fixture(scope="session")
 def tiny_batch(tmp_path_factory, worker_id):
     """The one tiny batch of a test run: (output dir, result, printed lines).
 
-    Run once per test run even on two workers: the first worker to ask runs it
-    under a file lock in the run's shared temporary directory and pickles the
-    result; the other waits on the lock and reads it.
+    Started at configure time when the run includes its modules (see
+    ``pytest_configure``); otherwise the first worker to ask runs it under a
+    file lock in the run's shared temporary directory and the other reads it.
     """
-    import fcntl
-    import pickle
-
+    if TINY_ENV in os.environ:
+        return _wait_for_tiny_batch(Path(os.environ[TINY_ENV]))
     from batch_helpers import run_tiny_batch
 
     root = tmp_path_factory.getbasetemp()
@@ -94,16 +164,6 @@ def tiny_batch(tmp_path_factory, worker_id):
         return pickle.loads(done.read_bytes())
 
 
-# The tiny batch's first user first, its other users last: on two workers one worker
-# runs the batch (minutes) while the other works through the rest of the suite, and the
-# modules that only read the batch come after it instead of waiting on its lock.
-FIRST_MODULES = ("test_batch",)
-LAST_MODULES = ("test_notebooks", "test_notebook06")
-
-
 def pytest_collection_modifyitems(config, items):
-    def rank(item) -> int:
-        module = item.module.__name__.rpartition(".")[2]
-        return 0 if module in FIRST_MODULES else 2 if module in LAST_MODULES else 1
-
-    items.sort(key=rank)  # stable: the order within each rank stays
+    """The tiny batch's modules last: the batch runs beside everything else first."""
+    items.sort(key=lambda item: item.module.__name__.rpartition(".")[2] in TINY_MODULES)
