@@ -176,9 +176,10 @@ NOTEBOOKS: list[NotebookSpec] = [
     }),
     # 06's section 5 (past saturation on Redis, 2 policies per ρ): 4 runs of 1.5 s took
     # 20 s here in the quick profile, spawning the worker processes included. Section 6
-    # (failover drills) costs ~26 s per drill here (deployment start 6.5 s, drill 18.5 s,
-    # stop 0.9 s; load average 7.5): the default profile runs one, with min_replicas=1
-    # (both settings took 45 s, past its ~30 s share of the 12-minute batch).
+    # (failover drills) costs 22-26 s per drill here (a fresh deployment starts in 6.5 s,
+    # the drill 18.5 s, stop 0.9 s): the default profile runs one, with min_replicas=1
+    # (its cell took 21.8 s at load average 5; both settings took 45 s at load average 8-10,
+    # past the section's ~30 s share of the 12-minute batch).
     NotebookSpec("06-processes-redis.ipynb", {
         "quick": {"TASK_COUNTS": [500], "WORKER_COUNTS": [1, 2], "REPETITIONS": 1,
                   "OVERLOAD_LOADS": [0.9, 1.5], "OVERLOAD_DURATION_S": 1.5,
