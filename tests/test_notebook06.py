@@ -52,6 +52,16 @@ def test_a_sweep_without_redis_fails_at_once_naming_the_queue(no_redis):
         run_sweep(grid, progress=False)
 
 
+def test_the_profiles_size_its_failover_drills():
+    spec = config.notebook(NAME)
+    assert spec.parameters("quick")["FAILOVER_RUNS"] == 0 == TINY[NAME]["FAILOVER_RUNS"]
+    default = spec.parameters("default")  # one drill: ~22 s of the 12-minute batch
+    assert default["FAILOVER_RUNS"] == 1 and default["FAILOVER_MIN_REPLICAS"] == [1]
+    full = spec.parameters("full")
+    assert full["FAILOVER_RUNS"] == 5 and full["FAILOVER_PAUSED"]
+    assert full["FAILOVER_MIN_REPLICAS"] == [0, 1]
+
+
 @pytest.mark.redis
 def test_fresh_processes_share_one_server_started_and_stopped_by_the_sweep(monkeypatch):
     require_redis_server()
@@ -100,6 +110,11 @@ def test_its_run_holds_both_scenarios_with_nothing_lost_and_its_figures(tiny_bat
                                          "throughput_ops_s")
     assert sorted(behind["median"].round(3)) == sorted(expected["median"].round(3))
     assert set(behind["series"]) >= {"redis (processes)", "multiprocessing (processes)"}
+    # the tiny batch runs no failover drill: no frame, no figure, and the section says so
+    assert store.Run.open(out / "data", result.run.run_id).frame("failover").empty
+    assert not (figures / "failover.png").exists()
+    executed = next(p for p in result.executed if p.name == f"{NAME}.ipynb").read_text()
+    assert "Failover: not measured in this profile" in executed
 
 
 @pytest.mark.redis

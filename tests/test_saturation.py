@@ -8,7 +8,9 @@ import pytest
 
 from pqlab.decide import overloadplots, saturation
 from pqlab.queues.policy import LevelPolicy, QueuePolicy
-from pqlab.study import loadframes
+from pqlab.queues.redisdeploy import Deployment
+from pqlab.scenarios import failover
+from pqlab.study import loadframes, params
 
 LEVELS = saturation.LEVELS
 POLICY = QueuePolicy(LevelPolicy(0, 1.0), {1: LevelPolicy(50, 1.0), 4: LevelPolicy(3, 1.0)})
@@ -89,10 +91,87 @@ def test_empty_frames_give_a_figure_that_says_so():
 
 def test_the_multi_node_paragraph_reads_the_redis_frame(summary):
     redis = summary.assign(queue="redis", redelivered=[0, 2, 0, 1])
-    (text, blank) = saturation.multi_node(redis)
+    (text, blank, _, _) = saturation.multi_node(redis)
     assert blank == "" and text.startswith("**Across processes** (`overload-redis`")
     assert "With it, at ρ = 1.5: CRITICAL served 98% (p99 wait 30 ms)" in text
-    assert "redelivered 3 time(s)" in text
+    assert "redelivered 3 times in these runs" in text
     gaps = saturation.replay_gaps(redis)
     assert f"agree with the replay in {int(gaps['ok'].sum())} of {len(gaps)}" in text
     assert saturation.multi_node(pd.DataFrame()) == []
+
+
+def drill(min_replicas: int, paused: bool, lost: int, gap: float) -> failover.FailoverRun:
+    return failover.FailoverRun(min_replicas=min_replicas, paused=paused, acknowledged=2400,
+                                served=2400 - lost, lost=lost, duplicated=lost, redelivered=0,
+                                unconfirmed=0, failover_s=2.1, no_service_s=gap)
+
+
+@pytest.fixture
+def drills() -> pd.DataFrame:
+    """A synthetic failover frame built by the drill's own row builder (a real drill takes
+    ~25 s): 3 runs x 2 scenarios x 2 settings, losses only when unacknowledged and paused."""
+    deployment = Deployment()  # not started: only its shape is read
+    rows = []
+    for run in (1, 2, 3):
+        for scenario, paused in failover.SCENARIOS.items():
+            for m in (0, 1):
+                lost = run if paused and m == 0 else 0
+                gap = 2.0 + run / 10 + (1.0 if paused and m == 1 else 0.0)
+                rows += failover.frame_rows(run, scenario, drill(m, paused, lost, gap),
+                                            deployment)
+    return pd.DataFrame(rows, columns=list(failover.FRAME_COLUMNS))
+
+
+def test_the_failover_frame_is_run_scenario_setting_metric(drills):
+    assert list(drills.columns) == list(failover.FRAME_COLUMNS)
+    assert len(drills) == 3 * 2 * 2 * len(failover.METRICS)
+    assert not drills.duplicated(["run", "scenario", "min_replicas", "metric"]).any()
+    assert set(drills["metric"]) == set(failover.METRICS)
+    assert (drills["replicas"] == 2).all() and (drills["sentinels"] == 3).all()
+    assert failover.drill_frame(0).empty  # no drill asked: nothing started
+
+
+def test_the_multi_node_paragraph_says_what_the_deployment_needs(summary, drills):
+    redis = summary.assign(queue="redis")
+    text = saturation.multi_node(redis, drills)[2]
+    assert text.startswith("**Losing the primary** (`failover`, notebook 06)")
+    assert "a primary, 2 replicas and 3 Sentinels" in text and "`min_replicas=1`" in text
+    assert "`python -m pqlab redis-bench` measures it" in text  # no cost measured here
+    # time without service: runs at 2.1, 2.2, 2.3 s (+1 s paused with acknowledgement)
+    assert "`min_replicas=1` median 2.20 s, max 2.30 s (3 runs)" in text
+    assert "`min_replicas=1` median 3.20 s, max 3.30 s (3 runs)" in text
+    assert "6 of 7,200 acknowledged puts with `min_replicas=0` (3 runs)" in text
+    assert "0 of 7,200 acknowledged puts with `min_replicas=1` (3 runs)" in text
+    assert "did not measure" not in text and "(s)" not in text
+
+
+def test_without_the_failover_frame_it_says_what_measures_it(summary, drills):
+    text = saturation.multi_node(summary.assign(queue="redis"), pd.DataFrame())[2]
+    assert "not measured in this run" in text and "python -m pqlab failover --runs 5" in text
+    one = drills[(drills["scenario"] == "plain") & (drills["min_replicas"] == 1)
+                 & (drills["run"] == 1)]
+    text = saturation.failover_findings(one)
+    assert "`min_replicas=1` 2.10 s (1 run)" in text and "0 of 2,400" in text
+    assert "--paused-replica --min-replicas 0,1" in text  # what this run did not measure
+    assert saturation.multi_node(pd.DataFrame(), one)[0] == text
+
+
+def test_the_failover_figure_draws_each_setting_with_its_n(drills, tmp_path):
+    fig = overloadplots.failover_outcomes(drills, out_dir=tmp_path)
+    assert (tmp_path / "failover.png").stat().st_size > 10_000
+    notes = [t.get_text() for ax in fig.axes for t in ax.texts]
+    assert sum("n = 3" in t for t in notes) == 8  # 2 panels x 2 scenarios x 2 settings
+    assert "6 of\n7,200\nn = 3" in notes
+    behind = pd.read_csv(tmp_path / "failover.csv")
+    assert len(behind) == 12 and {"lost", "no_service_s"} <= set(behind.columns)
+    assert overloadplots.failover_outcomes(pd.DataFrame(), out_dir=tmp_path / "none") is None
+    assert not (tmp_path / "none").exists()
+
+
+def test_the_failover_parameters_are_checked():
+    assert params.check("FAILOVER_RUNS", 0) == 0
+    assert params.check("FAILOVER_MIN_REPLICAS", [1, 0]) == [0, 1]
+    for name, bad in (("FAILOVER_RUNS", -1), ("FAILOVER_PAUSED", 1),
+                      ("FAILOVER_MIN_REPLICAS", [3]), ("FAILOVER_MIN_REPLICAS", [])):
+        with pytest.raises(params.ParameterError, match=name):
+            params.check(name, bad)

@@ -623,7 +623,7 @@ def render(run: store.Run, decisions: list[Decision], figure_links: list[tuple[s
         "",
         *load_findings(run.frame("load"), aging=run.frame("load-aging")),
         *saturation.findings(run.frame("overload")),
-        *saturation.multi_node(run.frame("overload-redis")),
+        *saturation.multi_node(run.frame("overload-redis"), run.frame("failover")),
         *endtoend.findings(run.frame(endtoend.FRAME)),
         "## Figures",
         "",

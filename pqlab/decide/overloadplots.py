@@ -1,4 +1,5 @@
-"""The figures of notebook 08: what each priority gets past saturation, with and without a policy.
+"""The figures of notebook 08 (what each priority gets past saturation, with and without a
+policy) and of notebook 06's failover drills (``failover_outcomes``).
 
 Each function takes one of ``study.loadframes``' overload frames (medians are
 taken over repetitions here), draws it in ``plots``' style and exports it as
@@ -139,3 +140,67 @@ def overload_depth(depth: pd.DataFrame, *, out_dir: Path | None = None) -> Figur
     fig.suptitle(f"{title}\nρ = {rho:g}: without limits the lower levels grow for as long as "
                  "arrivals last; limits cap each level")
     return export(fig, data, name, out_dir)
+
+
+# One colour per replica-acknowledgement setting (seaborn's colorblind blue and orange).
+MIN_REPLICAS_COLORS = {0: "#0173b2", 1: "#de8f05"}
+MIN_REPLICAS_LABELS = {0: "min_replicas=0: put and ack return at once",
+                       1: "min_replicas=1: put and ack wait for a replica (WAIT)"}
+
+
+def failover_outcomes(drills: pd.DataFrame, *, out_dir: Path | None = None) -> Figure | None:
+    """Notebook 06's failover drills (``scenarios.failover.drill_frame``): time without
+    service and lost puts per scenario, one colour per ``min_replicas``, every run a dot and
+    the median a bar, n runs in each label. None (nothing drawn) when no drill was run."""
+    name = "failover"
+    if drills.empty:
+        return None
+    wide = drills.pivot_table(index=["scenario", "min_replicas", "run"], columns="metric",
+                              values="value", observed=True).reset_index()
+    scenarios = list(dict.fromkeys(drills["scenario"]))
+    settings = sorted(int(m) for m in wide["min_replicas"].unique())
+    width = 0.8 / len(settings)
+    fig, (gap_ax, lost_ax) = panels(2)
+    fig.set_size_inches(13.0, 5.0)
+    for ax, metric, fmt in ((gap_ax, "no_service_s", "{:.2f} s"), (lost_ax, "lost", "{:.0f}")):
+        for j, m in enumerate(settings):
+            for i, scenario in enumerate(scenarios):
+                part = wide[(wide["scenario"] == scenario) & (wide["min_replicas"] == m)]
+                if part.empty:
+                    continue
+                x = i + (j - (len(settings) - 1) / 2) * width
+                values = part[metric].to_numpy()
+                median = float(np.median(values))
+                color = MIN_REPLICAS_COLORS.get(m, "grey")
+                ax.bar(x, median, width * 0.9, color=color, alpha=0.45)
+                ax.scatter(np.full(len(values), x), values, color=color, edgecolor="black",
+                           linewidth=0.5, zorder=3, s=28)
+                if metric == "lost":
+                    note = f"{fmt.format(values.sum())} of\n{part['acknowledged'].sum():,.0f}"
+                elif len(values) == 1:
+                    note = fmt.format(median)
+                else:
+                    note = f"median\n{fmt.format(median)}\nmax\n{fmt.format(values.max())}"
+                ax.annotate(f"{note}\nn = {len(values)}", (x, max(values.max(), median)),
+                            xytext=(0, 4), textcoords="offset points", ha="center",
+                            va="bottom", fontsize=7)
+        ax.set_xticks(range(len(scenarios)), scenarios)
+        ax.set_xlim(-0.6, len(scenarios) - 0.4)
+        ax.set_ylim(0, max(1.0, float(wide[metric].max())) * 1.45)
+    gap_ax.set(xlabel="scenario", ylabel="longest gap between claims (s)",
+               title="time without service")
+    lost_ax.set(xlabel="scenario", ylabel="puts acknowledged, never served",
+                title="lost puts (sum over runs, of acknowledged)")
+    lost_ax.yaxis.get_major_locator().set_params(integer=True)
+    handles = [Patch(color=MIN_REPLICAS_COLORS.get(m, "grey"), alpha=0.6,
+                     label=MIN_REPLICAS_LABELS.get(m, f"min_replicas={m}")) for m in settings]
+    lost_ax.legend(handles=handles, title="replica acknowledgement", loc="upper left",
+                   bbox_to_anchor=(1.02, 1.0), fontsize="x-small")
+    first = drills.iloc[0]
+    fig.suptitle(f"Losing the primary (a primary, {int(first['replicas'])} replicas, "
+                 f"{int(first['sentinels'])} Sentinels)\n{int(first['producers'])} producer and "
+                 f"{int(first['consumers'])} consumer processes, {first['rate_per_s']:g} puts/s "
+                 f"each for {first['duration_s']:g} s, the primary SIGKILLed half-way\n"
+                 "bar: median over runs, dot: one run; paused replica: every replica stopped "
+                 "and cut off just before the kill")
+    return export(fig, wide, name, out_dir)

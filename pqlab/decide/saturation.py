@@ -179,11 +179,71 @@ def findings(summary: pd.DataFrame) -> list[str]:
     return lines
 
 
-def multi_node(summary: pd.DataFrame) -> list[str]:
+def _runs(n: int) -> str:
+    return f"{n} run" if n == 1 else f"{n} runs"
+
+
+def _gap(seconds: pd.Series) -> str:
+    """A time without service over runs: the value of one run, else median and max."""
+    if len(seconds) == 1:
+        return f"{seconds.iloc[0]:.2f} s (1 run)"
+    return f"median {seconds.median():.2f} s, max {seconds.max():.2f} s ({_runs(len(seconds))})"
+
+
+def _failover_loss(wide: pd.DataFrame, scenario: str) -> str:
+    """Lost puts of one scenario per ``min_replicas`` measured: "L of A (n runs)"."""
+    part = wide[wide["scenario"] == scenario]
+    said = []
+    for m, rows in part.groupby("min_replicas", sort=True):
+        said.append(f"{int(rows['lost'].sum()):,} of {int(rows['acknowledged'].sum()):,} "
+                    f"acknowledged puts with `min_replicas={int(m)}` ({_runs(len(rows))})")
+    return "; ".join(said)
+
+
+def failover_findings(drills: pd.DataFrame) -> str:
+    """What the multi-node deployment needs, from notebook 06's ``failover`` frame
+    (``pqlab.scenarios.failover.drill_frame``); without it, which command measures it."""
+    if drills.empty:
+        return ("**Losing the primary** was not measured in this run (notebook 06 runs no "
+                "failover drill in this profile): `python -m pqlab failover --runs 5` and "
+                "`--paused-replica`, or the `full` profile, measure the time without service "
+                "and the puts lost with and without replica acknowledgement.")
+    wide = drills.pivot_table(index=["scenario", "min_replicas", "run"], columns="metric",
+                              values="value", observed=True).reset_index()
+    first = drills.iloc[0]
+    text = (f"**Losing the primary** (`failover`, notebook 06): the deployment needs a primary, "
+            f"{int(first['replicas'])} replicas and {int(first['sentinels'])} Sentinels (as "
+            "measured here), clients that ask the Sentinels for the primary, and "
+            "`min_replicas=1` on the puts and acks that must survive a failover: without it, a "
+            "write the primary acknowledged and no replica received is lost with the primary. "
+            "Its cost per call was not measured in this run (`python -m pqlab redis-bench` "
+            f"measures it). In the drill, {int(first['producers'])} producer and "
+            f"{int(first['consumers'])} consumer processes put {first['rate_per_s']:g} tasks/s "
+            f"each for {first['duration_s']:g} s and the primary was SIGKILLed half-way.")
+    for scenario in dict.fromkeys(drills["scenario"]):
+        part = wide[wide["scenario"] == scenario]
+        gaps = "; ".join(f"`min_replicas={int(m)}` {_gap(rows['no_service_s'])}"
+                         for m, rows in part.groupby("min_replicas", sort=True))
+        where = {"plain": "With the replicas running",
+                 "paused replica": "With every replica stopped and cut off just before the "
+                                   "kill"}.get(scenario, f"Scenario {scenario}")
+        text += (f" {where}: time without service (the longest gap between claims) {gaps}; "
+                 f"lost (acknowledged, never served) {_failover_loss(wide, scenario)}.")
+    measured = set(wide["min_replicas"].astype(int))
+    if not {0, 1} <= measured or "paused replica" not in set(drills["scenario"]):
+        text += (" What this run did not measure (the other `min_replicas`, or the replicas "
+                 "paused before the kill): `python -m pqlab failover --runs 5 --paused-replica "
+                 "--min-replicas 0,1`, or notebook 06 in the `full` profile.")
+    return text
+
+
+def multi_node(summary: pd.DataFrame, drills: pd.DataFrame | None = None) -> list[str]:
     """The "Past saturation" paragraph on the multi-node path, from notebook 06's
-    ``overload-redis`` frame (Redis, worker processes); empty without that frame."""
+    ``overload-redis`` frame (Redis, worker processes), then what the deployment needs from
+    its ``failover`` frame (``failover_findings``); empty without either frame."""
+    drills = pd.DataFrame() if drills is None else drills
     if summary.empty or "policy" not in summary:
-        return []
+        return [failover_findings(drills), ""] if not drills.empty else []
     med = medians(summary)
     policies = list(dict.fromkeys(summary["policy"]))
     chosen = next((p for p in policies if p != NO_POLICY), None)
@@ -209,12 +269,13 @@ def multi_node(summary: pd.DataFrame) -> list[str]:
                          f"{last} waited until the client gave up or the run ended")
         lines[0] += "."
     if "redelivered" in summary:
-        lines[0] += (f" Leases ran out and requests were redelivered "
-                     f"{int(summary['redelivered'].fillna(0).sum())} time(s) in these runs.")
+        times = int(summary["redelivered"].fillna(0).sum())
+        lines[0] += (f" Leases ran out and requests were redelivered {times} "
+                     f"{'time' if times == 1 else 'times'} in these runs.")
     gaps = replay_gaps(summary)
     if not gaps.empty:
         lines[0] += (f" Outcome shares agree with the replay in {int(gaps['ok'].sum())} of "
                      f"{len(gaps)} comparisons (the rule above); the replay knows no round "
                      "trips, and each service here also waits for its claim and its "
                      "acknowledgement.")
-    return [*lines, ""]
+    return [*lines, "", failover_findings(drills), ""]

@@ -27,7 +27,7 @@ from pqlab.measure import quiet
 from pqlab.queues import register_queue, unregister_queue
 from pqlab.queues.policy import QueuePolicy
 from pqlab.queues.syncqueue import ThreadSafeAgingQueue
-from pqlab.scenarios import loadparams
+from pqlab.scenarios import failover, loadparams
 from pqlab.study import config, frames, loadframes, store
 from pqlab.study.progress import Reporter
 from pqlab.study.sweep import Grid, SweepResult, run_sweep
@@ -219,6 +219,34 @@ def overload_redis_sweep(p: SimpleNamespace, run: store.Run) -> pd.DataFrame:
                               else "" for name in summary["policy"]]
     run.save_frames(**{"overload-redis": frames.typed_summary(summary)})
     return saturation.replay_gaps(run.frame("overload-redis"))
+
+
+def failover_drills(p: SimpleNamespace, run: store.Run) -> pd.DataFrame:
+    """Notebook 06's "Losing the primary": ``FAILOVER_RUNS`` failover drills
+    (``pqlab.scenarios.failover``) of the plain scenario, and of the paused-replica one with
+    ``FAILOVER_PAUSED``, each with every ``min_replicas`` of ``FAILOVER_MIN_REPLICAS`` on a
+    fresh deployment. Stores
+    ``failover`` (run × scenario × min_replicas × metric) and returns it; with
+    ``FAILOVER_RUNS = 0`` it measures nothing, says so and returns an empty frame.
+    """
+    if p.FAILOVER_RUNS == 0:
+        print("Failover: not measured in this profile (FAILOVER_RUNS = 0); "
+              "`python -m pqlab failover --runs 5` measures it.")
+        return pd.DataFrame()
+    scenarios = ["plain", "paused replica"] if p.FAILOVER_PAUSED else ["plain"]
+    report = Reporter(p.FAILOVER_RUNS * len(scenarios) * len(p.FAILOVER_MIN_REPLICAS))
+
+    def seen(scenario: str, drill: failover.FailoverRun) -> None:
+        report.advance()
+        if p.PROGRESS:
+            print(f"{scenario}, min_replicas={drill.min_replicas}: lost {drill.lost} of "
+                  f"{drill.acknowledged:,} acknowledged, duplicated {drill.duplicated}, "
+                  f"no service for {drill.no_service_s:.2f} s")
+
+    frame = failover.drill_frame(p.FAILOVER_RUNS, scenarios, p.FAILOVER_MIN_REPLICAS,
+                                 progress=seen)
+    run.save_frames(failover=frame)
+    return run.frame("failover")
 
 
 def _warm_up(p: SimpleNamespace, seconds: float = 0.5) -> None:

@@ -31,6 +31,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 
+import pandas as pd
 import redis
 
 from pqlab.core.task import Task
@@ -268,3 +269,40 @@ def _tally(min_replicas, paused, produced, consumed, failover_s, start, end) -> 
         unconfirmed=sum(p[2] for p in produced) + sum(c[4] for c in consumed),
         failover_s=failover_s, no_service_s=_longest_gap(claimed_at, start, end))
 
+
+
+# -- the drill as a tidy frame (notebook 06, the decision record) ---------------------
+
+SCENARIOS = {"plain": False, "paused replica": True}  # name: replicas paused before the kill
+METRICS = ("acknowledged", "served", "lost", "duplicated", "redelivered", "unconfirmed",
+           "failover_s", "no_service_s")
+FRAME_COLUMNS = ("run", "scenario", "min_replicas", "metric", "value", "replicas", "sentinels",
+                 "producers", "consumers", "rate_per_s", "duration_s")
+
+
+def frame_rows(number: int, scenario: str, run: FailoverRun, deployment: Deployment) -> list[dict]:
+    """One drill as tidy rows: one per metric, with the drill's and the deployment's shape."""
+    shape = {"run": number, "scenario": scenario, "min_replicas": run.min_replicas,
+             "replicas": deployment.replica_count, "sentinels": deployment.sentinel_count,
+             "producers": PRODUCERS, "consumers": CONSUMERS, "rate_per_s": float(RATE_PER_S),
+             "duration_s": float(DURATION_S)}
+    return [{**shape, "metric": m, "value": float(getattr(run, m))} for m in METRICS]
+
+
+def drill_frame(runs: int, scenarios=("plain",), min_replicas=(0, 1),
+                progress=None) -> pd.DataFrame:
+    """``runs`` drills of each scenario (``SCENARIOS``) and ``min_replicas``, each on a fresh
+    ``Deployment`` (stopped after it), interleaved; run × scenario × min_replicas × metric.
+
+    ``progress(scenario, run)`` is called after each drill. ``runs = 0``: an empty frame.
+    """
+    rows: list[dict] = []
+    for number in range(1, runs + 1):
+        for scenario in scenarios:
+            for m in min_replicas:
+                with Deployment() as deployment:
+                    run = run_failover(deployment, min_replicas=m, paused=SCENARIOS[scenario])
+                    rows += frame_rows(number, scenario, run, deployment)
+                if progress is not None:
+                    progress(scenario, run)
+    return pd.DataFrame(rows, columns=list(FRAME_COLUMNS))

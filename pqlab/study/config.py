@@ -177,14 +177,22 @@ NOTEBOOKS: list[NotebookSpec] = [
                  "REPETITIONS": 3},
     }),
     # 06's section 5 (past saturation on Redis, 2 policies per ρ): 4 runs of 1.5 s took
-    # 20 s here in the quick profile, spawning the worker processes included.
+    # 20 s here in the quick profile, spawning the worker processes included. Section 6
+    # (failover drills) costs 22-26 s per drill here (a fresh deployment starts in 6.5 s,
+    # the drill 18.5 s, stop 0.9 s): the default profile runs one, with min_replicas=1
+    # (its cell took 21.8 s at load average 5; both settings took 45 s at load average 8-10,
+    # past the section's ~30 s share of the 12-minute batch).
     NotebookSpec("06-processes-redis.ipynb", {
         "quick": {"TASK_COUNTS": [500], "WORKER_COUNTS": [1, 2], "REPETITIONS": 1,
-                  "OVERLOAD_LOADS": [0.9, 1.5], "OVERLOAD_DURATION_S": 1.5},
+                  "OVERLOAD_LOADS": [0.9, 1.5], "OVERLOAD_DURATION_S": 1.5,
+                  "FAILOVER_RUNS": 0, "FAILOVER_PAUSED": False, "FAILOVER_MIN_REPLICAS": [0, 1]},
         "default": {"TASK_COUNTS": [2_000], "WORKER_COUNTS": [1, 4], "REPETITIONS": 1,
-                    "OVERLOAD_LOADS": [0.9, 1.5], "OVERLOAD_DURATION_S": 4.0},
+                    "OVERLOAD_LOADS": [0.9, 1.5], "OVERLOAD_DURATION_S": 4.0,
+                    "FAILOVER_RUNS": 1, "FAILOVER_PAUSED": False, "FAILOVER_MIN_REPLICAS": [1]},
         "full": {"TASK_COUNTS": [2_000], "WORKER_COUNTS": [1, 2, 4, 8], "REPETITIONS": 2,
-                 "OVERLOAD_LOADS": [0.9, 1.2, 1.5], "OVERLOAD_DURATION_S": 8.0},
+                 "OVERLOAD_LOADS": [0.9, 1.2, 1.5], "OVERLOAD_DURATION_S": 8.0,
+                 "FAILOVER_RUNS": 5, "FAILOVER_PAUSED": True,
+                 "FAILOVER_MIN_REPLICAS": [0, 1]},
     }, skip_reason=_no_redis),
     # 07: open-loop load, sized by seconds of arrivals per ρ (plus draining); the runs at
     # ρ ≥ SPECTRUM_RHO are repeated on the aging queue (section 5).

@@ -222,6 +222,16 @@ def worker_modes(name: str, value: Any) -> list[str]:
     return _names(name, value, list(E2E_MODES), "worker mode")
 
 
+def replica_counts(name: str, value: Any) -> list[int]:
+    """``min_replicas`` settings of the failover drill: a non-empty list of 0, 1, 2 (the
+    deployment has two replicas)."""
+    if not isinstance(value, (list, tuple)) or not value or any(
+            isinstance(v, bool) or v not in (0, 1, 2) for v in value):
+        raise ParameterError(f"{name} must be a non-empty list of 0, 1 or 2 (replicas that "
+                             f"must confirm a write), got {value!r}")
+    return sorted(set(value))
+
+
 def queue_or_empty(name: str, value: Any) -> str:
     """A queue name, or "" for "the first registered queue that fits"."""
     value = text(name, value)
@@ -275,6 +285,9 @@ CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "BASELINE_S": positive_number,
     "CEILING_RATES": positive_numbers,
     "CEILING_STEP_S": positive_number,
+    "FAILOVER_RUNS": non_negative_int,  # notebook 06's failover drills per setting (0: none)
+    "FAILOVER_PAUSED": boolean,  # also the scenario with the replicas paused before the kill
+    "FAILOVER_MIN_REPLICAS": replica_counts,  # the drill's settings, e.g. [0, 1]
 }
 
 
