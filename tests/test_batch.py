@@ -199,3 +199,20 @@ def test_the_project_kernel_runs_this_python():
     assert spec.argv[0] == sys.executable
     assert spec.env["PYTHONPATH"].split(os.pathsep)[0] == str(config.ROOT)
     assert os.environ.get("JUPYTER_PATH") == before
+
+
+# The notebooks under papermill: the tiny batch ran each (here, beside its other readers).
+
+
+@pytest.mark.slow
+@pytest.mark.notebook
+def test_each_notebook_runs_under_papermill_with_tiny_parameters(tiny_batch):
+    out, result, _ = tiny_batch
+    skipped = dict(result.skipped)  # 06 without redis-server (never on CI: .ci/run installs it)
+    assert [p.name for p in result.executed] == [s.filename for s in config.NOTEBOOKS
+                                                 if s.name not in skipped]
+    for path in result.executed:
+        nb = nbformat.read(path, as_version=4)
+        assert nb.metadata["papermill"]["exception"] is None, path.name
+        assert any(o.get("data", {}).get("image/png") for c in nb.cells
+                   for o in c.get("outputs", [])) or path.name.startswith("00"), path.name

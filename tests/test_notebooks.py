@@ -60,20 +60,6 @@ def test_layout_follows_the_style(path):
 
 @pytest.mark.slow
 @pytest.mark.notebook
-def test_each_notebook_runs_under_papermill_with_tiny_parameters(tiny_batch):
-    out, result, _ = tiny_batch
-    skipped = dict(result.skipped)  # 06 without redis-server (never on CI: .ci/run installs it)
-    assert [p.name for p in result.executed] == [s.filename for s in config.NOTEBOOKS
-                                                 if s.name not in skipped]
-    for path in result.executed:
-        nb = _read(path)
-        assert nb.metadata["papermill"]["exception"] is None, path.name
-        assert any(o.get("data", {}).get("image/png") for c in nb.cells
-                   for o in c.get("outputs", [])) or path.name.startswith("00"), path.name
-
-
-@pytest.mark.slow
-@pytest.mark.notebook
 @pytest.mark.parametrize("notebook, bad, name", [
     ("01-single-baseline", {"TASK_COUNTS": [-5]}, "TASK_COUNTS"),
     ("02-threads", {"QUEUES": ["no-such-queue"]}, "QUEUES"),
