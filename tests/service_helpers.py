@@ -11,13 +11,14 @@ import http.client
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
+
+from pqlab.service.server import stop_serve
 
 START_S = 30.0  # the longest a server may take to answer (spawning processes included)
 STOP_S = 20.0  # the longest it may take to exit after SIGTERM
@@ -115,15 +116,7 @@ def serving(*args: str) -> Iterator[Service]:
         wait_for(lambda: _healthy(service), START_S, "/healthz 200")
         yield service
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(STOP_S)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        proc.stdout.close()
-        proc.stderr.close()
+        stop_serve(proc, STOP_S)
 
 
 def _healthy(service: Service) -> bool:

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import signal
 import socket
+import subprocess
 from collections.abc import Callable
 from typing import Any
 
@@ -79,3 +81,18 @@ def serve(config: ServiceConfig, port: int, ready: Callable[[str], None]) -> Non
                                log_level="warning", lifespan="on",
                                timeout_graceful_shutdown=GRACE_S)
     ServiceServer(uv_config, app.state.scheduler, ready).run(sockets=[sock])
+
+
+def stop_serve(proc: Any, wait_s: float) -> None:
+    """Stop a ``python -m pqlab serve`` child: SIGTERM (it answers what is queued with 503),
+    SIGKILL if it has not exited after ``wait_s``; its pipes closed."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(wait_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    for pipe in (proc.stdout, proc.stderr):
+        if pipe is not None:
+            pipe.close()

@@ -30,7 +30,6 @@ import json
 import math
 import os
 import select
-import signal
 import subprocess
 import sys
 import tempfile
@@ -50,6 +49,7 @@ from pqlab.queues import QUEUES
 from pqlab.queues.policy import QueuePolicy
 from pqlab.scenarios.loadparams import NO_POLICY_LABEL, LoadParams, policy_label
 from pqlab.service.httpload import DISCONNECT, ERROR, UNFINISHED
+from pqlab.service.server import stop_serve
 from pqlab.service.workers import modes_for, takes_policy
 from pqlab.study import config, params
 from pqlab.study.loadframes import policy_for_wait
@@ -292,14 +292,7 @@ def serving(point: Point, s: Settings) -> Iterator[str]:
             time.sleep(0.05)
         yield url
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(STOP_S)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        proc.stdout.close()
-        proc.stderr.close()
+        stop_serve(proc, STOP_S)
 
 
 def _healthz(url: str) -> int:

@@ -78,13 +78,18 @@ def utilization(name: str, value: Any) -> float:
     return float(value)
 
 
-def utilizations(name: str, value: Any) -> list[float]:
+def _number_list(name: str, value: Any, each: Callable[[str, Any], float],
+                 what: str) -> list[float]:
+    """A number or a non-empty list of them, each checked by ``each``: sorted, no repeats."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         value = [value]
     if not isinstance(value, (list, tuple)) or not value:
-        raise ParameterError(f"{name} must be a non-empty list of utilizations in (0, 1), "
-                             f"got {value!r}")
-    return sorted({utilization(name, v) for v in value})
+        raise ParameterError(f"{name} must be a non-empty list of {what}, got {value!r}")
+    return sorted({each(name, v) for v in value})
+
+
+def utilizations(name: str, value: Any) -> list[float]:
+    return _number_list(name, value, utilization, "utilizations in (0, 1)")
 
 
 def queue_name(name: str, value: Any) -> str:
@@ -194,12 +199,7 @@ def policy_queue(name: str, value: Any) -> str:
 
 def positive_numbers(name: str, value: Any) -> list[float]:
     """A non-empty list of positive numbers (rates per second), sorted, without repeats."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        value = [value]
-    if not isinstance(value, (list, tuple)) or not value:
-        raise ParameterError(f"{name} must be a non-empty list of positive numbers, "
-                             f"got {value!r}")
-    return sorted({positive_number(name, v) for v in value})
+    return _number_list(name, value, positive_number, "positive numbers")
 
 
 def overloads(name: str, value: Any) -> list[float]:
