@@ -2,12 +2,14 @@
 
 Each repetition runs in a fresh Python process by default (as pyperf does),
 after a warm-up in that process, so repetitions share no heap, caches or
-thread state; ``fresh_process=False`` runs everything here, faster, for
-exploration. Repetitions are the outer loop (every cell once, then again),
-so a drift of the machine spreads over all cells alike. Units measured on a
-busy machine are measured again at the end (``REMEASURE_TRIES``). A tqdm bar shows
-runs done, the current cell and the time left; under a batch, units done also
-go to the batch's console (``pqlab.study.progress``).
+thread state. The processes are forked from a zygote that has only imported
+pqlab (``pqlab.harness.zygote``: a fork instead of 0.5 s of start-up a unit).
+``fresh_process=False`` runs everything here, faster, for exploration.
+Repetitions are the outer loop (every cell once, then again), so a drift of
+the machine spreads over all cells alike. Units measured on a busy machine
+are measured again at the end (``REMEASURE_TRIES``). A tqdm bar shows runs
+done, the current cell and the time left; under a batch, units done also go
+to the batch's console (``pqlab.study.progress``).
 
 With a ``store.Run``, each finished unit is saved at once and units already
 there are skipped: that is how ``--resume`` finishes an interrupted sweep.
@@ -34,6 +36,7 @@ from tqdm import tqdm
 
 from pqlab.harness.runner import supported_pairs
 from pqlab.harness.worker import SAMPLES_PER_RUN, UnitFields, UnitSpec, measure
+from pqlab.harness.zygote import Zygote, ZygoteError
 from pqlab.queues.redisserver import RedisUnavailable, serving
 from pqlab.scenarios import DEFAULT_DEADLINE_S, SCENARIOS
 from pqlab.study import config, frames, params
@@ -163,25 +166,39 @@ def _result_path(scratch: Path | None) -> Iterator[Path]:
 
 
 def measure_fresh(spec: UnitSpec, timeout_s: float = UNIT_TIMEOUT_S,
-                  scratch: Path | None = None
+                  scratch: Path | None = None, zygote: Zygote | None = None
                   ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """Measure one unit in a new ``python -m pqlab.harness.worker`` process."""
+    """Measure one unit in a fresh process: forked by ``zygote`` (``pqlab.harness.zygote``),
+    else a new ``python -m pqlab.harness.worker`` interpreter."""
     with _result_path(scratch) as out:
-        cmd = [sys.executable, "-m", "pqlab.harness.worker", spec.to_json(), str(out)]
+        what = f"{spec.queue} {spec.scenario} n={spec.tasks}"
         try:
-            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s,
-                                  env=_child_env())
-        except subprocess.TimeoutExpired:
-            raise SweepError(f"{spec.queue} {spec.scenario} n={spec.tasks}: no result after "
-                             f"{timeout_s:g} s (process killed)") from None
-        if proc.returncode != 0 or not out.is_file():
-            lines = proc.stderr.strip().splitlines() or [f"exit code {proc.returncode}"]
+            if zygote is not None:
+                code, last = zygote.run(spec.to_json(), out, timeout_s)
+            else:
+                code, last = _run_interpreter(spec, out, timeout_s)
+        except TimeoutError:
+            raise SweepError(f"{what}: no result after {timeout_s:g} s (process killed)") from None
+        except ZygoteError as exc:
+            raise SweepError(f"{what}: {exc}") from None
+        if code != 0 or not out.is_file():
             hint = (" (a queue registered at run time exists only in that process: "
-                    "use fresh_process=False)" if "unknown queue" in lines[-1] else "")
-            raise SweepError(f"{spec.queue} {spec.scenario} n={spec.tasks}: fresh process "
-                             f"failed: {lines[-1]}{hint}")
+                    "use fresh_process=False)" if "unknown queue" in last else "")
+            raise SweepError(f"{what}: fresh process failed: {last}{hint}")
         with open(out, "rb") as fh:
             return pickle.load(fh)
+
+
+def _run_interpreter(spec: UnitSpec, out: Path, timeout_s: float) -> tuple[int, str]:
+    """Measure one unit in a new interpreter: its exit code and last line of standard error."""
+    cmd = [sys.executable, "-m", "pqlab.harness.worker", spec.to_json(), str(out)]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s,
+                              env=_child_env())
+    except subprocess.TimeoutExpired:
+        raise TimeoutError(str(out)) from None
+    lines = proc.stderr.strip().splitlines() or [f"exit code {proc.returncode}"]
+    return proc.returncode, lines[-1]
 
 
 def measure_here(spec: UnitSpec) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
@@ -248,6 +265,8 @@ def run_sweep(grid: Grid, run: Run | None = None, *, fresh_process: bool = True,
     measurer = _Measurer(grid, run, fresh_process, max_samples, deadline_s, unit_timeout_s)
     servers = contextlib.ExitStack()
     _start_servers(servers, todo)
+    if fresh_process and todo:  # after the servers: the children see their URLs
+        measurer.zygote = servers.enter_context(Zygote(_child_env()))
     bar = tqdm(total=len(units), initial=len(units) - len(todo), unit="run", desc="sweep",
                disable=not progress, mininterval=1.0, file=sys.stderr, dynamic_ncols=True)
     report = Reporter(len(units), len(units) - len(todo))
@@ -288,6 +307,7 @@ class _Measurer:
     max_samples: int
     deadline_s: float
     unit_timeout_s: float
+    zygote: Zygote | None = None  # forks the fresh processes (else a new interpreter each)
     warmed: set = field(default_factory=set)
     kept: dict = field(default_factory=dict)  # unit key -> (summary, samples), without a run
 
@@ -297,7 +317,8 @@ class _Measurer:
                         max_samples=self.max_samples, deadline_s=self.deadline_s)
         if self.fresh_process:
             row, task_rows = measure_fresh(spec, self.unit_timeout_s,
-                                           self.run.cells_dir if self.run is not None else None)
+                                           self.run.cells_dir if self.run is not None else None,
+                                           self.zygote)
         else:  # in one process a warm-up per cell is enough
             row, task_rows = measure_here(replace(spec, warmup=unit.cell not in self.warmed))
             self.warmed.add(unit.cell)
