@@ -36,6 +36,14 @@ def test_a_yaml_file_overrides_a_profile(tmp_path):
     assert (plan.profile, plan.timeout_s) == ("quick", 42)
 
 
+def test_the_quick_profile_does_not_measure_busy_units_again_unless_a_plan_asks(tmp_path):
+    assert batch.load_plan("quick", None).remeasure_tries == 0  # its record allows busy units
+    assert batch.load_plan("default", None).remeasure_tries == config.REMEASURE_TRIES["default"] > 0
+    path = tmp_path / "plan.yaml"
+    path.write_text("profile: quick\nremeasure_tries: 3\n")
+    assert batch.load_plan(None, path).remeasure_tries == 3
+
+
 @pytest.mark.parametrize("text, message", [
     ("profile: [unclosed", "not valid YAML at line 1"),
     ("- a list", "expected a mapping"),

@@ -6,6 +6,7 @@ YAML file (``-f``) that starts from a profile and overrides parameters::
     profile: quick            # the base profile (default: default)
     timeout_s: 600            # per-cell execution timeout
     remeasure_tries: 2        # how often a unit measured on a busy machine is measured again
+                              # (default: 0 in the quick profile, 2 in the others)
     notebooks:                # parameters per notebook (names as in the notebook)
       01-single-baseline: {TASK_COUNTS: [1000, 5000], REPETITIONS: 2}
 
@@ -118,7 +119,7 @@ def load_plan(profile: str | None = None, param_file: Path | None = None) -> Pla
     """The checked plan of a profile, or of a YAML file; ``PlanError`` on any problem."""
     overrides: dict[str, Any] = {}
     timeout = None
-    tries = REMEASURE_TRIES
+    tries = None
     where = f"profile {profile or 'default'}"
     if param_file is not None:
         data = _read_yaml(param_file)
@@ -132,8 +133,9 @@ def load_plan(profile: str | None = None, param_file: Path | None = None) -> Pla
                             f"{profile!r}")
         profile = data.get("profile", profile)
         timeout = data.get("timeout_s")
-        tries = data.get("remeasure_tries", REMEASURE_TRIES)
-        if isinstance(tries, bool) or not isinstance(tries, int) or tries < 0:
+        tries = data.get("remeasure_tries")
+        if tries is not None and (isinstance(tries, bool) or not isinstance(tries, int)
+                                  or tries < 0):
             raise PlanError(f"{where}: remeasure_tries must be a whole number >= 0, "
                             f"got {tries!r}")
         overrides = data.get("notebooks") or {}
@@ -161,6 +163,8 @@ def load_plan(profile: str | None = None, param_file: Path | None = None) -> Pla
                 values.update(extra)
         _check_parameters(spec, values, where)
         notebooks.append((spec, values))
+    if tries is None:
+        tries = config.REMEASURE_TRIES[profile]
     return Plan(where, profile, timeout or config.TIMEOUT_S[profile], notebooks, tries)
 
 

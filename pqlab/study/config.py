@@ -110,6 +110,10 @@ PROFILE_HELP = {
 # Per-cell execution timeout (s) of each profile: generous, it only catches a hang.
 # The full profile's longest cell is notebook 09's sweep (hours: 10 req/s points of 470 s).
 TIMEOUT_S = {"quick": 300, "default": 900, "full": 6 * 3600}
+# How often a sweep measures again a unit measured on a busy machine (a plan file's
+# ``remeasure_tries`` overrides it). The quick profile is a smoke check whose record is
+# written from busy units anyway: measuring them again would only slow it down.
+REMEASURE_TRIES = {"quick": 0, "default": 2, "full": 2}
 
 
 @dataclass(frozen=True)
