@@ -18,9 +18,8 @@ from pqlab.measure.overload import (
     SERVED,
     simulate_outcomes,
 )
-from pqlab.queues import QUEUES
+from pqlab.queues import QUEUES, PolicyFactory
 from pqlab.queues.policy import LevelPolicy, QueuePolicy
-from pqlab.queues.policystorage import POLICY_CLASSES
 from pqlab.queues.syncqueue import PolicyThreadSafeBucketQueue, ThreadSafeBucketQueue
 from pqlab.scenarios.loadparams import LoadParams, ServiceTime, choose_driver
 from pqlab.study.loadframes import (
@@ -301,11 +300,7 @@ def test_the_overload_warning_says_what_happens_past_saturation():
 # -- DELAY: verification knows the policy's order ------------------------------------------
 
 
-class PlainNoDemotionQueue(ThreadSafeBucketQueue):
-    """``NoDemotionQueue`` without a policy; with one it becomes that."""
-
-
-class NoDemotionQueue(PolicyThreadSafeBucketQueue, PlainNoDemotionQueue):
+class NoDemotionQueue(PolicyThreadSafeBucketQueue):
     """Wrong on purpose: a timed-out DELAY request keeps its place (served early, FIFO)."""
 
     def _expire_heads(self, state):
@@ -314,10 +309,10 @@ class NoDemotionQueue(PolicyThreadSafeBucketQueue, PlainNoDemotionQueue):
 
 
 @pytest.fixture
-def no_demotion_queue(monkeypatch):
+def no_demotion_queue():
     name = "test.NoDemotionQueue"
-    monkeypatch.setitem(POLICY_CLASSES, PlainNoDemotionQueue, NoDemotionQueue)
-    pqlab.register_queue(name, PlainNoDemotionQueue, thread_safe=True, async_safe=False)
+    pqlab.register_queue(name, PolicyFactory(ThreadSafeBucketQueue, NoDemotionQueue),
+                         thread_safe=True, async_safe=False)
     yield name
     pqlab.unregister_queue(name)
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from pqlab.core.task import PRIORITY_LEVELS, Task, next_seq
+from pqlab.queues import create_queue
 from pqlab.queues.asyncqueue import AsyncBucketQueue, QueueShutDown
 from pqlab.queues.bridge import BridgeBucketQueue
 from pqlab.queues.policy import OUTCOMES, LevelPolicy, QueuePolicy, Rejected, TimeoutAction
@@ -143,7 +144,8 @@ def joined(threads: list[threading.Thread]) -> None:
 
 
 def run_threads(ledger: Ledger) -> ThreadSafeBucketQueue:
-    q = ThreadSafeBucketQueue(policy=POLICY, on_expired=lambda t: ledger.expired.append(t.seq))
+    q = create_queue("ThreadSafeBucketQueue", policy=POLICY,
+                     on_expired=lambda t: ledger.expired.append(t.seq))
     preload(ledger, q.put)
     consumers = [started(consume, ledger, q.get) for _ in range(CONSUMERS)]
     producers = [started(produce, ledger, q.put, q.cancel, seed) for seed in range(PRODUCERS)]
@@ -155,7 +157,8 @@ def run_threads(ledger: Ledger) -> ThreadSafeBucketQueue:
 
 def run_asyncio(ledger: Ledger) -> AsyncBucketQueue:
     async def main():
-        q = AsyncBucketQueue(policy=POLICY, on_expired=lambda t: ledger.expired.append(t.seq))
+        q = create_queue("AsyncBucketQueue", policy=POLICY,
+                         on_expired=lambda t: ledger.expired.append(t.seq))
         preload(ledger, q.put_nowait)
         consumers = [asyncio.create_task(consume_async(ledger, q.get)) for _ in range(CONSUMERS)]
         await asyncio.wait_for(asyncio.gather(*(produce_async(ledger, q.put, q.cancel, seed)
@@ -169,7 +172,8 @@ def run_asyncio(ledger: Ledger) -> AsyncBucketQueue:
 
 def run_bridge(ledger: Ledger) -> BridgeBucketQueue:
     """Threads produce on ``sync_q``; half the consumers are threads, half coroutines."""
-    q = BridgeBucketQueue(policy=POLICY, on_expired=lambda t: ledger.expired.append(t.seq))
+    q = create_queue("BridgeBucketQueue", policy=POLICY,
+                     on_expired=lambda t: ledger.expired.append(t.seq))
 
     async def coroutines():
         await asyncio.gather(*(consume_async(ledger, q.async_q.get)

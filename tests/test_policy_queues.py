@@ -8,6 +8,7 @@ import time
 import pytest
 
 from pqlab.core.task import Priority, Task, make_workload, next_seq
+from pqlab.queues import create_queue
 from pqlab.queues.asyncqueue import AsyncBucketQueue, AsyncQueue, PolicyAsyncBucketQueue
 from pqlab.queues.bridge import BridgeBucketQueue, BridgeQueue, PolicyBridgeBucketQueue
 from pqlab.queues.policy import LevelPolicy, PolicyError, QueuePolicy, Rejected, TimeoutAction
@@ -44,11 +45,11 @@ class Face:
         self.loop = asyncio.new_event_loop()
         self.kind = kind
         if kind == "thread":
-            self.queue = self.face = ThreadSafeBucketQueue(**kwargs)
+            self.queue = self.face = create_queue("ThreadSafeBucketQueue", **kwargs)
         elif kind == "asyncio":
-            self.queue = self.face = AsyncBucketQueue(**kwargs)
+            self.queue = self.face = create_queue("AsyncBucketQueue", **kwargs)
         else:
-            self.queue = BridgeBucketQueue(**kwargs)
+            self.queue = create_queue("BridgeBucketQueue", **kwargs)
             self.face = self.queue.sync_q if kind == "bridge-sync" else self.queue.async_q
         self.is_async = kind in ("asyncio", "bridge-async")
 
@@ -133,11 +134,34 @@ def test_without_a_policy_order_cancel_depths_and_drain_work_and_counts_ask_for_
     assert q.depths() == {1: 0, 2: 0, 3: 0, 4: 0}
 
 
-def test_an_active_policy_makes_the_policy_subclass():
+@pytest.mark.parametrize("cls, policed", [
+    (ThreadSafeBucketQueue, PolicyThreadSafeBucketQueue),
+    (AsyncBucketQueue, PolicyAsyncBucketQueue),
+    (BridgeBucketQueue, PolicyBridgeBucketQueue)])
+def test_the_registry_s_factory_picks_the_policed_class_for_an_active_policy(cls, policed):
     policy = QueuePolicy(levels={LOW: LevelPolicy(max_queue_size=2)})
-    assert type(ThreadSafeBucketQueue(policy=policy)) is PolicyThreadSafeBucketQueue
-    assert type(AsyncBucketQueue(policy=policy)) is PolicyAsyncBucketQueue
-    bridge = BridgeBucketQueue(policy=policy)
+    made = create_queue(cls.__name__, policy=policy)
+    assert type(made) is policed and isinstance(made, cls)
+    assert type(policed(policy=policy)) is policed
+    for plain_policy in (None, QueuePolicy()):
+        assert type(create_queue(cls.__name__, policy=plain_policy)) is cls
+    assert type(create_queue(cls.__name__)) is cls
+
+
+@pytest.mark.parametrize("cls", [ThreadSafeBucketQueue, AsyncBucketQueue, BridgeBucketQueue])
+def test_a_plain_class_constructs_plainly_and_names_the_factory_for_an_active_policy(cls):
+    policy = QueuePolicy(levels={LOW: LevelPolicy(max_queue_size=2)})
+    with pytest.raises(PolicyError, match=rf"create_queue\('{cls.__name__}', policy=...\)"
+                                          rf".*Policy{cls.__name__}"):
+        cls(policy=policy)
+    with pytest.raises(PolicyError, match="needs an active policy"):
+        {ThreadSafeBucketQueue: PolicyThreadSafeBucketQueue, AsyncBucketQueue:
+         PolicyAsyncBucketQueue, BridgeBucketQueue: PolicyBridgeBucketQueue}[cls](policy=None)
+
+
+def test_the_policed_bridge_offers_its_methods_on_both_faces():
+    bridge = create_queue("BridgeBucketQueue",
+                          policy=QueuePolicy(levels={LOW: LevelPolicy(max_queue_size=2)}))
     assert type(bridge) is PolicyBridgeBucketQueue and isinstance(bridge, BridgeBucketQueue)
     assert bridge.sync_q.put == bridge.put and bridge.async_q.put == bridge.async_put
     assert bridge.async_q.cancel == bridge.sync_q.cancel == bridge.cancel
@@ -328,8 +352,9 @@ def test_a_bad_request_timeout_raises_one_error_and_queues_nothing(make, request
 ])
 def test_a_policy_that_does_not_fit_the_queue_is_refused(cls, policy, match):
     with pytest.raises(PolicyError, match=match):
-        cls(policy=policy)
-    cls(policy=QueuePolicy(levels={5: LevelPolicy(max_queue_size=1)}), levels=(1, 5))
+        create_queue(cls.__name__, policy=policy)
+    create_queue(cls.__name__, policy=QueuePolicy(levels={5: LevelPolicy(max_queue_size=1)}),
+                 levels=(1, 5))
 
 
 def test_an_unknown_priority_is_still_a_value_error_with_a_policy(make):
@@ -346,7 +371,8 @@ def test_an_unknown_priority_is_still_a_value_error_with_a_policy(make):
 
 def test_join_does_not_wait_for_expired_or_cancelled_requests():
     clock = Clock()
-    q = ThreadSafeBucketQueue(policy=QueuePolicy(LevelPolicy(default_timeout_s=1)), clock=clock)
+    q = PolicyThreadSafeBucketQueue(policy=QueuePolicy(LevelPolicy(default_timeout_s=1)),
+                                    clock=clock)
     a, b, c = task(), task(), task()
     for t in (a, b, c):
         q.put(t)
@@ -391,7 +417,7 @@ def test_a_failing_callback_goes_to_the_unraisable_hook_and_the_get_still_return
 
 
 def test_a_cancel_wakes_a_putter_waiting_for_room_in_a_bounded_queue():
-    q = ThreadSafeBucketQueue(maxsize=1, policy=QueuePolicy(LevelPolicy(max_queue_size=5)))
+    q = PolicyThreadSafeBucketQueue(maxsize=1, policy=QueuePolicy(LevelPolicy(max_queue_size=5)))
     first = task()
     q.put(first)
     second = task()
@@ -422,7 +448,7 @@ def wait_until(condition, timeout_s=10.0):
 def test_a_get_that_finds_the_queue_expired_wakes_a_blocked_putter(kind):
     clock = Clock()
     queue_class = ThreadSafeBucketQueue if kind == "thread" else BridgeBucketQueue
-    whole = queue_class(1, policy=REJECT_SOON, clock=clock)
+    whole = create_queue(queue_class.__name__, 1, policy=REJECT_SOON, clock=clock)
     q = whole if kind == "thread" else whole.sync_q
     a, b = task(), task()
     q.put(a)
@@ -442,7 +468,7 @@ def test_an_async_get_that_finds_the_queue_expired_wakes_a_waiting_async_putter(
 
     async def main():
         queue_class = AsyncBucketQueue if kind == "asyncio" else BridgeBucketQueue
-        whole = queue_class(1, policy=REJECT_SOON, clock=clock)
+        whole = create_queue(queue_class.__name__, 1, policy=REJECT_SOON, clock=clock)
         q = whole if kind == "asyncio" else whole.async_q
         a, b = task(), task()
         await q.put(a)
@@ -460,7 +486,7 @@ def test_a_put_that_expires_its_full_level_passes_the_room_on_to_the_next_putter
     clock = Clock()
     policy = QueuePolicy(LevelPolicy(), levels={LOW: LevelPolicy(max_queue_size=3,
                                                                  default_timeout_s=1.0)})
-    q = ThreadSafeBucketQueue(4, policy=policy, clock=clock)
+    q = PolicyThreadSafeBucketQueue(4, policy=policy, clock=clock)
     for _ in range(3):
         q.put(task(LOW))
     q.put(task(HIGH))
@@ -498,7 +524,7 @@ def test_100000_expiries_never_drained_keep_only_the_newest_keep_expired(kind):
 
 def test_with_on_expired_no_expiry_is_kept_after_it_is_reported():
     clock, reported = Clock(), []
-    q = ThreadSafeBucketQueue(policy=QueuePolicy(LevelPolicy(default_timeout_s=1.0)),
+    q = PolicyThreadSafeBucketQueue(policy=QueuePolicy(LevelPolicy(default_timeout_s=1.0)),
                               clock=clock, on_expired=reported.append)
     for _ in range(1000):
         q.put(task())
@@ -509,5 +535,5 @@ def test_with_on_expired_no_expiry_is_kept_after_it_is_reported():
 @pytest.mark.parametrize("bad", [-1, 1.5, True, "10"])
 def test_keep_expired_must_be_a_whole_number(bad):
     with pytest.raises(ValueError, match="keep_expired must be a whole number >= 0"):
-        ThreadSafeBucketQueue(policy=QueuePolicy(LevelPolicy(default_timeout_s=1.0)),
+        PolicyThreadSafeBucketQueue(policy=QueuePolicy(LevelPolicy(default_timeout_s=1.0)),
                               keep_expired=bad)

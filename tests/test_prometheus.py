@@ -19,8 +19,7 @@ from redis_helpers import private_server
 
 from pqlab.cli import main as cli
 from pqlab.core.task import Priority, Task, make_workload, next_seq
-from pqlab.queues import QUEUES
-from pqlab.queues.asyncqueue import AsyncBucketQueue
+from pqlab.queues import QUEUES, create_queue
 from pqlab.queues.bridge import BridgeBucketQueue
 from pqlab.queues.policy import LevelPolicy, QueuePolicy, Rejected
 from pqlab.queues.prometheus import (
@@ -97,8 +96,8 @@ def test_a_policy_queue_scrapes_as_its_own_counts_and_depths(registry, endpoint)
     clock = Clock()
     policy = QueuePolicy(levels={Priority.HIGH: LevelPolicy(default_timeout_s=5.0),
                                  Priority.LOW: LevelPolicy(max_queue_size=3)})
-    q = instrument(ThreadSafeBucketQueue(policy=policy, clock=clock), name="policed",
-                   registry=registry)
+    q = instrument(create_queue("ThreadSafeBucketQueue", policy=policy, clock=clock),
+                   name="policed", registry=registry)
     assert isinstance(q, InstrumentedSyncQueue)
     puts = {Priority.CRITICAL: 3, Priority.HIGH: 2, Priority.NORMAL: 4, Priority.LOW: 3}
     items = {level: [task(level) for _ in range(n)] for level, n in puts.items()}
@@ -228,7 +227,8 @@ def test_threads_conserve_every_request_and_observe_every_wait(registry, endpoin
 def test_an_async_queue_with_a_policy_scrapes_as_its_counts(registry, endpoint):
     clock = Clock()
     policy = QueuePolicy(LevelPolicy(max_queue_size=2, default_timeout_s=1.0))
-    q = instrument(AsyncBucketQueue(policy=policy, clock=clock), name="aio", registry=registry)
+    q = instrument(create_queue("AsyncBucketQueue", policy=policy, clock=clock), name="aio",
+                   registry=registry)
     assert isinstance(q, InstrumentedAsyncQueue)
     kept = task(Priority.HIGH)
 
@@ -424,7 +424,7 @@ def test_run_serves_the_queues_metrics_while_it_lasts(capsys):
     runner.join(120)
     assert served > 0 and codes == [0]
     assert f"metrics of ThreadSafeBucketQueue at {url}" in capsys.readouterr().err
-    assert QUEUES["ThreadSafeBucketQueue"].factory is ThreadSafeBucketQueue  # restored
+    assert QUEUES["ThreadSafeBucketQueue"].factory.plain is ThreadSafeBucketQueue  # restored
     with pytest.raises(OSError):
         urllib.request.urlopen(url, timeout=5)  # the endpoint ended with the run
 
@@ -435,7 +435,7 @@ def test_instrumenting_leaves_process_backed_queues_and_restores_the_registry():
         made = QUEUES["ThreadSafeBucketQueue"].factory()
         assert isinstance(made, InstrumentedSyncQueue)
         made.unexport()
-    assert QUEUES["ThreadSafeBucketQueue"].factory is ThreadSafeBucketQueue
+    assert QUEUES["ThreadSafeBucketQueue"].factory.plain is ThreadSafeBucketQueue
 
 
 # -- histogram_quantiles ----------------------------------------------------------------------
@@ -588,8 +588,8 @@ def test_a_bridges_own_put_and_get_are_recorded_like_its_faces(registry, endpoin
 @pytest.mark.parametrize("kind", ["thread", "asyncio", "bridge-async"])
 def test_a_put_refused_by_maxsize_under_a_policy_counts_as_rejected(registry, endpoint, kind):
     policy = QueuePolicy(LevelPolicy(max_queue_size=10))
-    raw = {"thread": ThreadSafeBucketQueue, "asyncio": AsyncBucketQueue,
-           "bridge-async": BridgeBucketQueue}[kind](1, policy=policy)
+    raw = create_queue({"thread": "ThreadSafeBucketQueue", "asyncio": "AsyncBucketQueue",
+                        "bridge-async": "BridgeBucketQueue"}[kind], 1, policy=policy)
     q = instrument(raw, name=f"full-{kind}", registry=registry)
     face = q.async_q if kind == "bridge-async" else q
     face.put_nowait(task(Priority.NORMAL))

@@ -18,10 +18,10 @@ import pytest
 from redis_helpers import private_server
 
 from pqlab.core.task import STOP, Priority, Task, make_workload, stop_sentinels
+from pqlab.queues import create_queue
 from pqlab.queues.policy import LevelPolicy, PolicyError, QueuePolicy, Rejected
 from pqlab.queues.redisqueue import COUNTED, AckStatus, RedisPriorityQueue
 from pqlab.queues.redisserver import RedisUnavailable
-from pqlab.queues.syncqueue import ThreadSafeBucketQueue
 
 pytestmark = pytest.mark.redis
 
@@ -242,7 +242,7 @@ def test_delay_puts_timed_out_requests_behind_their_level_as_in_process(server):
     redis_order = [c.task.seq for c in q.claim(count=10)]
 
     now = [0.0]  # the in-process queue on a fake clock, past both timeouts
-    local = ThreadSafeBucketQueue(policy=DELAY_POLICY, clock=lambda: now[0])
+    local = create_queue("ThreadSafeBucketQueue", policy=DELAY_POLICY, clock=lambda: now[0])
     _delay_sequence(lambda t, own: local.put(t, request_timeout_s=own))
     now[0] = 1.0
     local_order = [local.get().seq for _ in range(6)]
@@ -256,7 +256,7 @@ def test_request_timeouts_follow_the_in_process_rules_and_store_nothing(server):
         1: LevelPolicy(default_timeout_s=1.0, allow_timeout_override=True),
         2: LevelPolicy(default_timeout_s=1.0)})
     q = make(server, policy)
-    local = ThreadSafeBucketQueue(policy=policy)
+    local = create_queue("ThreadSafeBucketQueue", policy=policy)
     for level, own in ((1, 2.0), (1, -1), (1, float("inf")), (1, True), (2, 0.5)):
         with pytest.raises(PolicyError) as in_process:
             local.put(task(level, 1), request_timeout_s=own)
@@ -685,7 +685,8 @@ SHORT_BEHIND_LONG = QueuePolicy(LevelPolicy(), levels={LOW: LevelPolicy(
 
 
 def test_a_full_reject_level_drops_every_expired_request_in_process_and_on_redis(server):
-    in_process = full_level_sequence(ThreadSafeBucketQueue(policy=SHORT_BEHIND_LONG))
+    in_process = full_level_sequence(create_queue("ThreadSafeBucketQueue",
+                                                  policy=SHORT_BEHIND_LONG))
     on_redis = full_level_sequence(RedisPriorityQueue(server.url, policy=SHORT_BEHIND_LONG,
                                                       owner=True))
     expected = (["admitted", "admitted", "admitted", "rejected"],

@@ -45,10 +45,9 @@ from pqlab.core.task import Task, make_workload
 from pqlab.harness.runner import measure_queue_memory
 from pqlab.measure import significance
 from pqlab.measure.records import UntimedPass
-from pqlab.queues import QUEUES, QueueSpec
+from pqlab.queues import QUEUES, QueueSpec, create_queue
 from pqlab.queues.policy import LevelPolicy, QueuePolicy
 from pqlab.queues.prometheus import instrument
-from pqlab.queues.syncqueue import ThreadSafeBucketQueue
 from pqlab.scenarios import SCENARIOS, Workers, single_async_pass, untimed_of
 
 # Odd, so the median is one measured value; 9 make the median's CI a 99% one (99.6%;
@@ -248,8 +247,9 @@ def per_operation(cost: Callable[[list[Task]], float]) -> Callable[[list[Task]],
 
 
 def policy_queue(name: str, policy: QueuePolicy) -> QueueSpec:
-    """An unregistered ``ThreadSafeBucketQueue`` made with ``policy``."""
-    return QueueSpec(name, lambda: ThreadSafeBucketQueue(policy=policy), thread_safe=True,
+    """An unregistered ``ThreadSafeBucketQueue`` made with ``policy`` (through the registry)."""
+    return QueueSpec(name, lambda: create_queue("ThreadSafeBucketQueue", policy=policy),
+                     thread_safe=True,
                      async_safe=False, description=f"ThreadSafeBucketQueue(policy={policy!r})")
 
 

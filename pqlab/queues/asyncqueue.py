@@ -1,11 +1,12 @@
 """pqlab's asyncio-native queue: ``asyncio.Queue``'s methods once, storage from hooks.
 
 ``AsyncQueue`` has the API of ``asyncio.Queue`` (Python 3.13, with
-``shutdown``); ``AsyncBucketQueue`` is the bucket policy in it. Like
+``shutdown``); ``AsyncBucketQueue`` is bucket storage in it. Like
 ``asyncio.Queue`` it is not thread-safe: use it from one event loop (the
-bridge, ``pqlab.queues.bridge``, serves threads and coroutines together). Under an
-active ``QueuePolicy`` ``AsyncBucketQueue(policy=...)`` makes a
-``PolicyAsyncBucketQueue``, its subclass with policy storage.
+bridge, ``pqlab.queues.bridge``, serves threads and coroutines together).
+``PolicyAsyncBucketQueue`` is ``AsyncBucketQueue`` with the storage an
+active ``QueuePolicy`` needs; ``create_queue("AsyncBucketQueue", policy=...)``
+picks between the two (``registry.PolicyFactory``).
 """
 
 from __future__ import annotations
@@ -14,13 +15,7 @@ import asyncio
 from typing import Any
 
 from pqlab.queues.policy import refuse_request_timeout
-from pqlab.queues.policystorage import (
-    POLICY_CLASSES,
-    PolicyBucketStorage,
-    policy_class_for,
-    report_expired,
-)
-from pqlab.queues.registry import register_queue
+from pqlab.queues.policystorage import PolicyBucketStorage, report_expired
 from pqlab.queues.storage import BucketStorage
 from pqlab.queues.waiters import FutureWaiter, Waiters
 
@@ -50,7 +45,7 @@ async def wait_on(waiters: Waiters) -> bool:
 
 
 class AsyncQueue:
-    """An asyncio queue; the storage policy comes from the hook mixin listed before it.
+    """An asyncio queue; the storage comes from the hook mixin listed before it.
 
     ``maxsize`` <= 0 means unbounded; ``storage_options`` go to the storage's
     ``_init``. A ``get`` cancelled while waiting never takes an item: the item
@@ -229,13 +224,12 @@ class AsyncBucketQueue(BucketStorage, AsyncQueue):
 
     Policy: as ``ThreadSafeBucketQueue``'s (``policy=``, ``on_expired=``,
     ``clock=``, ``put(request_timeout_s=)``, ``Rejected`` at once from a full
-    level); an active policy makes the instance a ``PolicyAsyncBucketQueue``,
-    and without one put and get cost what they did. ``on_expired`` runs on
-    the loop, after the call that found the expiry has changed the queue.
+    level) under an active policy, which needs ``PolicyAsyncBucketQueue``
+    (``create_queue("AsyncBucketQueue", policy=...)`` picks it); this class
+    takes none or a default one, and its put and get cost what they did.
+    ``on_expired`` runs on the loop, after the call that found the expiry
+    has changed the queue.
     """
-
-    def __new__(cls, *args: Any, **kwargs: Any) -> AsyncBucketQueue:
-        return object.__new__(policy_class_for(cls, kwargs.get("policy")))
 
     def cancel(self, item: Any) -> bool:
         """Remove ``item`` (the very object put) if still queued: True, else False.
@@ -272,7 +266,7 @@ class AsyncBucketQueue(BucketStorage, AsyncQueue):
 
 
 class PolicyAsyncBucketQueue(PolicyBucketStorage, AsyncBucketQueue):
-    """``AsyncBucketQueue`` under an active policy (made by it: see its docstring)."""
+    """``AsyncBucketQueue`` under an active policy (see its docstring)."""
 
     async def put(self, item: Any, *, request_timeout_s: float | None = None) -> None:
         """``AsyncQueue.put``, plus ``Rejected`` at once when the item's level is full."""
@@ -328,9 +322,3 @@ class PolicyAsyncBucketQueue(PolicyBucketStorage, AsyncBucketQueue):
     def _report_expired(self) -> None:
         report_expired(self.on_expired, self._take_unreported())
 
-
-POLICY_CLASSES[AsyncBucketQueue] = PolicyAsyncBucketQueue
-
-
-register_queue("AsyncBucketQueue", AsyncBucketQueue, thread_safe=False, async_safe=True,
-               api="async", description="pqlab: bucket storage, asyncio.Queue's API")

@@ -11,9 +11,10 @@ a coroutine waiting for one awaits a future that the notifying thread
 resolves through ``call_soon_threadsafe`` (directly when on the loop).
 When coroutines out-produce the getter threads, the loop hands a woken
 thread the GIL every ``HANDOFF_PUTS`` puts rather than let a backlog build
-that the thread would drain holding the GIL for milliseconds. Under an
-active ``QueuePolicy`` ``BridgeBucketQueue(policy=...)`` makes a
-``PolicyBridgeBucketQueue``, its subclass with policy storage.
+that the thread would drain holding the GIL for milliseconds.
+``PolicyBridgeBucketQueue`` is ``BridgeBucketQueue`` with the storage an
+active ``QueuePolicy`` needs; ``create_queue("BridgeBucketQueue",
+policy=...)`` picks between the two (``registry.PolicyFactory``).
 """
 
 from __future__ import annotations
@@ -25,8 +26,7 @@ from typing import Any
 
 from pqlab.queues.asyncqueue import QueueShutDown
 from pqlab.queues.policy import refuse_request_timeout
-from pqlab.queues.policystorage import POLICY_CLASSES, PolicyBucketStorage, policy_class_for
-from pqlab.queues.registry import register_queue
+from pqlab.queues.policystorage import PolicyBucketStorage
 from pqlab.queues.storage import BucketStorage
 from pqlab.queues.syncqueue import (
     BucketMethods,
@@ -277,19 +277,17 @@ class BridgeBucketQueue(BucketMethods, BucketStorage, BridgeQueue):
     ``async_q``, ``Rejected`` at once from a full level); ``cancel``,
     ``counts``, ``depths`` and ``drain_expired`` are the same plain methods
     on both faces (they take the lock for a moment and never wait). An active
-    policy makes the instance a ``PolicyBridgeBucketQueue``; without one put
-    and get cost what they did. ``on_expired`` runs in the thread or on the
-    loop whose call found the expiry, with the lock let go.
+    policy needs ``PolicyBridgeBucketQueue`` (``create_queue("BridgeBucketQueue",
+    policy=...)`` picks it); this class takes none or a default one, and its
+    put and get cost what they did. ``on_expired`` runs in the thread or on
+    the loop whose call found the expiry, with the lock let go.
     """
 
     BOTH_FACES = ("cancel", "counts", "depths", "drain_expired")
 
-    def __new__(cls, *args: Any, **kwargs: Any) -> BridgeBucketQueue:
-        return object.__new__(policy_class_for(cls, kwargs.get("policy")))
-
 
 class PolicyBridgeBucketQueue(PolicySyncMethods, PolicyBucketStorage, BridgeBucketQueue):
-    """``BridgeBucketQueue`` under an active policy (made by it: see its docstring)."""
+    """``BridgeBucketQueue`` under an active policy (see its docstring)."""
 
     async def async_put(self, item: Any, *, request_timeout_s: float | None = None) -> None:
         """``BridgeQueue.async_put``, plus ``Rejected`` at once when the item's level is full."""
@@ -309,10 +307,3 @@ class PolicyBridgeBucketQueue(PolicySyncMethods, PolicyBucketStorage, BridgeBuck
             if self._unreported:
                 self._report_expired()
 
-
-POLICY_CLASSES[BridgeBucketQueue] = PolicyBridgeBucketQueue
-
-
-register_queue("BridgeBucketQueue", BridgeBucketQueue, thread_safe=True, async_safe=True,
-               api="bridge",
-               description="pqlab: bucket storage with a thread face and an asyncio face")

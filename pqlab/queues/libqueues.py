@@ -19,8 +19,6 @@ from typing import Any
 import culsans
 import janus
 
-from pqlab.queues.registry import register_queue
-
 
 class JanusPriorityQueue(janus.PriorityQueue):
     """``janus.PriorityQueue`` holding ``(priority, put order, task)`` entries."""
@@ -57,10 +55,3 @@ class CulsansPriorityQueue(culsans.PriorityQueue):
 
     def _clear(self) -> None:
         self._entries.clear()
-
-
-register_queue("janus.PriorityQueue", JanusPriorityQueue, thread_safe=True, async_safe=True,
-               api="bridge", description="janus 2: a heap with a thread face and an asyncio face")
-register_queue("culsans.PriorityQueue", CulsansPriorityQueue, thread_safe=True,
-               async_safe=True, api="bridge",
-               description="culsans (aiologic): a heap with a thread face and an asyncio face")

@@ -20,8 +20,6 @@ import queue
 from multiprocessing.managers import BaseManager
 from typing import Any
 
-from pqlab.queues.registry import register_queue
-
 
 class QueueManager(BaseManager):
     """A manager that serves ``queue.PriorityQueue`` objects."""
@@ -44,8 +42,3 @@ def manager() -> QueueManager:
 def make_queue() -> Any:
     """A fresh, empty priority queue in the manager process; returns its proxy."""
     return manager().PriorityQueue()
-
-
-register_queue("multiprocessing", make_queue, thread_safe=True, async_safe=False,
-               process_safe=True,
-               description="queue.PriorityQueue in a multiprocessing manager process")

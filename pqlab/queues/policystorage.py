@@ -3,9 +3,11 @@
 ``PolicyBucketStorage`` has the four hooks of ``pqlab.queues.storage`` plus the
 policy's (``_cancel``, ``_counts``, ``_depths``, ``_drain_expired``,
 ``_drop_all``), all run with the queue's lock held (on an asyncio-only queue:
-on its event loop). It is used only when a policy is active: a bucket queue
-class made with ``policy=None`` or a default policy stays plain
-``BucketStorage`` (``policy_class_for``), so the default costs nothing.
+on its event loop). It is used only when a policy is active: each bucket
+queue class has a policed twin with this storage (``ThreadSafeBucketQueue``
+and ``PolicyThreadSafeBucketQueue``, say), which the registry's
+``PolicyFactory`` picks for an active policy; the plain class keeps
+``BucketStorage``, so the default costs nothing.
 
 Per level it keeps Triton's ``PolicyQueue`` shape: a deque of live requests
 and, where the level has timeouts, a parallel deque of their deadlines
@@ -319,13 +321,3 @@ class PolicyBucketStorage:
     def _depths(self) -> dict[int, int]:
         return {s.level: s.depth() for s in self._order}
 
-
-# A plain bucket queue class -> its subclass with policy storage (filled by the face modules).
-POLICY_CLASSES: dict[type, type] = {}
-
-
-def policy_class_for(cls: type, policy: QueuePolicy | None) -> type:
-    """The class to instantiate for ``cls(policy=policy)``: its policy subclass if active."""
-    if is_active(policy) and cls in POLICY_CLASSES:
-        return POLICY_CLASSES[cls]
-    return cls

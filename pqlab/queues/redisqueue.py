@@ -227,7 +227,6 @@ from pqlab.queues.redissentinel import (
     primary_url,
 )
 from pqlab.queues.redisserver import RedisUnavailable, check_reachable, redis_url
-from pqlab.queues.registry import register_queue
 
 KEY_NAMES = ("seq", "ready", "inflight", "body", "lease", "origin", "deliveries", "dead", "wake")
 POLICY_KEY_NAMES = ("policy", "counts", "expired", *(f"deadlines:{lvl}" for lvl in PRIORITY_LEVELS))
@@ -1481,8 +1480,3 @@ def make_queue(count: int = 1, url: str | None = None, **options) -> RedisPriori
     q = RedisPriorityQueue(redis_url(url), count=count, owner=True, **options)
     q.ping()
     return q
-
-
-register_queue("redis", make_queue, thread_safe=True, async_safe=False, process_safe=True,
-               description="Redis sorted sets, claim/ack with leases (at-least-once; "
-                           "needs redis-server)")

@@ -11,11 +11,21 @@ A queue object offers one or two *faces*:
 ``api="bridge"`` object exposes ``sync_q`` and ``async_q`` (the janus shape).
 Adapters add no work beyond the underlying calls: where a method would only
 forward, the adapter binds the underlying function instead.
+
+A queue is made by its spec's ``factory`` (``create_queue(name, **options)``
+calls it). A queue class is constructed plainly: what a class is made with
+is what it is. Where a bucket queue has a twin for an active
+``QueuePolicy`` (``ThreadSafeBucketQueue`` and ``PolicyThreadSafeBucketQueue``,
+say), its factory is a ``PolicyFactory``, which picks the twin when the
+``policy=`` it is given is active.
+
+``QUEUES`` keeps registration order: pqlab's own queues first, in the order
+``pqlab.queues.catalog.BUILTIN_QUEUES`` declares (the order the reports list
+them and the decision's last tie-break), then any registered later.
 """
 
 from __future__ import annotations
 
-import asyncio
 import heapq
 import queue
 import threading
@@ -23,6 +33,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
+
+from pqlab.queues.policy import is_active
 
 APIS = ("sync", "async", "bridge")
 
@@ -32,12 +44,17 @@ class QueueSpec:
     """A registered queue: how to make one and what it is safe for."""
 
     name: str
-    factory: Callable[[], Any]
+    factory: Callable[..., Any]
     thread_safe: bool
     async_safe: bool
     api: str = "sync"
     process_safe: bool = False
     description: str = ""
+
+    @property
+    def takes_policy(self) -> bool:
+        """Whether the factory takes ``policy=`` in process (a ``PolicyFactory``)."""
+        return isinstance(self.factory, PolicyFactory)
 
     @property
     def has_sync_face(self) -> bool:
@@ -46,6 +63,30 @@ class QueueSpec:
     @property
     def has_async_face(self) -> bool:
         return self.api in ("async", "bridge")
+
+
+class PolicyFactory:
+    """A queue's factory that picks its class by the policy: ``plain``, or ``policed``.
+
+    ``factory(*args, policy=p, **options)`` is ``policed(*args, policy=p,
+    **options)`` when ``p`` is active (``pqlab.queues.policy.is_active``: a
+    limit or a timeout), else ``plain(*args, policy=p, **options)``, so a
+    queue made with no policy or the default one keeps the unpoliced put and
+    get and costs what it did. Both classes take the same arguments.
+    """
+
+    __slots__ = ("plain", "policed")
+
+    def __init__(self, plain: type, policed: type) -> None:
+        self.plain = plain
+        self.policed = policed
+
+    def __call__(self, *args: Any, policy: Any = None, **options: Any) -> Any:
+        cls = self.policed if is_active(policy) else self.plain
+        return cls(*args, policy=policy, **options)
+
+    def __repr__(self) -> str:
+        return f"PolicyFactory({self.plain.__name__}, {self.policed.__name__})"
 
 
 def sync_face(spec: QueueSpec, obj: Any) -> Any:
@@ -147,20 +188,19 @@ def unregister_queue(name: str) -> None:
     del QUEUES[name]
 
 
+def create_queue(name: str, *args: Any, **options: Any) -> Any:
+    """A fresh queue of the one registered as ``name``: its factory called with the arguments.
+
+    ``create_queue("ThreadSafeBucketQueue", policy=QueuePolicy(...))`` gives a
+    ``PolicyThreadSafeBucketQueue`` when the policy is active (``PolicyFactory``).
+    ``KeyError`` names the registered queues if ``name`` is not one.
+    """
+    return get_spec(name).factory(*args, **options)
+
+
 def get_spec(name: str) -> QueueSpec:
     """Return the spec registered under ``name``; ``KeyError`` names the allowed ones."""
     try:
         return QUEUES[name]
     except KeyError:
         raise KeyError(f"unknown queue {name!r}; allowed: {', '.join(QUEUES)}") from None
-
-
-register_queue("heapq", HeapqQueue, thread_safe=False, async_safe=False,
-               description="stdlib heapq on a list (single-threaded)")
-register_queue("queue.PriorityQueue", queue.PriorityQueue, thread_safe=True, async_safe=False,
-               description="stdlib queue.PriorityQueue (thread-safe, blocking)")
-register_queue("asyncio.PriorityQueue", asyncio.PriorityQueue, thread_safe=False,
-               async_safe=True, api="async",
-               description="stdlib asyncio.PriorityQueue (coroutine-safe)")
-register_queue("ThreadSafeHeapQueue", ThreadSafeHeapQueue, thread_safe=True, async_safe=False,
-               description="heapq guarded by a threading.Lock (the POC's custom queue)")

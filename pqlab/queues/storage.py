@@ -1,6 +1,6 @@
-"""Storage policies: the four hooks a queue class calls to hold its items.
+"""Storages: the four hooks a queue class calls to hold its items.
 
-A policy is a mixin of four methods, the shape of CPython's ``queue.Queue``
+A storage is a mixin of four methods, the shape of CPython's ``queue.Queue``
 hooks; the queue base class (``syncqueue.SyncQueue``,
 ``asyncqueue.AsyncQueue``) owns locking and waiting and calls them with its
 lock held (or on its event loop):
@@ -8,7 +8,7 @@ lock held (or on its event loop):
 - ``_init(**options)``: create the empty storage;
 - ``_qsize()``: how many items are held;
 - ``_put(item)``: add one item; may raise ``ValueError`` for an item the
-  policy cannot hold, before changing anything;
+  storage cannot hold, before changing anything;
 - ``_get()``: remove and return the next item; raises ``IndexError`` when
   empty (so a caller can try first and count never: see ``SyncQueue.get``).
 
@@ -18,8 +18,9 @@ the storage used under an active ``QueuePolicy``).
 
 Items are pqlab ``Task`` objects or anything with an integer ``priority``
 (lower is served first); within a priority, items leave in the order they
-were put. Payloads are never compared. A new policy (aging, say) is one more
-mixin with the same four hooks.
+were put. Payloads are never compared. A new storage (aging, say) is one more
+mixin with the same four hooks. "Policy" means one thing in pqlab: a
+``QueuePolicy`` (``pqlab.queues.policy``), limits and timeouts per level.
 """
 
 from __future__ import annotations
@@ -33,6 +34,17 @@ from typing import Any
 
 from pqlab.core.task import PRIORITY_LEVELS
 from pqlab.queues.policy import PolicyError, QueuePolicy, check_policy, is_active
+
+
+def active_policy_refused(cls_name: str) -> str:
+    """Why ``cls_name`` refuses an active policy, and what takes one."""
+    if cls_name in ("ThreadSafeBucketQueue", "AsyncBucketQueue", "BridgeBucketQueue"):
+        return (f"{cls_name} takes no active policy (a limit or a timeout): make it with "
+                f"pqlab.queues.create_queue({cls_name!r}, policy=...), which picks "
+                f"Policy{cls_name}, or construct Policy{cls_name} itself")
+    return (f"{cls_name} takes no active policy (a limit or a timeout): use "
+            "ThreadSafeBucketQueue, AsyncBucketQueue or BridgeBucketQueue through "
+            "pqlab.queues.create_queue(name, policy=...)")
 
 
 class HeapStorage:
@@ -66,7 +78,8 @@ class BucketStorage:
     ``policy`` may be None or a default ``QueuePolicy`` (unbounded, no
     timeouts: nothing to enforce, so ``on_expired`` is never called); it must
     name only levels the queue has (``PolicyError``). An active policy needs
-    ``PolicyBucketStorage``: a bucket queue class picks it by itself.
+    ``PolicyBucketStorage``, in the class's policed twin: ``PolicyError``
+    names it and the registry's factory, which picks it.
     """
 
     def _init(self, levels: Iterable[int] = PRIORITY_LEVELS, policy: QueuePolicy | None = None,
@@ -76,8 +89,7 @@ class BucketStorage:
             raise ValueError("a bucket queue needs at least one priority level")
         check_policy(policy, self.levels)
         if is_active(policy):
-            raise PolicyError(f"{type(self).__name__} takes no active policy: use "
-                              "ThreadSafeBucketQueue, AsyncBucketQueue or BridgeBucketQueue")
+            raise PolicyError(active_policy_refused(type(self).__name__))
         self.policy = policy
         self._buckets: tuple[deque, ...] = tuple(deque() for _ in self.levels)
         # priority -> that bucket's bound append: one dict lookup per put.

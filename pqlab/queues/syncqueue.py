@@ -1,12 +1,13 @@
 """pqlab's thread-safe queues: one base class owns locking, blocking and shutdown.
 
 ``SyncQueue`` has the public methods of ``queue.Queue`` (Python 3.13, with
-``shutdown``) written once; a storage policy (``pqlab.queues.storage``) supplies
-the four hooks. ``ThreadSafeBucketQueue`` is the bucket policy in it.
-``BucketQueue`` is the bucket policy alone, with no lock: the single-thread
-baseline beside ``heapq``. Under an active ``QueuePolicy``
-(``pqlab.queues.policy``) ``ThreadSafeBucketQueue(policy=...)`` makes a
-``PolicyThreadSafeBucketQueue``, its subclass with policy storage.
+``shutdown``) written once; a storage (``pqlab.queues.storage``) supplies
+the four hooks. ``ThreadSafeBucketQueue`` is bucket storage in it.
+``BucketQueue`` is bucket storage alone, with no lock: the single-thread
+baseline beside ``heapq``. ``PolicyThreadSafeBucketQueue`` is
+``ThreadSafeBucketQueue`` with the storage an active ``QueuePolicy``
+(``pqlab.queues.policy``) needs; ``create_queue("ThreadSafeBucketQueue",
+policy=...)`` picks between the two (``registry.PolicyFactory``).
 """
 
 from __future__ import annotations
@@ -18,13 +19,7 @@ from time import monotonic
 from typing import Any
 
 from pqlab.queues.policy import refuse_request_timeout
-from pqlab.queues.policystorage import (
-    POLICY_CLASSES,
-    PolicyBucketStorage,
-    policy_class_for,
-    report_expired,
-)
-from pqlab.queues.registry import register_queue
+from pqlab.queues.policystorage import PolicyBucketStorage, report_expired
 from pqlab.queues.storage import AgingBucketStorage, BucketStorage
 from pqlab.queues.waiters import Waiters
 
@@ -50,7 +45,7 @@ def deadline_of(block: bool, timeout: float | None) -> float | None:
 
 
 class SyncQueue:
-    """A thread-safe queue; the storage policy comes from the hook mixin listed before it.
+    """A thread-safe queue; the storage comes from the hook mixin listed before it.
 
     ``maxsize`` <= 0 means unbounded. ``storage_options`` go to the storage's
     ``_init`` (``levels=`` for buckets). Every public method takes ``mutex``;
@@ -359,21 +354,18 @@ class ThreadSafeBucketQueue(BucketMethods, BucketStorage, SyncQueue):
     (a full level raises ``Rejected`` at once, timeouts with ``REJECT`` or
     ``DELAY``, ``put(request_timeout_s=)``), ``on_expired`` is called with each
     item expired under ``REJECT``, outside the lock, and ``clock=`` (monotonic
-    seconds) replaces ``time.monotonic``. An active policy makes the instance
-    a ``PolicyThreadSafeBucketQueue``; with ``policy=None`` or a default policy
-    put and get are the unpoliced ones and cost what they did. ``cancel``,
-    ``depths`` and ``drain_expired`` work either way; ``counts`` needs a policy.
+    seconds) replaces ``time.monotonic``. This class takes ``policy=None`` or
+    a default policy (put and get are the unpoliced ones and cost what they
+    did); an active one needs ``PolicyThreadSafeBucketQueue``, which
+    ``create_queue("ThreadSafeBucketQueue", policy=...)`` picks by itself
+    (else ``PolicyError`` names it). ``cancel``, ``depths`` and
+    ``drain_expired`` work either way; ``counts`` needs a policy.
     """
-
-    def __new__(cls, *args: Any, **kwargs: Any) -> ThreadSafeBucketQueue:
-        return object.__new__(policy_class_for(cls, kwargs.get("policy")))
 
 
 class PolicyThreadSafeBucketQueue(PolicySyncMethods, PolicyBucketStorage, ThreadSafeBucketQueue):
-    """``ThreadSafeBucketQueue`` under an active policy (made by it: see its docstring)."""
-
-
-POLICY_CLASSES[ThreadSafeBucketQueue] = PolicyThreadSafeBucketQueue
+    """``ThreadSafeBucketQueue`` under an active policy (see its docstring); ``PolicyError``
+    for no policy or a default one."""
 
 
 class ThreadSafeAgingQueue(AgingBucketStorage, SyncQueue):
@@ -410,10 +402,3 @@ class BucketQueue(BucketStorage):
 
     def empty(self) -> bool:
         return not self._qsize()
-
-
-register_queue("BucketQueue", BucketQueue, thread_safe=False, async_safe=False,
-               description="pqlab: one deque per priority level, no lock (single-threaded)")
-register_queue("ThreadSafeBucketQueue", ThreadSafeBucketQueue, thread_safe=True,
-               async_safe=False,
-               description="pqlab: bucket storage, one lock, blocking get(timeout=), shutdown")

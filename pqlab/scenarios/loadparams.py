@@ -19,7 +19,6 @@ from pqlab.core.task import PRIORITY_LEVELS, Task, make_workload
 from pqlab.measure import theory
 from pqlab.queues import QUEUES, QueueSpec
 from pqlab.queues.policy import QueuePolicy, check_policy, is_active
-from pqlab.queues.policystorage import POLICY_CLASSES
 from pqlab.queues.redisqueue import make_queue as make_redis_queue
 
 ARRIVALS = ("poisson", "constant")
@@ -247,7 +246,7 @@ def policy_queues() -> list[str]:
     """The registered queues that take ``policy=`` and can ``cancel``: those a policy or
     patience can run on."""
     return [name for name, spec in QUEUES.items()
-            if spec.factory in POLICY_CLASSES or spec.factory in PROCESS_POLICY_FACTORIES]
+            if spec.takes_policy or spec.factory in PROCESS_POLICY_FACTORIES]
 
 
 def bounded_drivers(spec: QueueSpec, params: LoadParams) -> list[str]:

@@ -38,7 +38,6 @@ import janus
 from pqlab.queues import QUEUES, QueueSpec
 from pqlab.queues.asyncqueue import QueueShutDown
 from pqlab.queues.policy import QueuePolicy
-from pqlab.queues.policystorage import POLICY_CLASSES
 from pqlab.queues.syncqueue import ShutDown
 from pqlab.service.requests import Job
 
@@ -67,7 +66,7 @@ def modes_for(spec: QueueSpec) -> list[str]:
 
 def takes_policy(spec: QueueSpec) -> bool:
     """Whether ``spec``'s queues take ``policy=`` (the bucket queues)."""
-    return spec.factory in POLICY_CLASSES
+    return spec.takes_policy
 
 
 def check_fit(spec: QueueSpec, mode: str, policy: QueuePolicy | None) -> None:
