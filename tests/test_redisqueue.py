@@ -18,9 +18,9 @@ from redis_helpers import dead_url, private_server
 
 import pqlab
 from pqlab.core.task import STOP, Priority, Task, make_workload, stop_sentinels
+from pqlab.queues.rediskeys import PRIORITY_SHIFT
 from pqlab.queues.redisqueue import (
     ENQUEUE,
-    PRIORITY_SHIFT,
     RedisPriorityQueue,
     decode_task,
     encode_task,

@@ -1,5 +1,12 @@
 """``redis``: a reliable priority queue on Redis sorted sets, shared by processes and machines.
 
+The queue's keys are laid out in ``rediskeys``; every step that changes them
+is one Lua script of ``redisscripts`` (each with its KEYS/ARGV/returns
+header), run atomically by ``EVALSHA``. This module is the client: it packs
+the calls, numbers the requests, reconnects, and turns replies into tasks.
+The numbers measured for these choices are in the README's "Measured
+claims" (the Redis queue), with the command that re-checks each.
+
 Delivery is **at-least-once**. A consumer *claims* a task: it moves from the
 ready set to the in-flight set under a lease, and the consumer *acknowledges*
 it when done. A consumer that dies between claim and acknowledge never
@@ -8,55 +15,50 @@ it was and another consumer gets it: the task is not lost, but its first
 consumer may already have done some or all of the work, so the work may
 happen twice. Exactly-once would need the work and the acknowledgement to
 commit together, which a queue alone cannot promise, so consumers must be
-idempotent (deduplicate on ``task_id``).
+idempotent (deduplicate on ``task_id``). Claim reaps expired leases first,
+so no separate reaper process is needed; ``reap()`` runs the same step on
+its own. A task whose lease ran out after ``max_deliveries`` claims goes to
+the dead-letter set instead of back.
 
 Retries add no duplicates. A command whose reply is lost (connection
 dropped, server restarted) is sent again after reconnecting, and every
 script call carries a request number that the script records with its
-reply, so a resent enqueue does not enqueue twice, a resent claim returns
-what the first one claimed (same ids, same lease tokens) and a resent
-acknowledge says "already acknowledged" (``ack_each``). A thread sends one
-request at a time and resends only that one, so a client's record holds
-only its last request: one key per client thread (``reply:<client>``: the
-request number and the reply, msgpack), written by the same script as the
-change it records, so both survive a crash or neither does. It expires
-after ``record_s`` (32 s by default: the longest a resend can take, reply
-timeout plus reconnecting plus one connect, and slack), so the memory is one
-key per client thread active in that window, 120 bytes after an enqueue and
-184 after a one-task claim (``MEMORY USAGE``), whatever the call rate; a key
-per request would hold every call of the window (~850,000 at 26,700
-calls/s). A request numbered below the recorded one is a stale copy from an
-abandoned connection and is refused, never run. The record costs ~5% of an
-enqueue-claim-ack round trip with ``appendfsync always`` (1,147 µs against
-1,092) and ~1% with fsync off (513 against 506). A caller of a script that
-passes no record key (``redis-benchmark`` in ``redisbench``, ``redis-cli``)
-gets the old behaviour: a resend runs again. Plain commands are resent as
-they are: reads and ``DEL`` do no harm twice; a resent ``BZPOPMIN`` whose
-first send took the wake-up marker waits up to ``block_s`` longer, after
-which ``get`` claims anyway.
+reply (``redisscripts``' ``once``), so a resent enqueue does not enqueue
+twice, a resent claim returns what the first one claimed (same ids, same
+lease tokens) and a resent acknowledge says "already acknowledged"
+(``ack_each``). A thread sends one request at a time and resends only that
+one, so a client's record holds only its last request: one key per client
+thread (``rediskeys.record_key``), written by the same script as the change
+it records, so both survive a crash or neither does. It expires after
+``record_s`` (the longest a resend can take: reply timeout plus
+reconnecting plus one connect, and ``RECORD_SLACK_S``), so the memory is
+one key per client thread active in that window, whatever the call rate. A
+request numbered below the recorded one is a stale copy from an abandoned
+connection and is refused, never run. A caller of a script that passes no
+record key (``redis-benchmark`` in ``redisbench``, ``redis-cli``) gets a
+resend that runs again. Plain commands are resent as they are: reads and
+``DEL`` do no harm twice; a resent ``BZPOPMIN`` whose first send took the
+wake-up marker waits up to ``block_s`` longer, after which ``get`` claims
+anyway.
 
 Reconnecting backs off exponentially with full jitter (``Backoff``): the
-n-th wait is uniform in [0, min(0.25 s, 20 ms * 2**n)], until ``reconnect_s``
-(10 s) has passed since the first failure. A ``BUSY`` reply (the server is
-running another client's script past its ``busy-reply-threshold``, and did
-not run the command) is waited out the same way. Clients that lost the same server
-spread their reconnects instead of arriving together, at 8.0 attempts/s each
-while it is down (over 5 s; a fixed 50 ms wait made 19.6). After 0.5 s
-down, one client was back a median 77 ms after the restart began (max 227;
-the fixed 50 ms: 61, max 115; the private server answers 22 ms after
-starting).
+n-th wait is uniform in [0, min(``BACKOFF_CAP_S``, ``BACKOFF_BASE_S`` *
+2**n)], until ``reconnect_s`` has passed since the first failure, then
+``RedisUnavailable``. A ``BUSY`` reply (the server is running another
+client's script past its ``busy-reply-threshold``, and did not run the
+command) is waited out the same way. Clients that lost the same server
+spread their reconnects instead of arriving together.
 
 Replicas. On a ``redis+sentinel://`` URL (``pqlab.queues.redissentinel``)
 every connect first asks the Sentinels which server is the primary, so after
 a failover the reconnect loop above finds the promoted replica; while they
-name none (the vote takes ~2 s after the primary stops answering for
-``down-after-milliseconds``) the client waits and asks again, and never
-reopens a connection to an address they no longer name (a restarted old
-primary is a primary until they demote it). A ``READONLY`` reply (a demoted
-primary) is a lost connection. The request record replicates with the change
-it records, so a resend to the new primary is answered from it if the change
-reached it, and runs if it did not. Replication is asynchronous: a write the
-primary acknowledged and no replica got is lost when the primary dies. With
+name none the client waits and asks again, and never reopens a connection
+to an address they no longer name (a restarted old primary is a primary
+until they demote it). A ``READONLY`` reply (a demoted primary) is a lost
+connection. The request record replicates with the change it records, so a
+resend to the new primary is answered from it if the change reached it, and
+runs if it did not. Replication is asynchronous: a write the primary
+acknowledged and no replica got is lost when the primary dies. With
 ``min_replicas`` put and ack send ``WAIT min_replicas replica_timeout_ms``
 after the script, on the same connection (inside a script ``WAIT`` does not
 block), and return only when that many replicas have the write; else
@@ -66,70 +68,34 @@ request, so a retry never enqueues twice. A promoted replica that had the
 write keeps it; Redis promotes the replica with the most data, so the loss
 of a confirmed write is unlikely, not impossible.
 
-Layout, all keys under one hash tag ``{pqlab:NAME}`` so that a Redis Cluster
-keeps a queue, and so every script, on one slot:
+Bounds. One script call does bounded work (``REAP_LIMIT`` leases,
+``STEP_LIMIT`` expiries, drained or compared entries), so no call holds the
+server past its ``busy-reply-threshold``; ``claim``, ``drain_expired`` and
+``cancel`` by ``Task`` call again until done. Memory: the dead letters and
+the expired set keep the newest ``retain`` ids each (10,000 by default),
+with their body, origin and deliveries; the counts still count every one.
+A put to a full ``REJECT`` level drops all of its timed-out requests at
+once: at most the level's limit.
 
-- ``seq``: ``INCR`` counter: arrival order, and lease tokens;
-- ``ready``: sorted set, id -> ``priority * 2**48 + seq``. Lower scores first;
-  within a priority, by arrival. Scores are exact below 2**53, so priorities
-  0-31 and 2**48 (2.8e14) enqueues per queue; equal scores never occur;
-- ``inflight``: sorted set, id -> lease deadline (ms, server clock);
-- ``body`` (id -> task), ``lease`` (id -> token), ``origin`` (id -> ready
-  score, for the way back), ``deliveries`` (id -> claims so far): hashes;
-- ``dead``: sorted set, id -> time it was dead-lettered (the newest ``retain``
-  are kept, see "Bounds");
-- ``reply:<client>``: one client thread's last request and its reply (see above);
-- ``wake``: the marker a blocked consumer waits on with ``BZPOPMIN``. An
-  enqueue sets it; a claim that leaves tasks behind sets it again, so the
-  wake-up passes on to the next blocked consumer. It is state, not a signal:
-  set before a consumer blocks, it still wakes that consumer;
-- under a policy (below): ``policy`` (hash), ``counts`` (hash,
-  ``<level>:<name>``), ``expired`` (sorted set, id -> when it expired; the
-  newest ``retain`` are kept) and ``deadlines:<level>`` (sorted set, id ->
-  deadline in µs, server clock).
-
-Enqueue, claim, acknowledge and reap are each one Lua script, run atomically
-by ``EVALSHA`` (one round trip; after a server restart flushed the script
-cache, ``NOSCRIPT`` makes the client load them and send again). Claim reaps
-expired leases first, so no separate reaper process is needed; ``reap()``
-runs the same step on its own. A task whose lease ran out after
-``max_deliveries`` claims goes to the dead-letter set instead of back.
-
-Bounds. One script call does bounded work, so no call holds the server for
-long (past its ``busy-reply-threshold``, 5 s, every other client gets
-``BUSY``): a claim reaps at most ``REAP_LIMIT`` leases and, under a policy,
-expires at most ``STEP_LIMIT`` (1,000) timed-out requests, then returns what
-it has, and ``claim`` calls again if that was nothing; ``drain_expired``
-sweeps and takes at most ``STEP_LIMIT`` per call and calls until a call finds
-nothing more; ``cancel`` by ``Task`` compares at most ``STEP_LIMIT`` queued
-entries per call and goes on from where the last stopped. Memory: the dead
-letters and the expired set keep the newest ``retain`` ids each (10,000 by
-default), trimmed by the scripts that add to them, with their body, origin
-and deliveries; the counts still count every one. A put to a full
-``REJECT`` level drops all of its timed-out requests at once: at most the
-level's limit.
-
-Tasks are stored as JSON arrays of their fields: 62 bytes for a pqlab task
-(a pickled ``Task`` is 156). JSON rather than pickle: loading a pickle from a
-shared server runs whatever code anyone who can write to that server put
-there, and JSON is readable with ``redis-cli`` and by workers in any
-language. Encoding plus decoding costs ~5.5 µs here against ~4.2 µs for
-pickle: small beside one script call (a bare loopback round trip is ~25 µs;
-a write with ``appendfsync always`` ~250 µs). Payloads must be JSON values
-(tuples come back as lists).
+Tasks are stored as JSON arrays of their fields (``encode_task``), not
+pickles: loading a pickle from a shared server runs whatever code anyone who
+can write to that server put there, and JSON is readable with ``redis-cli``
+and by workers in any language. Payloads must be JSON values (tuples come
+back as lists).
 
 Policy. ``RedisPriorityQueue(..., policy=QueuePolicy(...))`` enforces
 Triton's queue policy (``pqlab.queues.policy``) inside the scripts, with the
 in-process semantics of ``pqlab.queues.policystorage``, for every process
-and client of the queue. What this added:
+and client of the queue:
 
 - The policy is stored with the queue (``policy``: its JSON and, per level
   1-4, the fields the scripts read) by the first client that has one, on a
-  queue nobody used yet, in one script (never half-written). It is fixed
-  from then on: a client made with another policy gets ``PolicyError``
-  naming both. A client without a policy checks on each thread's first
-  command (one round trip per thread, none per call) and marks the queue as
-  used (an empty ``seq``), so no policy can be stored under it afterwards.
+  queue nobody used yet, in one script (``CHECK``; never half-written). It
+  is fixed from then on: a client made with another policy gets
+  ``PolicyError`` naming both. A client without a policy checks on each
+  thread's first command (one round trip per thread, none per call) and
+  marks the queue as used (an empty ``seq``), so no policy can be stored
+  under it afterwards.
 - Stop sentinels (payload ``STOP``) are not requests: they go to a band of
   their own after every level (``STOP_LEVEL``), where no limit refuses
   them, they never expire and nothing counts them, so stopping consumers
@@ -150,10 +116,9 @@ and client of the queue. What this added:
   it pops, a put to a full ``REJECT`` level sweeps that level, and
   ``drain_expired`` sweeps every ``REJECT`` level. ``REJECT``: the request
   is never claimed; it goes to ``expired`` (``expired_tasks()``, and
-  ``drain_expired()`` takes them). ``DELAY``: its score moves to ``level *
-  2**48 + 2**47 + id``, behind every request of its level that has not timed
-  out and before the next level; the delayed keep their arrival order. Ids
-  stay below 2**47 on a policed queue.
+  ``drain_expired()`` takes them). ``DELAY``: it moves behind every request
+  of its level that has not timed out and before the next level
+  (``rediskeys``: scores); the delayed keep their arrival order.
 - ``cancel(task_or_id)`` removes a queued request (by id, O(log n); by
   ``Task``, a scan of its level, O(depth), as the bucket queues' ``cancel``,
   in calls of at most ``STEP_LIMIT`` entries).
@@ -163,33 +128,23 @@ and client of the queue. What this added:
   admitted = served + expired + cancelled + dead_lettered + queued + in
   flight holds exactly.
 
-Without a policy (or with a default one) the enqueue and acknowledge scripts
-are byte for byte the old ones, and claim and reap only gained a hook that
-is not called (and since, the dead letters' trim, which runs only when a
-task is dead-lettered): the median of per-round cost ratios against main's client
-(31 interleaved rounds of 2,000 calls, one server, fsync off, a busy
-2-core machine) was 1.00 for put, 0.96 for claim, 1.11 for ack, and 1.00,
-0.90, 0.96 with ``appendfsync always``: noise, no cost. A policy costs
-1.34x per put, 1.15x per claim, 1.21x per ack with fsync off, and is lost
-in the fsync with it on (0.98, 0.95, 1.12).
+Without a policy (or with a default one) the queue runs the unpoliced
+scripts (``ENQUEUE``, ``CLAIM``, ``ACK``, ``REAP``), which count nothing.
 
 Clients: one connection per thread, made on first use in that thread; a
 queue object pickles as its URL, name and options, so each process that
 unpickles it opens its own connections. A forked child forgets the
 connections, reply records, request numbers and buffers it inherited
 (``os.register_at_fork``) and makes its own: the parent's and the child's
-requests never share a number or a socket. Commands are packed here and go straight to
-redis-py's ``Connection`` (send, read the reply): redis-py's
-``Redis.evalsha`` adds packing of every argument, pooling, retry and
-telemetry layers; the enqueue script ran at 12,800 calls/s through it
-against 26,700 this way (fsync off, interleaved, one client). This module
-does its own reconnecting.
+requests never share a number or a socket. Commands are packed here and go
+straight to redis-py's ``Connection`` (send, read the reply), without
+redis-py's ``Redis.evalsha`` layers (packing of every argument, pooling,
+retry, telemetry); this module does its own reconnecting.
 """
 
 from __future__ import annotations
 
 import enum
-import hashlib
 import itertools
 import json
 import math
@@ -220,6 +175,28 @@ from pqlab.queues.policy import (
     is_active,
     refuse_request_timeout,
 )
+from pqlab.queues.rediskeys import (
+    MAX_PRIORITY,
+    STOP_LEVEL,
+    policy_keys,
+    queue_keys,
+    record_key,
+)
+from pqlab.queues.redisscripts import (
+    ACK,
+    CANCEL,
+    CHECK,
+    CLAIM,
+    DRAIN,
+    ENQUEUE,
+    POLICED_ACK,
+    POLICED_CLAIM,
+    POLICED_ENQUEUE,
+    POLICED_REAP,
+    REAP,
+    STATE,
+    Script,
+)
 from pqlab.queues.redissentinel import (
     Discovery,
     connected_replicas,
@@ -228,28 +205,22 @@ from pqlab.queues.redissentinel import (
 )
 from pqlab.queues.redisserver import RedisUnavailable, check_reachable, redis_url
 
-KEY_NAMES = ("seq", "ready", "inflight", "body", "lease", "origin", "deliveries", "dead", "wake")
-POLICY_KEY_NAMES = ("policy", "counts", "expired", *(f"deadlines:{lvl}" for lvl in PRIORITY_LEVELS))
 COUNTED = (*OUTCOMES, "dead_lettered", "redelivered")  # counts() per level
-PRIORITY_SHIFT = 2**48
-MAX_PRIORITY = 31  # (31 * 2**48 + seq) < 2**53 keeps every score an exact double
 DEFAULT_LEASE_S = 30.0  # a claimed task not acknowledged within this is given to someone else
 DEFAULT_MAX_DELIVERIES = 5  # claims before a task that keeps failing is dead-lettered
 DEFAULT_BLOCK_S = 1.0  # longest BZPOPMIN; a blocked consumer also reaps this often
 REAP_LIMIT = 100  # expired leases returned per script call: bounds the time a script runs
 # Expired requests a claim handles, queued entries a cancel by Task compares, and expired
-# requests a drain sweeps and takes, per script call: the rest waits for the next call.
-# A claim that expired 1,000 requests held the server 20-30 ms here (a busy 2-core
-# machine), far below Redis's 5 s busy-reply-threshold.
+# requests a drain sweeps and takes, per script call: the rest waits for the next call,
+# so a call stays far below Redis's 5 s busy-reply-threshold (README: measured claims).
 STEP_LIMIT = 1_000
 DEFAULT_RETAIN = 10_000  # dead letters kept, and expired requests kept (each): the newest
 MIN_LEASE_S = 0.001  # leases are whole milliseconds of the server's clock
-STOP_LEVEL = max(PRIORITY_LEVELS) + 1  # a policed queue's stop sentinels: after every level
 RECONNECT_S = 10.0  # keep retrying a lost connection this long (covers a server restart)
 SOCKET_TIMEOUT_S = 15.0  # a reply slower than this counts as a lost connection
 CONNECT_TIMEOUT_S = 2.0  # longest connect attempt (a host that drops packets never refuses)
 BACKOFF_BASE_S = 0.02  # first reconnect wait at most this: a live server takes the retry at once
-BACKOFF_CAP_S = 0.25  # no wait longer: 1.0 put a client back a median 229 ms after a restart
+BACKOFF_CAP_S = 0.25  # no wait longer (a cap of 1.0 s was slower back: README, measured claims)
 SCRIPT_LOADS = 3  # NOSCRIPT after this many loads: not a restart, the server forgets scripts
 RECORD_SLACK_S = 5.0  # a reply record outlives the client's last possible resend by this
 # How long put and ack wait for replicas under min_replicas: a replica on loopback
@@ -257,439 +228,6 @@ RECORD_SLACK_S = 5.0  # a reply record outlives the client's last possible resen
 DEFAULT_REPLICA_TIMEOUT_MS = 1_000
 # Longer timeouts are cut to this (142 years): now + timeout stays an exact score (< 2**53 µs).
 LONGEST_TIMEOUT_S = 2**52 / 1e6
-
-# Shared by the scripts that add to the dead letters or the expired set, called
-# once after adding: keep the newest ``keep`` ids of such a set; older ones go,
-# with their body, origin and deliveries. Each id goes once, so trimming costs at
-# most one removal per addition; fields go 1,000 per HDEL (below Lua's stack limit).
-_LUA_KEEP = """
-local function keep_newest(set, keep)
-  local excess = redis.call('ZCARD', set) - keep
-  if excess <= 0 then return end
-  local ids = redis.call('ZRANGE', set, 0, excess - 1)
-  for first = 1, #ids, 1000 do
-    local last = math.min(first + 999, #ids)
-    for _, hash in ipairs({KEYS[4], KEYS[6], KEYS[7]}) do
-      redis.call('HDEL', hash, unpack(ids, first, last))
-    end
-  end
-  redis.call('ZREMRANGEBYRANK', set, 0, excess - 1)
-end
-"""
-
-# Shared by claim and reap: return expired leases to the ready set with their
-# original score (they keep their place), or dead-letter them (the newest
-# ``keep`` dead letters are kept). ``counted`` (a policed queue's) is told of
-# each, before its origin is dropped. Needs keep_newest defined before it: by
-# _LUA_KEEP, or by _LUA_POLICY, which starts with it.
-_LUA_REAP_FUNCTIONS = """
-local function now_ms()
-  local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
-local function reap(now, limit, max_deliveries, keep, counted)
-  local expired = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now, 'LIMIT', 0, limit)
-  local requeued, dead = 0, 0
-  for _, id in ipairs(expired) do
-    redis.call('ZREM', KEYS[3], id)
-    redis.call('HDEL', KEYS[5], id)
-    local dies = tonumber(redis.call('HGET', KEYS[7], id) or '0') >= max_deliveries
-    if counted then counted(id, dies) end  -- a policed queue counts it (origin still there)
-    if dies then
-      redis.call('ZADD', KEYS[8], now, id)
-      dead = dead + 1
-    else
-      redis.call('ZADD', KEYS[2], redis.call('HGET', KEYS[6], id), id)
-      redis.call('HDEL', KEYS[6], id)
-      requeued = requeued + 1
-    end
-  end
-  if requeued > 0 then redis.call('ZADD', KEYS[9], 0, 'ready') end
-  if dead > 0 then keep_newest(KEYS[8], keep) end
-  return {requeued, dead}
-end
-"""
-_LUA_REAP = _LUA_KEEP + _LUA_REAP_FUNCTIONS
-
-# Every script's body runs inside once(): the reply comes back as {replayed, reply},
-# replayed 1 when it is the recorded reply of an earlier send of the same request.
-# KEYS[10], when given, is the client's record; then the last two ARGV are the
-# request number and how long the record lives (ms), and the body gets the count
-# of its own arguments. Without KEYS[10] (redis-benchmark, redis-cli) the body
-# just runs. An error reply is returned as it is and not recorded: running the
-# body again gives the same error.
-_LUA_ONCE = """
-local function once(run)
-  if not KEYS[10] then return {0, run(#ARGV)} end
-  local nargs = #ARGV - 2
-  local request = tonumber(ARGV[nargs + 1])
-  local saved = redis.call('GET', KEYS[10])
-  if saved then
-    local last = cmsgpack.unpack(saved)
-    if request == last[1] then return {1, last[2]} end
-    if request < last[1] then return redis.error_reply('pqlab: stale request') end
-  end
-  local reply = run(nargs)
-  if type(reply) == 'table' and reply.err then return reply end
-  redis.call('SET', KEYS[10], cmsgpack.pack({request, reply}), 'PX', ARGV[nargs + 2])
-  return {0, reply}
-end
-"""
-
-# ARGV: priority, body. Returns the task id (its sequence number).
-_LUA_ENQUEUE = _LUA_ONCE + """
-return once(function()
-  local seq = redis.call('INCR', KEYS[1])
-  if seq >= 281474976710656 then return redis.error_reply('pqlab: sequence exhausted') end
-  redis.call('ZADD', KEYS[2], tonumber(ARGV[1]) * 281474976710656 + seq, seq)
-  redis.call('HSET', KEYS[4], seq, ARGV[2])
-  redis.call('ZADD', KEYS[9], 0, 'ready')
-  return seq
-end)
-"""
-
-# ARGV: count, lease_ms, max_deliveries, reap_limit, keep (dead letters kept), step_limit
-# (policed claim only). Returns {token, id1, deliveries1, body1, id2, ...}, or {} when
-# nothing is ready.
-_LUA_CLAIM = _LUA_REAP + _LUA_ONCE + """
-return once(function()
-  local now = now_ms()
-  reap(now, tonumber(ARGV[4]), tonumber(ARGV[3]), tonumber(ARGV[5]))
-  local popped = redis.call('ZPOPMIN', KEYS[2], ARGV[1])
-  if #popped == 0 then return {} end
-  local token = redis.call('INCR', KEYS[1])
-  local deadline = now + tonumber(ARGV[2])
-  local out = {token}
-  for i = 1, #popped, 2 do
-    local id = popped[i]
-    redis.call('ZADD', KEYS[3], deadline, id)
-    redis.call('HSET', KEYS[5], id, token)
-    redis.call('HSET', KEYS[6], id, popped[i + 1])
-    out[#out + 1] = id
-    out[#out + 1] = redis.call('HINCRBY', KEYS[7], id, 1)
-    out[#out + 1] = redis.call('HGET', KEYS[4], id)
-  end
-  if redis.call('ZCARD', KEYS[2]) > 0 then redis.call('ZADD', KEYS[9], 0, 'ready') end
-  return out
-end)
-"""
-
-# ARGV: id1, token1, id2, token2, ... Removes each task whose lease token still
-# matches; returns 1 (removed) or 0 (not held by that lease) per task, in order.
-_LUA_ACK = _LUA_ONCE + """
-return once(function(nargs)
-  local out = {}
-  for i = 1, nargs, 2 do
-    local id = ARGV[i]
-    local held = redis.call('HGET', KEYS[5], id) == ARGV[i + 1]
-    if held then
-      redis.call('ZREM', KEYS[3], id)
-      redis.call('HDEL', KEYS[4], id)
-      redis.call('HDEL', KEYS[5], id)
-      redis.call('HDEL', KEYS[6], id)
-      redis.call('HDEL', KEYS[7], id)
-    end
-    out[#out + 1] = held and 1 or 0
-  end
-  return out
-end)
-"""
-
-# ARGV: reap_limit, max_deliveries, keep. Returns {requeued, dead}.
-_LUA_REAP_ONLY = _LUA_REAP + _LUA_ONCE + """
-return once(function()
-  return reap(now_ms(), tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]))
-end)
-"""
-
-# A policed queue's scripts get seven more keys after the record (KEYS[10]):
-# KEYS[11] the policy (hash: "max:<level>", "timeout:<level>" in µs,
-# "override:<level>", "action:<level>", and "json", the policy as given),
-# KEYS[12] the counters (hash, "<level>:<name>"), KEYS[13] the expired set
-# (id -> when it expired, µs), KEYS[13 + level] the level's deadlines (id ->
-# deadline, µs, server clock; only queued requests with a timeout).
-# Ready scores of level L lie in [L * BAND, (L + 1) * BAND): a request arrives
-# at L * BAND + id and, timed out under DELAY, moves to L * BAND + DELAYED + id,
-# behind every request of its level that has not timed out and still before
-# the next level. Stop sentinels are in the band of STOP_LEVEL, after every
-# level: no limit, no deadline, never counted. Numbers go to redis.call as
-# numbers, never concatenated into strings: Lua prints numbers with 14 digits,
-# Redis converts them exactly. Expired requests: the newest ``keep`` are kept.
-_LUA_POLICY = _LUA_KEEP + """
-local BAND = 281474976710656  -- 2**48
-local DELAYED = 140737488355328  -- 2**47: ids stay below it on a policed queue
-local STOPS = """ + str(STOP_LEVEL) + """  -- the stop sentinels' band
-local function clock()  -- the server's time in ms (leases) and in µs (deadlines)
-  local t = redis.call('TIME')
-  local us = tonumber(t[1]) * 1000000 + tonumber(t[2])
-  return math.floor(us / 1000), us
-end
-local function level_of(score)
-  return math.floor(tonumber(score) / BAND)
-end
-local function depth(level)  -- queued at the level now, timed-out DELAY ones included
-  return redis.call('ZCOUNT', KEYS[2], level * BAND, (level + 1) * BAND - 1)
-end
-local function bump(level, name, n)  -- a stop sentinel is never counted
-  if level ~= STOPS then redis.call('HINCRBY', KEYS[12], level .. ':' .. name, n) end
-end
-local function note_depth(level, queued)  -- the level's high-water mark
-  if level == STOPS then return end
-  if queued > tonumber(redis.call('HGET', KEYS[12], level .. ':peak') or '0') then
-    redis.call('HSET', KEYS[12], level .. ':peak', queued)
-  end
-end
-local function timed_out(id, level, now)  -- REJECT: to the expired set; DELAY: to the back
-  redis.call('ZREM', KEYS[13 + level], id)
-  if redis.call('HGET', KEYS[11], 'action:' .. level) == 'DELAY' then
-    redis.call('ZADD', KEYS[2], level * BAND + DELAYED + tonumber(id), id)
-  else
-    redis.call('ZREM', KEYS[2], id)
-    redis.call('ZADD', KEYS[13], now, id)
-    bump(level, 'expired', 1)
-  end
-end
--- The requests of the level whose deadline passed, oldest deadline first: all of
--- them, or at most ``limit``; then the newest ``keep`` expired are kept. Returns how
--- many it handled.
-local function sweep(level, now, keep, limit)
-  local due
-  if limit then
-    due = redis.call('ZRANGEBYSCORE', KEYS[13 + level], '-inf', now - 1, 'LIMIT', 0, limit)
-  else
-    due = redis.call('ZRANGEBYSCORE', KEYS[13 + level], '-inf', now - 1)
-  end
-  for _, id in ipairs(due) do timed_out(id, level, now) end
-  if #due > 0 then keep_newest(KEYS[13], keep) end
-  return #due
-end
-local function counted(id, dies)  -- reap()'s hook: a lease ran out
-  local level = level_of(redis.call('HGET', KEYS[6], id))
-  bump(level, 'inflight', -1)
-  if dies then
-    bump(level, 'dead_lettered', 1)
-  else
-    bump(level, 'redelivered', 1)
-    note_depth(level, depth(level) + 1)
-  end
-end
-"""
-
-# ARGV: priority, body, the request's own timeout (µs; 0: the level's default), keep.
-# Returns the task id, or {queued, max_queue_size} when the level is full (then
-# nothing is stored but the count of rejections). A full REJECT level first drops
-# every request of it whose deadline passed: at most its limit (only admitted
-# requests have a deadline, and a level admits while it holds fewer than its limit).
-_LUA_POLICED_ENQUEUE = _LUA_POLICY + _LUA_ONCE + """
-return once(function()
-  local level, own = tonumber(ARGV[1]), tonumber(ARGV[3])
-  local p = redis.call('HMGET', KEYS[11], 'max:' .. level, 'timeout:' .. level,
-                       'override:' .. level, 'action:' .. level)
-  if not p[1] then return redis.error_reply('pqlab: the policy has no level ' .. ARGV[1]) end
-  local max, timeout = tonumber(p[1]), tonumber(p[2])
-  if own > 0 and (p[3] ~= '1' or (timeout > 0 and own > timeout)) then
-    return redis.error_reply('pqlab: the policy does not allow this request timeout')
-  end
-  local _, now = clock()
-  local queued = depth(level)
-  if max > 0 and queued >= max and p[4] == 'REJECT' then
-    queued = queued - sweep(level, now, tonumber(ARGV[4]))  -- its timed-out requests make room
-  end
-  if max > 0 and queued >= max then
-    bump(level, 'rejected', 1)
-    return {queued, max}
-  end
-  local seq = redis.call('INCR', KEYS[1])
-  if seq >= DELAYED then return redis.error_reply('pqlab: sequence exhausted') end
-  redis.call('ZADD', KEYS[2], level * BAND + seq, seq)
-  redis.call('HSET', KEYS[4], seq, ARGV[2])
-  local timeout_us = own > 0 and own or timeout
-  if timeout_us > 0 then redis.call('ZADD', KEYS[13 + level], now + timeout_us, seq) end
-  redis.call('ZADD', KEYS[9], 0, 'ready')
-  bump(level, 'admitted', 1)
-  note_depth(level, queued + 1)
-  return seq
-end)
-"""
-
-# ARGV and reply as CLAIM's. A popped request whose deadline passed is never
-# claimed: timed_out() takes it, and the next one is popped, up to step_limit of
-# them per call; a call that reached that limit before claiming anything returns
-# {0} (no token): the caller calls again.
-_LUA_POLICED_CLAIM = _LUA_POLICY + _LUA_REAP_FUNCTIONS + _LUA_ONCE + """
-return once(function()
-  local now_ms, now = clock()
-  local keep, steps = tonumber(ARGV[5]), tonumber(ARGV[6])
-  reap(now_ms, tonumber(ARGV[4]), tonumber(ARGV[3]), keep, counted)
-  local count, deadline, out = tonumber(ARGV[1]), now_ms + tonumber(ARGV[2]), {}
-  while #out < 1 + 3 * count do
-    if steps == 0 then
-      if #out == 0 then out[1] = 0 end
-      break
-    end
-    local popped = redis.call('ZPOPMIN', KEYS[2])
-    if #popped == 0 then break end
-    local id, level = popped[1], level_of(popped[2])
-    local due = level ~= STOPS and redis.call('ZSCORE', KEYS[13 + level], id)
-    if due and tonumber(due) < now then
-      timed_out(id, level, now)
-      steps = steps - 1
-    else
-      if due then redis.call('ZREM', KEYS[13 + level], id) end
-      if #out == 0 then out[1] = redis.call('INCR', KEYS[1]) end  -- the lease token
-      redis.call('ZADD', KEYS[3], deadline, id)
-      redis.call('HSET', KEYS[5], id, out[1])
-      redis.call('HSET', KEYS[6], id, popped[2])
-      bump(level, 'inflight', 1)
-      out[#out + 1] = id
-      out[#out + 1] = redis.call('HINCRBY', KEYS[7], id, 1)
-      out[#out + 1] = redis.call('HGET', KEYS[4], id)
-    end
-  end
-  if steps < tonumber(ARGV[6]) then keep_newest(KEYS[13], keep) end
-  if redis.call('ZCARD', KEYS[2]) > 0 then redis.call('ZADD', KEYS[9], 0, 'ready') end
-  return out
-end)
-"""
-
-# ARGV and reply as ACK's; each acknowledged task counts as served at its level.
-_LUA_POLICED_ACK = _LUA_POLICY + _LUA_ONCE + """
-return once(function(nargs)
-  local out = {}
-  for i = 1, nargs, 2 do
-    local id = ARGV[i]
-    local held = redis.call('HGET', KEYS[5], id) == ARGV[i + 1]
-    if held then
-      local level = level_of(redis.call('HGET', KEYS[6], id))
-      redis.call('ZREM', KEYS[3], id)
-      redis.call('HDEL', KEYS[4], id)
-      redis.call('HDEL', KEYS[5], id)
-      redis.call('HDEL', KEYS[6], id)
-      redis.call('HDEL', KEYS[7], id)
-      bump(level, 'served', 1)
-      bump(level, 'inflight', -1)
-    end
-    out[#out + 1] = held and 1 or 0
-  end
-  return out
-end)
-"""
-
-# ARGV and reply as REAP's, counting each lease that ran out.
-_LUA_POLICED_REAP = _LUA_POLICY + _LUA_REAP_FUNCTIONS + _LUA_ONCE + """
-return once(function()
-  return reap(clock(), tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), counted)
-end)
-"""
-
-# ARGV: step_limit, keep, then the levels whose action is REJECT. Sweeps them (at
-# most step_limit requests), then takes at most step_limit of the expired set,
-# oldest expiry first. Returns {more, body1, body2, ...}: more is 1 when the call
-# stopped at a limit (call again), 0 when it found and took everything.
-_LUA_DRAIN = _LUA_POLICY + _LUA_ONCE + """
-return once(function(nargs)
-  local _, now = clock()
-  local limit, keep = tonumber(ARGV[1]), tonumber(ARGV[2])
-  local steps = limit
-  for i = 3, nargs do
-    if steps > 0 then steps = steps - sweep(tonumber(ARGV[i]), now, keep, steps) end
-  end
-  local ids = redis.call('ZRANGE', KEYS[13], 0, limit - 1)
-  local out = {0}
-  for _, id in ipairs(ids) do
-    out[#out + 1] = redis.call('HGET', KEYS[4], id)
-    redis.call('HDEL', KEYS[4], id)
-  end
-  if #ids > 0 then redis.call('ZREMRANGEBYRANK', KEYS[13], 0, #ids - 1) end
-  if steps == 0 or redis.call('EXISTS', KEYS[13]) == 1 then out[1] = 1 end
-  return out
-end)
-"""
-
-# ARGV: "id", id; or "task", band, body, cursor, step_limit: the queued request
-# with that very body, first in line in the band (a scan of the level, at most
-# step_limit entries per call, after the score ``cursor``, "" to start). Removes
-# it if still queued (not in flight): 1, else 0; {score} when the scan stopped at
-# its limit: call again with that score as the cursor. On a policed queue it
-# counts as cancelled.
-_LUA_CANCEL = _LUA_POLICY + _LUA_ONCE + """
-return once(function()
-  local id = ARGV[2]
-  if ARGV[1] == 'task' then
-    id = nil
-    local low, limit = tonumber(ARGV[2]) * BAND, tonumber(ARGV[5])
-    local from = low
-    if ARGV[4] ~= '' then from = '(' .. ARGV[4] end
-    local scan = redis.call('ZRANGEBYSCORE', KEYS[2], from, low + BAND - 1, 'WITHSCORES',
-                            'LIMIT', 0, limit)
-    for i = 1, #scan, 2 do
-      if redis.call('HGET', KEYS[4], scan[i]) == ARGV[3] then id = scan[i] break end
-    end
-    if not id then
-      if #scan < 2 * limit then return 0 end
-      return {scan[#scan]}
-    end
-  end
-  local score = redis.call('ZSCORE', KEYS[2], id)
-  if not score then return 0 end
-  local level = level_of(score)
-  redis.call('ZREM', KEYS[2], id)
-  redis.call('HDEL', KEYS[4], id)
-  redis.call('HDEL', KEYS[7], id)
-  if level ~= STOPS and redis.call('EXISTS', KEYS[11]) == 1 then
-    redis.call('ZREM', KEYS[13 + level], id)
-    bump(level, 'cancelled', 1)
-  end
-  return 1
-end)
-"""
-
-# ARGV: levels. Returns {queued at each level..., the counters as HGETALL gives them},
-# read at one instant (a policed queue's conservation holds on one reply).
-_LUA_STATE = _LUA_POLICY + _LUA_ONCE + """
-return once(function(nargs)
-  local out = {}
-  for i = 1, nargs do out[i] = depth(tonumber(ARGV[i])) end
-  out[nargs + 1] = redis.call('HGETALL', KEYS[12])
-  return out
-end)
-"""
-
-# ARGV: the client's policy as JSON ("" for none), then the policy hash's other
-# fields and values. Returns the queue's policy as JSON ("" for none). A queue's
-# policy is fixed when it is first used: the first client with a policy stores
-# it on a queue nobody used yet; a client without one marks the queue as used
-# (an empty sequence counter), so no policy can be stored under it later.
-_LUA_CHECK = _LUA_ONCE + """
-return once(function(nargs)
-  local stored = redis.call('HGET', KEYS[11], 'json')
-  if stored then return stored end
-  if ARGV[1] == '' or redis.call('EXISTS', KEYS[1]) == 1 then
-    redis.call('SETNX', KEYS[1], 0)
-    return ''
-  end
-  redis.call('HSET', KEYS[11], 'json', unpack(ARGV, 1, nargs))
-  return ARGV[1]
-end)
-"""
-
-
-@dataclass(frozen=True)
-class _Script:
-    source: str
-    sha: str
-    policy_keys: bool  # called with the policy's keys after the record
-
-
-def _script_of(source: str, policy_keys: bool = False) -> _Script:
-    return _Script(source, hashlib.sha1(source.encode()).hexdigest(), policy_keys)
-
-
-ENQUEUE, CLAIM, ACK, REAP = map(_script_of, (_LUA_ENQUEUE, _LUA_CLAIM, _LUA_ACK, _LUA_REAP_ONLY))
-POLICED_ENQUEUE, POLICED_CLAIM, POLICED_ACK, POLICED_REAP, DRAIN, CANCEL, STATE, CHECK = (
-    _script_of(source, policy_keys=True) for source in (
-        _LUA_POLICED_ENQUEUE, _LUA_POLICED_CLAIM, _LUA_POLICED_ACK, _LUA_POLICED_REAP,
-        _LUA_DRAIN, _LUA_CANCEL, _LUA_STATE, _LUA_CHECK))
 
 
 def _bulk(arg) -> bytes:
@@ -942,8 +480,8 @@ class RedisPriorityQueue:
         self.count, self.lease_s, self.max_deliveries = count, lease_s, max_deliveries
         self.block_s, self.reconnect_s, self.retain = block_s, reconnect_s, retain
         self.backoff = backoff or Backoff()
-        self.keys = tuple(f"{{pqlab:{self.name}}}:{k}" for k in KEY_NAMES)
-        self.policy_keys = tuple(f"{{pqlab:{self.name}}}:{k}" for k in POLICY_KEY_NAMES)
+        self.keys = queue_keys(self.name)  # the keys every script takes first (rediskeys)
+        self.policy_keys = policy_keys(self.name)
         policed = self.policy is not None
         self._claim, self._ack, self._reap = (
             (POLICED_CLAIM, POLICED_ACK, POLICED_REAP) if policed else (CLAIM, ACK, REAP))
@@ -1023,7 +561,7 @@ class RedisPriorityQueue:
             pool = self._pool
             client = self._local.client = _ThreadClient(
                 pool.connection_class(**pool.connection_kwargs),
-                f"{{pqlab:{self.name}}}:reply:{uuid.uuid4().hex}", int(self.record_s * 1000))
+                record_key(self.name, uuid.uuid4().hex), int(self.record_s * 1000))
             try:
                 self._check_policy()  # through this very client: set before, so no recursion
             except BaseException:
@@ -1085,7 +623,7 @@ class RedisPriorityQueue:
             self.backoff.sleep(min(self.backoff.delay_s(attempt), give_up - now))
             attempt += 1
 
-    def _script(self, script: _Script, *args) -> tuple[bool, object]:
+    def _script(self, script: Script, *args) -> tuple[bool, object]:
         """Run ``script`` once, however often it is sent; (replayed, reply).
 
         ``replayed`` is True when the reply is the recorded one of an earlier
@@ -1094,13 +632,13 @@ class RedisPriorityQueue:
         """
         return self._run(script, self._request(script, args))
 
-    def _write(self, script: _Script, *args) -> tuple[bool, object]:
+    def _write(self, script: Script, *args) -> tuple[bool, object]:
         """``_script`` for put and ack: under ``min_replicas``, confirmed (``_confirmed``)."""
         if self.min_replicas:
             return self._confirmed(script, args)
         return self._script(script, *args)
 
-    def _request(self, script: _Script, args: tuple) -> bytes:
+    def _request(self, script: Script, args: tuple) -> bytes:
         """The packed call of ``script`` with ``args``, under this thread's next request number."""
         # EVALSHA, the script and the keys never change: packed once per thread, the
         # call packs only its own arguments (redis-py's pack_command took a quarter
@@ -1114,7 +652,7 @@ class RedisPriorityQueue:
         tail = (*args, next(client.requests), client.record_ms)
         return b"*%d\r\n" % (head[1] + len(tail)) + head[0] + b"".join(map(_bulk, tail))
 
-    def _run(self, script: _Script, packed: bytes) -> tuple[bool, object]:
+    def _run(self, script: Script, packed: bytes) -> tuple[bool, object]:
         """Send a packed call; load the script when the server does not know it."""
         for loads in itertools.count():
             try:
@@ -1125,7 +663,7 @@ class RedisPriorityQueue:
                     raise
                 self.command("SCRIPT", "LOAD", script.source)
 
-    def _confirmed(self, script: _Script, args: tuple) -> tuple[bool, object]:
+    def _confirmed(self, script: Script, args: tuple) -> tuple[bool, object]:
         """Run a write, then ``WAIT`` until ``min_replicas`` replicas have it.
 
         ``WAIT`` follows the connection's own writes, so it goes on the
@@ -1260,7 +798,7 @@ class RedisPriorityQueue:
 
     def wait(self, timeout_s: float) -> bool:
         """Block until the ready marker is set or ``timeout_s`` passed; True if it was set."""
-        return self.command("BZPOPMIN", self.keys[8], timeout_s) is not None
+        return self.command("BZPOPMIN", self.keys.wake, timeout_s) is not None
 
     def reap(self, limit: int = REAP_LIMIT) -> tuple[int, int]:
         """Return at most ``limit`` expired leases to the ready set; (requeued, dead-lettered)."""
@@ -1322,18 +860,18 @@ class RedisPriorityQueue:
 
     def qsize(self) -> int:
         """Tasks ready to be claimed (not counting in-flight or dead-lettered ones)."""
-        return self.command("ZCARD", self.keys[1])
+        return self.command("ZCARD", self.keys.ready)
 
     def inflight(self) -> int:
         """Tasks claimed and not yet acknowledged or reaped."""
-        return self.command("ZCARD", self.keys[2])
+        return self.command("ZCARD", self.keys.inflight)
 
     def dead_letters(self) -> list[Task]:
         """The dead-lettered tasks (the newest ``retain`` of them), oldest death first."""
-        ids = self.command("ZRANGE", self.keys[7], 0, -1)
+        ids = self.command("ZRANGE", self.keys.dead, 0, -1)
         if not ids:
             return []
-        return [decode_task(raw) for raw in self.command("HMGET", self.keys[3], *ids)]
+        return [decode_task(raw) for raw in self.command("HMGET", self.keys.body, *ids)]
 
     def stored_bytes(self) -> int:
         """Bytes the server holds for this queue's keys (``MEMORY USAGE``, exact).
@@ -1423,10 +961,10 @@ class RedisPriorityQueue:
         to a full level finds its level's, ``drain_expired`` finds all. Only the
         newest ``retain`` are kept.
         """
-        ids = self.command("ZRANGE", self.policy_keys[2], 0, -1)
+        ids = self.command("ZRANGE", self.policy_keys.expired, 0, -1)
         if not ids:
             return []
-        return [decode_task(raw) for raw in self.command("HMGET", self.keys[3], *ids)
+        return [decode_task(raw) for raw in self.command("HMGET", self.keys.body, *ids)
                 if raw is not None]  # drained between the two commands
 
     def drain_expired(self) -> list[Task]:
