@@ -5,10 +5,12 @@ import inspect
 import pathlib
 
 import pqlab.queues
+import pqlab.scenarios
 from pqlab.queues import BUILTIN_QUEUES, QUEUE_ORDER, QUEUES, PolicyFactory, catalog
 from pqlab.queues.asyncqueue import AsyncBucketQueue
 from pqlab.queues.bridge import BridgeBucketQueue
 from pqlab.queues.syncqueue import ThreadSafeBucketQueue
+from pqlab.scenarios import BUILTIN_SCENARIOS, SCENARIO_ORDER, SCENARIOS
 
 QUEUES_DIR = pathlib.Path(pqlab.queues.__file__).parent
 
@@ -45,3 +47,13 @@ def test_the_bucket_queues_take_a_policy_through_a_policy_factory():
         assert isinstance(factory, PolicyFactory) and factory.plain.__name__ == name
         assert factory.policed.__name__ == f"Policy{name}"
         assert issubclass(factory.policed, factory.plain)
+
+
+def test_the_scenario_order_is_a_declared_tuple_too():
+    assert isinstance(BUILTIN_SCENARIOS, tuple) and isinstance(SCENARIO_ORDER, tuple)
+    assert list(SCENARIOS)[:len(SCENARIO_ORDER)] == list(SCENARIO_ORDER)
+    package = pathlib.Path(pqlab.scenarios.__file__).parent
+    assert "isort: off" not in (package / "__init__.py").read_text()
+    for path in package.glob("*.py"):
+        if path.name != "_engine.py":
+            assert "register_scenario(" not in path.read_text(), path.name

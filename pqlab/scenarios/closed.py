@@ -25,7 +25,6 @@ from pqlab.scenarios._engine import (
     guard,
     pc,
     produce,
-    register_scenario,
     timed_of,
     untimed_of,
     watch_tasks,
@@ -155,18 +154,18 @@ def _ordering_untimed(spec: QueueSpec, tasks: list[Task], w: Workers) -> Untimed
     return untimed_of(pass_fn)(spec, tasks, w)
 
 
-register_scenario(Scenario(
+SINGLE = Scenario(
     "single", "Test 1: enqueue N, then dequeue all, one thread", "any queue",
     _can_single, timed_of(_single_pass, False, "sequential"), untimed_of(_single_pass),
-    uses_workers=False))
-register_scenario(Scenario(
+    uses_workers=False)
+THREADS = Scenario(
     "threads", "Test 2: P producer and C consumer threads", "a thread-safe queue with a sync face",
-    _can_threads, timed_of(_threads_pass, True, "threads"), untimed_of(_threads_pass)))
-register_scenario(Scenario(
+    _can_threads, timed_of(_threads_pass, True, "threads"), untimed_of(_threads_pass))
+ASYNC = Scenario(
     "async", "Test 3: P producer and C consumer coroutines",
     "an async-safe queue with an async face",
-    _can_async, timed_of(_async_pass, True, "async"), untimed_of(_async_pass)))
-register_scenario(Scenario(
+    _can_async, timed_of(_async_pass, True, "async"), untimed_of(_async_pass))
+ORDERING = Scenario(
     "ordering", "Test 4: a workload built to expose ordering bugs, sequential and concurrent",
     "any queue", _can_single, _ordering_timed, _ordering_untimed,
-    workload=make_ordering_workload))
+    workload=make_ordering_workload)

@@ -57,7 +57,6 @@ from pqlab.scenarios._engine import (
     Workers,
     finish,
     guard,
-    register_scenario,
     watch_tasks,
     watch_threads,
 )
@@ -284,9 +283,9 @@ def _depth(rec: Records) -> dict[str, np.ndarray]:
     return {"depth_at_ns": at[order], "depth": np.cumsum(step[order])}
 
 
-register_scenario(Scenario(
+LOAD = Scenario(
     "load", "open loop: tasks arrive at a rate, C workers serve them (waits vs theory)",
     "a thread-safe queue with a sync face, an async-safe queue with an async face or a "
     "process-safe queue with a sync face",
     _supports, _timed, _no_untimed, workload=make_load_workload, in_poc=False, open_loop=True,
-    params_type=LoadParams))
+    params_type=LoadParams)

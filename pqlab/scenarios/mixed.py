@@ -38,7 +38,6 @@ from pqlab.scenarios._engine import (
     finish,
     guard,
     produce,
-    register_scenario,
 )
 
 pc = time.perf_counter_ns
@@ -200,9 +199,9 @@ def _untimed(reverse: bool):
 
 
 REQUIREMENT = "a queue with a thread-safe sync face and an async face (api='bridge')"
-register_scenario(Scenario(
+MIXED = Scenario(
     "mixed", "P producer coroutines on an event loop, C consumer threads; event-loop lag",
-    REQUIREMENT, _can_mix, _timed(False), _untimed(False)))
-register_scenario(Scenario(
+    REQUIREMENT, _can_mix, _timed(False), _untimed(False))
+MIXED_REVERSE = Scenario(
     "mixed-reverse", "P producer threads, C consumer coroutines on an event loop; event-loop lag",
-    REQUIREMENT, _can_mix, _timed(True), _untimed(True), in_poc=False))
+    REQUIREMENT, _can_mix, _timed(True), _untimed(True), in_poc=False)

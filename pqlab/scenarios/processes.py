@@ -42,7 +42,6 @@ from pqlab.scenarios._engine import (
     Scenario,
     Watchdog,
     Workers,
-    register_scenario,
     stall_error,
 )
 
@@ -319,6 +318,6 @@ def _can_processes(spec: QueueSpec) -> bool:
     return spec.process_safe and spec.has_sync_face
 
 
-register_scenario(Scenario(
+PROCESSES = Scenario(
     "processes", "P producer and C consumer processes (spawned) on one queue",
-    "a process-safe queue with a sync face", _can_processes, _timed, _untimed, in_poc=False))
+    "a process-safe queue with a sync face", _can_processes, _timed, _untimed, in_poc=False)
