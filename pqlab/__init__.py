@@ -2,8 +2,9 @@
 
 Public API::
 
-    from pqlab import Priority, Task, QUEUES, register_queue, run
+    from pqlab import Priority, Task, QUEUES, create_queue, register_queue, run
     result = run("heapq", "single", tasks=10_000)
+    queue = create_queue("AsyncBucketQueue", policy=policy)  # policed when the policy is active
 """
 
 # Importing ``pqlab.queues`` and ``pqlab.scenarios`` registers every queue and
@@ -12,7 +13,7 @@ from pqlab.core.task import Priority, Task, make_workload
 from pqlab.harness.runner import run
 from pqlab.measure.metrics import RunResult
 from pqlab.measure.records import Records
-from pqlab.queues import QUEUES, QueueSpec, register_queue, unregister_queue
+from pqlab.queues import QUEUES, QueueSpec, create_queue, register_queue, unregister_queue
 from pqlab.queues.asyncqueue import AsyncBucketQueue
 from pqlab.queues.bridge import BridgeBucketQueue
 from pqlab.queues.syncqueue import BucketQueue, ShutDown, ThreadSafeBucketQueue
@@ -33,6 +34,7 @@ __all__ = [
     "RunResult",
     "Task",
     "ThreadSafeBucketQueue",
+    "create_queue",
     "make_workload",
     "register_queue",
     "run",
