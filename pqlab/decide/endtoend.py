@@ -27,6 +27,7 @@ SPLIT = {"http_ms": ("HTTP + framework", "#9fb3c8"), "queue_wait_ms": ("queue wa
          "inference_ms": ("inference", "#66a182")}
 SEPARATE = "no difference the data can show"
 FRAME = "endtoend"  # the run's frame (pqlab.study.endtoend.FRAME)
+LEAD_MODE = "async"  # ModelMora's worker coroutines: the mode the record's answer reads
 SENT_ENOUGH = 0.95  # a point whose generator sent less than 95% of its target rate says so
 BOX_BUSY = 5  # the no-op endpoint's p50 this many times its p50 at the lowest rate: box saturated
 
@@ -567,6 +568,13 @@ def _critical_at(p99: pd.DataFrame, mode: str, queues: list[str], rate: float | 
         if not crit[crit["queue"] == q].empty)
 
 
+def _grouped(said: list[tuple[str, str]]) -> str:
+    """("10/s", v), ("100/s", v) -> "at 10/s and 100/s: v": rates with one verdict together."""
+    verdicts = dict.fromkeys(v for _, v in said)
+    return "; ".join("at " + " and ".join(r for r, w in said if w == v) + f": {v}"
+                     for v in verdicts)
+
+
 def answer(frame: pd.DataFrame) -> list[str]:
     """The record's lead evidence: per worker mode, whether the queue choice changed p99 per
     priority at each rate the box could offer, then the policy past saturation."""
@@ -575,7 +583,8 @@ def answer(frame: pd.DataFrame) -> list[str]:
                 "did not run), so no claim below rests on the service itself."]
     ceiling = ceiling_per_s(frame)
     lines = []
-    for mode in dict.fromkeys(values(frame, "latency_ms", "p99", tier="below")["mode"]):
+    modes = list(dict.fromkeys(values(frame, "latency_ms", "p99", tier="below")["mode"]))
+    for mode in modes[:1] if LEAD_MODE not in modes else [LEAD_MODE]:
         table, differs = queue_table(frame, mode)
         if not table:
             continue
@@ -588,11 +597,11 @@ def answer(frame: pd.DataFrame) -> list[str]:
                 skipped.append(f"{rate:,.0f}/s")
                 continue
             judged.append(rate)
-            said.append(f"{rate:,.0f}/s: " + (f"p99 differs for {', '.join(levels)}" if levels
-                                               else SEPARATE))
+            said.append((f"{rate:,.0f}/s", f"p99 differs for {', '.join(levels)}" if levels
+                         else SEPARATE))
         lines.append(f"- In the reference service (worker mode `{mode}`, "
                      f"{' against '.join(f'`{q}`' for q in queues)}, one run per point): "
-                     + ("; ".join(said) or "no rate could be judged")
+                     + (_grouped(said) or "no rate could be judged")
                      + (f"; not judged at {', '.join(skipped)} (the box or the service "
                         "saturated, see the appendix)" if skipped else "")
                      + _critical_at(p99, mode, queues, max(judged, default=None)) + ".")

@@ -144,9 +144,8 @@ def record_claims(summary: pd.DataFrame) -> list[str]:
         return []
     top = float(summary["rho"].max())
     rhos = ", ".join(f"{r:g}" for r in sorted(summary["rho"].unique()))
-    lines = ["- " + _recommendation(medians(summary), chosen, top).replace(
-        "**Recommended:** bound", "Bound", 1) + f" (`{summary['queue'].iloc[0]}`, "
-        f"{runs_text(summary)}.)"]
+    effect = _recommendation(medians(summary), chosen, top).split(" At ρ", 1)[1]
+    lines = [f"- The policy on `{summary['queue'].iloc[0]}`, {runs_text(summary)}: at ρ{effect}"]
     target, misses = target_misses(summary)
     if target == target:
         said = "; ".join(f"{level} {_ms(p99)} at ρ {rho:g} (n={n:,})"
@@ -334,3 +333,25 @@ def multi_node(summary: pd.DataFrame, drills: pd.DataFrame | None = None) -> lis
                      "trips, and each service here also waits for its claim and its "
                      "acknowledgement.")
     return [*lines, "", failover_findings(drills), ""]
+
+
+def chosen_policy(summary: pd.DataFrame) -> tuple[str | None, str | None]:
+    """The sized policy of an overload frame: (label, its ``QueuePolicy`` JSON), or Nones."""
+    if summary.empty or "policy" not in summary:
+        return None, None
+    chosen = next((p for p in dict.fromkeys(summary["policy"]) if p != NO_POLICY), None)
+    if chosen is None or "policy_spec" not in summary:
+        return chosen, None
+    return chosen, str(summary.loc[summary["policy"] == chosen, "policy_spec"].iloc[0])
+
+
+def policy_summary(spec_text: str) -> str:
+    """The policy in one phrase: limits per level, timeouts, action."""
+    rows = [line.strip("| ").split(" | ") for line in _policy_lines(spec_text)[2:]]
+    if not rows:
+        return "a policy this run does not describe"
+    limits = ", ".join(f"{level} {limit}" for level, limit, _, _ in rows)
+    timeouts = sorted({timeout for _, _, timeout, _ in rows})
+    actions = sorted({action for *_, action in rows})
+    return (f"at most {limits} requests queued, timeout {' or '.join(timeouts)}, "
+            f"action {'/'.join(actions)}")
