@@ -172,7 +172,7 @@ def test_findings_compare_with_intervals_and_say_what_was_not_measured():
     assert "n=1,200" in text and "indicative" in text  # past saturation: n=40
     assert "`threads-gil`): not measured in this profile" in text
     assert "Worker mode: only `async` was measured" in text
-    assert "LOW is answered at once or expired for 75%" in text  # 30 of 40 refused
+    assert "75% are refused at once (503)" in text  # 30 of 40 refused
     assert "(s)" not in text
     assert figures.findings(pd.DataFrame()) == []
 

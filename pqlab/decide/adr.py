@@ -170,10 +170,11 @@ def _processes_text(processes: pd.DataFrame, redis: pd.DataFrame) -> str:
         return ""
     if processes.empty:
         return "`redis` (notebook 06's overload runs; its throughput was not measured here)."
-    rates = ", ".join(f"`{r['queue']}` {r['throughput_median']:,.0f} ops/s"
+    rates = ", ".join(f"`{r['queue']}` {r['throughput_median']:,.0f} ops/s "
+                      f"({appendix.median_of(int(r['cell_runs']))})"
                       for _, r in processes.iterrows())
-    return (f"{rates} (median, {processes.iloc[0]['workers']} producer and consumer "
-            "processes); only `redis` spans nodes, and it enforces the policy in the server.")
+    return (f"{rates} with {processes.iloc[0]['workers']} producer and consumer processes; "
+            "only `redis` spans nodes, and it enforces the policy in the server.")
 
 
 def _figure_block(figures: list, start: int, section: str,

@@ -40,6 +40,7 @@ def across_processes(summary: pd.DataFrame, reference_tasks: int = DEFAULT_REFER
         ["violations", "lost", "duplicated", "errors"]].sum().sum(axis=1)
     table = pd.DataFrame({
         "throughput_median": cell.groupby("queue", observed=True)["throughput_ops_s"].median(),
+        "cell_runs": cell.groupby("queue", observed=True).size(),
         "problems": problems, "runs": df.groupby("queue", observed=True).size(),
     }).dropna(subset=["throughput_median"]).reset_index()
     table.insert(1, "tasks", tasks)
@@ -53,8 +54,8 @@ def processes_line(table: pd.DataFrame) -> list[str]:
     if table.empty:
         return []
     first = table.iloc[0]
-    rates = ", ".join(f"`{r['queue']}` {r['throughput_median']:,.0f} ops/s"
-                      for _, r in table.iterrows())
+    rates = ", ".join(f"`{r['queue']}` {r['throughput_median']:,.0f} ops/s "
+                      f"({median_of(int(r['cell_runs']))})" for _, r in table.iterrows())
     best = first["throughput_median"]
     criterion = (f"{analysis.MIN_THROUGHPUT_OPS_S / best:.0f}x below the POC's throughput "
                  "criterion at best" if best <= analysis.MIN_THROUGHPUT_OPS_S
@@ -62,7 +63,7 @@ def processes_line(table: pd.DataFrame) -> list[str]:
     problems, runs = int(table["problems"].sum()), int(table["runs"].sum())
     return [f"- Across processes (scenario `{PROCESS_SCENARIO}`, notebook 06; "
             f"{first['tasks']:,} tasks, {first['workers']} producer and {first['workers']} "
-            f"consumer processes): {rates} (median), {criterion}; {problems} violations, "
+            f"consumer processes): {rates}, {criterion}; {problems} violations, "
             f"lost or duplicated tasks or errors in {runs} runs. Every operation there is a "
             "round trip to another process."]
 
@@ -126,6 +127,11 @@ def measured_table(d: Decision) -> list[str]:
             f"{r['violations']} / {r['lost']} / {r['duplicated']} / {r['errors']}",
             f"{r['features']} of {len(d.context.needs)}", r["set_aside"] or "no"]))
     return lines
+
+
+def median_of(n: int) -> str:
+    """What a centre over ``n`` runs is: "one run" or "median of n runs"."""
+    return "one run" if n == 1 else f"median of {n} runs"
 
 
 def _count(n: int, noun: str) -> str:

@@ -239,7 +239,8 @@ def candidates(summary: pd.DataFrame, ctx: Context, *, idle: pd.DataFrame | None
         "enqueue_mean_us": g["enqueue_mean_us"].median(),
         "dequeue_mean_us": g["dequeue_mean_us"].median(),
         "enqueue_p99_us": g["enqueue_p99_us"].median(),
-        "dequeue_p99_us": g["dequeue_p99_us"].median(),
+        "dequeue_p99_us": (g["dequeue_p99_us"].median() if "dequeue_p99_us" in cell
+                           else math.nan),
         "bytes_per_task": g["bytes_per_task"].median(),
     })
     table = at_ref[["throughput_median", "throughput_ci_low", "throughput_ci_high",

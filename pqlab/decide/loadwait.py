@@ -189,7 +189,7 @@ def load_findings(frame: pd.DataFrame, target_ms: float = LOAD_TARGET_MS,
     else:
         top_row = critical_p99(frame)
         lines.append(f"- CRITICAL's p99 wait stays below {target_ms:g} ms up to the largest "
-                     f"ρ = {top:g} (measured {top_row['rho_measured']:.2f}, about "
+                     f"measured ρ = {top:g} (as run {top_row['rho_measured']:.2f}, about "
                      f"{top_row['rho_measured'] * capacity:,.0f} requests a second with these "
                      f"workers): {_fmt_ms(top_row['queue_wait_p99_ms'])} ms there "
                      f"(n={int(top_row['tasks']):,}, one run); the crossing lies beyond the "
