@@ -13,7 +13,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from pqlab import QUEUES
-from pqlab.decide import analysis, plots, style
+from pqlab.decide import decision, analysis, plots, style
 from pqlab.study import frames
 from pqlab.study.sweep import Grid, run_sweep
 
@@ -206,32 +206,38 @@ def _decision_table() -> pd.DataFrame:
     rows = []
     for context, queues in CONTEXTS.items():
         for i, queue in enumerate(queues):
-            median = 400_000 / (i + 1)
-            rows.append({"context": context, "queue": queue, "throughput_median": median,
-                         "throughput_ci_low": median * 0.8, "throughput_ci_high": median * 1.1,
-                         "chosen": i == 0, "set_aside": "" if median > 100_000
-                         else "throughput is not above 100,000 ops/s"})
+            cpu = 2.0 * (i + 1)
+            rows.append({"context": context, "queue": queue, "features": max(0, 3 - i),
+                         "cpu_us_per_task": cpu, "idle_cores": 0.001 * (i + 1),
+                         "chosen": i == 0, "set_aside": "" if cpu < 100
+                         else "would spend 11% of a core at 1,000 requests a second"})
     table = pd.DataFrame(rows)
-    table.loc[1, ["throughput_ci_low", "throughput_ci_high"]] = np.nan  # one repetition
+    table.loc[1, "cpu_us_per_task"] = 120.0  # one over the CPU gate
+    table.loc[1, "set_aside"] = "would spend 12% of a core at 1,000 requests a second"
+    table.loc[2, "idle_cores"] = np.nan  # not measured
     return table
 
 
-def test_decision_overview_marks_the_choice_and_what_is_set_aside(tmp_path):
+def test_decision_overview_draws_the_rules_gates_and_marks_choice_and_set_aside(tmp_path):
     table = _decision_table()
     fig = plots.decision_overview(table, out_dir=tmp_path)
     _exported(tmp_path, "decision-overview")
     _readable(fig)
     panels = [ax for ax in fig.axes if ax.get_visible()]
-    assert [ax.get_title(loc="left") for ax in panels] == list(CONTEXTS)
+    assert [ax.get_title(loc="left") for ax in panels if ax.get_title(loc="left")] \
+        == list(CONTEXTS)
     ticks = [t for ax in panels for t in ax.get_yticklabels()]
     starred = [t.get_text() for t in ticks if t.get_text().startswith("★")]
     assert starred == [f"★ {q[0]}" for q in CONTEXTS.values()]
-    assert all(t.get_fontweight() == "bold" for t in ticks if t.get_text() in starred)
     hatched = [p for ax in panels for p in ax.patches if p.get_hatch()]
-    assert len(hatched) == (table["set_aside"] != "").sum() > 0
-    criteria = [line.get_xdata()[0] for ax in panels for line in ax.get_lines()
-                if line.get_linestyle() == "--"]
-    assert criteria == [analysis.MIN_THROUGHPUT_OPS_S] * len(CONTEXTS)
+    assert len(hatched) == 3 * (table["set_aside"] != "").sum() > 0  # a bar per gate panel
+    gates = sorted({line.get_xdata()[0] for ax in panels for line in ax.get_lines()
+                    if line.get_linestyle() == "--"})
+    assert gates == [decision.IDLE_LIMIT_CORES, 100 * decision.MATERIAL_SHARE]
+    needed = [line.get_xdata()[0] for ax in panels for line in ax.get_lines()
+              if line.get_linestyle() == ":"]
+    assert needed == [len(decision.context(c).needs) for c in CONTEXTS]
+    assert "throughput" not in fig.texts[0].get_text().lower()
 
 
 def test_decision_overview_without_the_optional_columns():
@@ -243,8 +249,8 @@ def test_decision_overview_without_the_optional_columns():
 
 
 def test_decision_overview_names_missing_columns(tmp_path):
-    table = _decision_table().drop(columns=["throughput_ci_high"])
-    with pytest.raises(ValueError, match="missing: throughput_ci_high"):
+    table = _decision_table().drop(columns=["cpu_us_per_task"])
+    with pytest.raises(ValueError, match="missing: cpu_us_per_task"):
         plots.decision_overview(table, out_dir=tmp_path)
     assert list(tmp_path.iterdir()) == []
 

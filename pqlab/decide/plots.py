@@ -22,7 +22,14 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 
 from pqlab.decide import analysis
-from pqlab.decide.decision import IDLE_LIMIT_CORES
+from pqlab.decide.decision import (
+    IDLE_LIMIT_CORES,
+    MATERIAL_SHARE,
+    SERVICE_RATES_PER_S,
+)
+from pqlab.decide.decision import (
+    context as context_named,
+)
 from pqlab.decide.style import LINESTYLES, queue_style
 from pqlab.queues import QUEUES
 from pqlab.study import store
@@ -469,8 +476,7 @@ def ratios_across_machines(ratios: pd.DataFrame, *, out_dir: Path | None = None)
 # -- a row of bar panels per context (decision overview, CPU cost) ----------------------
 
 BAR_INCHES = 0.3  # per bar: the queue names on the y axis keep apart at the "small" font
-DECISION_COLUMNS = ("context", "queue", "throughput_median", "throughput_ci_low",
-                    "throughput_ci_high")
+DECISION_COLUMNS = ("context", "queue", "features", "cpu_us_per_task", "idle_cores")
 CPU_COLUMNS = ("context", "queue", "cpu_us_per_task", "idle_cores")
 SET_ASIDE_ALPHA = 0.3
 
@@ -535,17 +541,17 @@ def _flag(table: pd.DataFrame, column: str) -> pd.Series:
 
 
 def decision_overview(table: pd.DataFrame, *, out_dir: Path | None = None) -> Figure:
-    """Median throughput and its confidence interval of each candidate, a row of panels
-    per context, with the POC's throughput criterion (``analysis.MIN_THROUGHPUT_OPS_S``)
-    and its mean enqueue latency criterion (``analysis.MAX_LATENCY_US``) when
-    ``enqueue_mean_us`` is given.
+    """The rule's gates per candidate, a row of panels per context: needed features met,
+    CPU at the service's top rate (% of a core, worst cell) and idle burn, each with its
+    gate drawn as a dashed line; what the rule reads, not the POC's throughput criteria.
 
-    ``table`` has one row per context and queue with columns ``context, queue,
-    throughput_median, throughput_ci_low, throughput_ci_high``, optionally ``chosen``
-    (bool: starred, edged black) and ``set_aside`` (str, empty when eligible: faded,
-    hatched). Raises ``ValueError`` naming missing columns or a repeated context and queue.
+    ``table`` (``decision.decision_table``) has one row per context and queue with
+    columns ``context, queue, features, cpu_us_per_task, idle_cores``, optionally
+    ``chosen`` (bool: starred, edged black) and ``set_aside`` (str, empty when eligible:
+    faded, hatched). Raises ``ValueError`` naming missing columns or a repeated context
+    and queue.
     """
-    name, title = "decision-overview", "Candidates per context at the reference cell"
+    name, title = "decision-overview", "The rule's gates per context"
     if table.empty:
         return export(no_data(title, "no runs"), table, name, out_dir)
     _require(table, DECISION_COLUMNS, "decision_overview")
@@ -554,37 +560,41 @@ def decision_overview(table: pd.DataFrame, *, out_dir: Path | None = None) -> Fi
         row = table[repeated].iloc[0]
         raise ValueError(f"decision_overview needs one row per context and queue; "
                          f"{row['queue']!r} appears twice in {row['context']!r}")
-    specs = [("throughput_median", "throughput (ops/s, median, log scale)",
-              analysis.MIN_THROUGHPUT_OPS_S,
-              f"criterion: > {analysis.MIN_THROUGHPUT_OPS_S:,} ops/s")]
-    if "enqueue_mean_us" in table.columns:
-        specs.append(("enqueue_mean_us", "mean enqueue latency (µs, median, log scale)",
-                      analysis.MAX_LATENCY_US, f"criterion: < {analysis.MAX_LATENCY_US:g} µs"))
-    fig, contexts, axes = _context_panels(table, len(specs))
-    chosen, set_aside = _flag(table, "chosen"), _flag(table, "set_aside")
-    for row, context in zip(axes, contexts, strict=True):
-        mask = table["context"].astype(str) == context
-        part = table[mask]
-        for ax, (col, _, line, _) in zip(row, specs, strict=True):
-            _queue_bars(ax, part, col, set_aside[mask], chosen[mask])
-            ax.axvline(line, color="dimgrey", linestyle="--", linewidth=1.2)
-        row[0].hlines(range(len(part)), part["throughput_ci_low"], part["throughput_ci_high"],
-                      color="black", linewidth=1.2)
-        row[0].plot(part["throughput_ci_low"], range(len(part)), "|", color="black")
-        row[0].plot(part["throughput_ci_high"], range(len(part)), "|", color="black")
-    for ax, (_, label, _, _) in zip(axes[-1], specs, strict=True):
-        log_axis(ax, "x")
+    data = table.copy()
+    top = SERVICE_RATES_PER_S[-1]
+    data["needed"] = [len(context_named(str(c)).needs) for c in data["context"]]
+    data["cpu_pct_at_top"] = data["cpu_us_per_task"] * top / 1e4
+    specs = [("features", "needed features met (count; the most wins)", None),
+             ("cpu_pct_at_top", f"CPU at {top:,}/s, worst cell (% of a core, log)",
+              100 * MATERIAL_SHARE),
+             ("idle_cores", "idle burn (cores used waiting, log)", IDLE_LIMIT_CORES)]
+    fig, contexts, axes = _context_panels(data, len(specs))
+    chosen, set_aside = _flag(data, "chosen"), _flag(data, "set_aside")
+    for row, ctx in zip(axes, contexts, strict=True):
+        mask = data["context"].astype(str) == ctx
+        part = data[mask]
+        for ax, (col, _, gate) in zip(row, specs, strict=True):
+            values = part.assign(**{col: part[col].fillna(0)})
+            _queue_bars(ax, values, col, set_aside[mask], chosen[mask])
+            if gate is not None:
+                ax.axvline(gate, color="dimgrey", linestyle="--", linewidth=1.2)
+        needed = int(part["needed"].iloc[0])
+        row[0].axvline(needed, color="black", linestyle=":", linewidth=1.2)
+        row[0].set_xlim(0, max(int(data["needed"].max()), 1) + 0.5)
+    for ax, (_, label, gate) in zip(axes[-1], specs, strict=True):
+        if gate is not None:
+            log_axis(ax, "x")
         ax.set_xlabel(label)
-    handles = [_criterion_legend(line_label) for *_, line_label in specs]
-    handles += [Line2D([], [], color="black", marker="|", linewidth=1.2,
-                       label="confidence interval of the median"),
-                Patch(facecolor="lightgrey", edgecolor="black", linewidth=2.0,
-                      label="★ chosen"),
-                Patch(facecolor=mcolors.to_rgba("grey", SET_ASIDE_ALPHA), edgecolor="grey",
-                      hatch="///", label="set aside")]
-    _small(fig.legend(handles=handles, loc="outside lower center", ncols=3))
-    fig.suptitle(title)
-    return export(fig, table, name, out_dir)
+    handles = [_criterion_legend(f"gate: at most {100 * MATERIAL_SHARE:g}% of a core, "
+                                 f"at most {IDLE_LIMIT_CORES:g} cores idle"),
+               Line2D([], [], color="black", linestyle=":", label="features the context needs"),
+               Patch(facecolor="lightgrey", edgecolor="black", linewidth=2.0,
+                     label="★ chosen"),
+               Patch(facecolor=mcolors.to_rgba("grey", SET_ASIDE_ALPHA), edgecolor="grey",
+                     hatch="///", label="set aside")]
+    _small(fig.legend(handles=handles, loc="outside lower center", ncols=2))
+    fig.suptitle(f"{title}\nleft of a dashed line passes; then the most features decide")
+    return export(fig, data, name, out_dir)
 
 
 def _criterion_legend(label: str) -> Line2D:
