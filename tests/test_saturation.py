@@ -190,3 +190,15 @@ def test_the_failover_parameters_are_checked():
                       ("FAILOVER_MIN_REPLICAS", [3]), ("FAILOVER_MIN_REPLICAS", [])):
         with pytest.raises(params.ParameterError, match=name):
             params.check(name, bad)
+
+
+def test_the_depth_figure_draws_each_levels_limit(tmp_path):
+    depth = pd.DataFrame({"t_s": [0.0, 0.5] * 4, "priority": ["LOW"] * 4 + ["CRITICAL"] * 4,
+                          "depth": [0, 3, 0, 1] * 2,
+                          "policy": ["none", "none", "p", "p"] * 2, "rho": 1.5})
+    limits = saturation.level_limits(json.dumps(POLICY.to_mapping()))
+    assert limits == {"CRITICAL": 50, "LOW": 3}
+    fig = overloadplots.overload_depth(depth, limits=limits)
+    dashed = {ax.get_title(): sorted(line.get_ydata()[0] for line in ax.get_lines()
+                                     if line.get_linestyle() == "--") for ax in fig.axes}
+    assert dashed == {"policy: none": [], "policy: p": [3, 50]}

@@ -29,6 +29,7 @@ from pqlab.decide import (
     decision,
     endtoend,
     loadwait,
+    overloadplots,
     plots,
     record,
     saturation,
@@ -281,6 +282,17 @@ def cost_frame(decisions: list[Decision]) -> pd.DataFrame:
     return table[["context", "queue", "cpu_us_per_task", "idle_cores"]].copy()
 
 
+def _redraw_depth(run: store.Run, figures_dir: Path) -> None:
+    """Notebook 08's depth figure again, with the policy's limits drawn (the record reads
+    it beside the policy)."""
+    depth = run.frame("overload-depth")
+    if depth.empty:
+        return
+    _, spec = saturation.chosen_policy(run.frame("overload"))
+    overloadplots.overload_depth(depth, limits=saturation.level_limits(spec),
+                                 out_dir=figures_dir)
+
+
 def write_adr(run_id: str | None = None, paths: config.Paths | None = None, *,
               publish: bool = False, reference_tasks: int = DEFAULT_REFERENCE_TASKS,
               reference_workers: int = DEFAULT_REFERENCE_WORKERS,
@@ -309,6 +321,7 @@ def write_adr(run_id: str | None = None, paths: config.Paths | None = None, *,
     figures_dir = paths.figures_dir(run_id)
     plots.decision_overview(decision_table(decisions), out_dir=figures_dir)
     plots.cpu_cost(cost_frame(decisions), out_dir=figures_dir)
+    _redraw_depth(run, figures_dir)
     processes = across_processes(summary, reference_tasks, reference_workers)
     destinations = [paths.run_adr_file(run_id)] + ([paths.adr_file] if publish else [])
     for path in destinations:

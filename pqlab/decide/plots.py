@@ -221,6 +221,17 @@ def export(fig: Figure, data: pd.DataFrame, name: str, out_dir: Path | None) -> 
     return fig
 
 
+def not_drawn(title: str, why: str, name: str, out_dir: Path | None) -> Figure:
+    """A figure with nothing to show: says why on screen, writes no file, and removes the
+    files an earlier drawing of ``name`` left in ``out_dir``."""
+    if out_dir is not None:
+        for suffix in (".svg", ".png", ".csv"):
+            (Path(out_dir) / f"{name}{suffix}").unlink(missing_ok=True)
+    fig = no_data(title, f"not drawn: {why}")
+    _wrap_title(fig)
+    return fig
+
+
 def _used(df: pd.DataFrame) -> pd.DataFrame:
     """Drop unused categories, so legends and axes list only what is drawn."""
     df = df.copy()
@@ -242,6 +253,10 @@ def no_data(title: str, message: str) -> Figure:
     return fig
 
 
+ECDF_TOP = 0.999  # the ECDF's x axis ends past every queue's p99.9 ...
+ECDF_MARGIN = 1.5  # ... by this factor
+
+
 def latency_ecdf(samples: pd.DataFrame, scenario: str = "single", *,
                  out_dir: Path | None = None) -> Figure:
     """ECDF of enqueue and dequeue latency per queue (largest task count), log x axis."""
@@ -257,10 +272,17 @@ def latency_ecdf(samples: pd.DataFrame, scenario: str = "single", *,
         _queue_lines(ax, part, "latency_us", "quantile", drawstyle="steps-post",
                      markevery=0.2)
         log_axis(ax, "x")
-        ax.set(xlabel=f"{op} latency (µs, log scale)", ylabel="fraction of operations",
-               title=op)
+        # The axis ends past the slowest queue's p99.9: one outlier would stretch it
+        # decades beyond every tail, and the tails are what this figure is for.
+        tail = part.loc[part["quantile"] <= ECDF_TOP, "latency_us"].max()
+        beyond = int((part["latency_us"] > ECDF_MARGIN * tail).sum())
+        ax.set_xlim(right=ECDF_MARGIN * tail)
+        off = f", {beyond} off the axis" if beyond else ""
+        ax.set(xlabel=f"µs, log scale{off}", ylabel="fraction of operations",
+               title=f"{op} latency")
     _queue_legend(fig, data["queue"])
-    fig.suptitle(f"{title}\n{int(data['tasks'].max()):,} tasks (ECDF)")
+    fig.suptitle(f"{title}\n{int(data['tasks'].max()):,} tasks (ECDF); the x axis ends at "
+                 f"{ECDF_MARGIN:g}x the slowest queue's p{100 * ECDF_TOP:g}")
     return export(fig, data, name, out_dir)
 
 
@@ -368,14 +390,27 @@ def loop_lag_vs_workers(summary: pd.DataFrame, scenario: str, *,
     return export(fig, data, name, out_dir)
 
 
+# Priorities whose p99 waits lie within this factor in every cell draw coinciding lines.
+PRIORITY_SPREAD = 2.0
+
+
 def wait_by_priority(summary: pd.DataFrame, scenario: str, *,
                      out_dir: Path | None = None) -> Figure:
-    """Time waited in the queue (p99, µs) per priority against workers, one panel per queue."""
+    """Time waited in the queue (p99, µs) per priority against workers, one panel per queue;
+    not drawn (``not_drawn``) when the priorities' lines would coincide."""
     name, title = f"wait-by-priority-{scenario}", f"Time waited per priority, {scenario}"
     if summary[summary["scenario"] == scenario].empty:
         return export(no_data(title, "no runs"), pd.DataFrame(), name, out_dir)
     data = analysis.wait_by_priority(summary, scenario)
     data = _used(data[data["tasks"] == data["tasks"].max()])
+    p99 = data[data["percentile"] == "p99"]
+    spread = p99.groupby(["queue", "producers"], observed=True)["wait_us"].agg(
+        lambda w: w.max() / w.min() if w.min() > 0 else np.inf)
+    if not spread.empty and float(spread.max()) < PRIORITY_SPREAD:
+        return not_drawn(title, f"the priorities' p99 waits lie within {spread.max():.2f}x of "
+                         f"each other in every cell: in this closed loop priority does not "
+                         "change the wait; notebook 07's load-p99-vs-rho shows waits per "
+                         "priority under open-loop load", name, out_dir)
     queues = _present(data, "queue")
     fig, axes = panels(len(queues), cols=min(3, len(queues)), sharey=True)
     for ax, queue in zip(axes, queues, strict=True):
@@ -445,6 +480,9 @@ def ratios_across_machines(ratios: pd.DataFrame, *, out_dir: Path | None = None)
         return export(no_data(title, "no runs"), ratios, name, out_dir)
     scenarios = _present(ratios, "scenario")
     machines = _present(ratios, "machine")
+    if len(machines) < 2:
+        return not_drawn(title, f"one machine ({', '.join(machines)}): nothing to compare; "
+                         "the ratios are in the table above", name, out_dir)
     counts = [ratios[ratios["scenario"] == s]["queue"].nunique() for s in scenarios]
     cols = min(2, len(scenarios))
     rows = -(-len(scenarios) // cols)
@@ -737,7 +775,7 @@ def priority_colors(names) -> dict[str, tuple]:
 def load_wait_vs_rho(load: pd.DataFrame, theory: pd.DataFrame, *,
                      out_dir: Path | None = None) -> Figure:
     """Mean wait per priority (ms, log) against utilization ρ: measured points, Cobham lines."""
-    name, title = "load-wait-vs-rho", "Mean waiting time per priority against utilization"
+    name, title = "load-wait-vs-rho", "Mean wait per priority against utilization"
     if load.empty:
         return export(no_data(title, "no load runs"), load, name, out_dir)
     measured = load[["rho", "rho_measured", "priority", "tasks", "queue_wait_mean_ms",
@@ -753,18 +791,17 @@ def load_wait_vs_rho(load: pd.DataFrame, theory: pd.DataFrame, *,
         ax.plot(line["rho"], line["theory_wait_mean_ms"], color=color, linewidth=1.2,
                 linestyle="--")
         points = measured[measured["priority"] == prio]
-        ax.plot(points["rho"], points["queue_wait_mean_ms"], color=color, marker="o",
-                linestyle="none", label=prio)
+        ax.plot(points["rho_measured"], points["queue_wait_mean_ms"], color=color,
+                marker="o", linestyle="none", label=prio)
     ax.plot([], [], color="grey", linestyle="--", label="theory (Cobham)")
     positive = measured["queue_wait_mean_ms"][measured["queue_wait_mean_ms"] > 0]
     if not positive.empty:
         log_axis(ax, "y")
-    ax.set(xlabel="utilization ρ = λ·E[S]/C (target)", ylabel="mean wait (ms, log scale)")
-    ax.legend(title="priority")
+    ax.set(xlabel="utilization ρ = λ·E[S]/C, as measured", ylabel="mean wait (ms, log scale)")
+    ax.legend(title="priority", loc="upper left", bbox_to_anchor=(1.02, 1.0),
+              fontsize="x-small")
     workers = int(load["workers"].iloc[0])
-    service = float(load["service_ms"].iloc[0]) if "service_ms" in load else float("nan")
-    fig.suptitle(f"{title}\n{load['queue'].iloc[0]}, {workers} workers, exponential service "
-                 f"{service:g} ms, Poisson arrivals\n(points: measured; dashed: Cobham's formula)")
+    fig.suptitle(f"{title}\n{load['queue'].iloc[0]}, {workers} workers; points: as measured")
     return export(fig, data, name, out_dir)
 
 

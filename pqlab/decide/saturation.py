@@ -355,3 +355,9 @@ def policy_summary(spec_text: str) -> str:
     actions = sorted({action for *_, action in rows})
     return (f"at most {limits} requests queued, timeout {' or '.join(timeouts)}, "
             f"action {'/'.join(actions)}")
+
+
+def level_limits(spec_text: str | None) -> dict[str, int]:
+    """``max_queue_size`` per level name of a policy's JSON (levels without a limit left out)."""
+    rows = [line.strip("| ").split(" | ") for line in _policy_lines(spec_text or "")[2:]]
+    return {level: int(limit) for level, limit, _, _ in rows if limit.isdigit()}
