@@ -27,6 +27,12 @@ OUTCOME_COLORS = {"served": "#4c9a5b", "rejected": "#c44e52", "expired": "#dd845
 RHO_LABEL = "offered load ρ = λ·E[S]/C"
 
 
+def _runs(frame: pd.DataFrame) -> str:
+    """What a point stands for: "one run per point" or "median of N runs"."""
+    n = frame["repetition"].nunique() if "repetition" in frame else 1
+    return "one run per point" if n <= 1 else f"median of {n} runs"
+
+
 def _dashes(policies) -> dict[str, str]:
     """Solid for a policy, dashed for none (more than one policy: dotted for the others)."""
     styles = {}
@@ -73,7 +79,7 @@ def overload_goodput(goodput: pd.DataFrame, *, out_dir: Path | None = None) -> F
     if (data["served_wait_p99_ms"] > 0).any():
         log_axis(wait_ax, "y")
     _legend(fig, wait_ax, dict.fromkeys(data["priority"]), styles)
-    fig.suptitle(f"{title}\n{data['queue'].iloc[0]}: median of repetitions; "
+    fig.suptitle(f"{title}\n{data['queue'].iloc[0]}: {_runs(goodput)}; "
                  "dashed: no policy, solid: the policy")
     return export(fig, data, name, out_dir)
 
@@ -112,7 +118,7 @@ def overload_outcomes(outcomes: pd.DataFrame, *, out_dir: Path | None = None) ->
     axes[-1].legend(handles=handles, title="outcome, policy", loc="upper left",
                     bbox_to_anchor=(1.02, 1.0), fontsize="x-small")
     order = " | ".join(f"{p}" for p in policies)
-    fig.suptitle(f"{title}\nbars per ρ: {order} (hatched: no policy); median of repetitions")
+    fig.suptitle(f"{title}\nbars per ρ: {order} (hatched: no policy); {_runs(outcomes)}")
     return export(fig, data, name, out_dir)
 
 
