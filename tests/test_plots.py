@@ -347,3 +347,13 @@ def test_load_points_sit_at_the_measured_rho(tmp_path):
     assert points and all(list(line.get_xdata()) == [0.85] for line in points)
     assert fig._suptitle.get_text().count("\n") == 1
     _readable(fig)
+
+
+def test_a_title_says_one_run_rather_than_a_median_of_one(frames_):
+    summary, _ = frames_
+    fig = plots.tail_vs_workers(summary, "threads")
+    assert "(median of 2 runs)" in fig._suptitle.get_text()
+    once = summary[summary["repetition"] == summary["repetition"].min()]
+    fig = plots.throughput_vs_workers(once, "threads")
+    assert "(one run per point)" in fig._suptitle.get_text()
+    assert "band" not in fig._suptitle.get_text() and "median" not in fig._suptitle.get_text()

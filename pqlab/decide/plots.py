@@ -244,6 +244,19 @@ def _present(df: pd.DataFrame, col: str) -> list[str]:
     return [str(v) for v in df[col].unique()] if col in df else []
 
 
+def _runs_note(summary: pd.DataFrame, scenario: str, band: bool = False) -> str:
+    """What a point stands for: "one run per point", or "median of N runs" (with the
+    min-max band when ``band``); never a median or a band over one run."""
+    df = summary[summary["scenario"].astype(str) == scenario]
+    keys = [c for c in ("queue", "tasks", "producers") if c in df]
+    counts = df.groupby(keys, observed=True).size() if keys and not df.empty else pd.Series()
+    low, high = (int(counts.min()), int(counts.max())) if not counts.empty else (1, 1)
+    if high <= 1:
+        return "one run per point"
+    runs = f"{low}-{high}" if low != high else f"{high}"
+    return f"median of {runs} runs" + ("; band: min-max" if band else "")
+
+
 def no_data(title: str, message: str) -> Figure:
     """A figure that says what is missing instead of drawing empty axes."""
     fig, (ax,) = panels()
@@ -310,7 +323,7 @@ def tail_vs_tasks(summary: pd.DataFrame, scenario: str = "single", *,
         log_axis(ax, "y")
         ax.set(xlabel="tasks (log scale)", ylabel="latency (µs, log scale)", title=op)
     _queue_legend(fig, data["queue"], dashes, "percentile")
-    fig.suptitle(f"{title}\n(median of repetitions)")
+    fig.suptitle(f"{title}\n({_runs_note(summary, scenario)})")
     return export(fig, data, name, out_dir)
 
 
@@ -339,7 +352,7 @@ def throughput_vs_workers(summary: pd.DataFrame, scenario: str, *,
         ax.set(xlabel="producers = consumers (log scale)", ylabel="throughput (ops/s)",
                title=f"{tasks:,} tasks")
     _queue_legend(fig, data["queue"], extra=[criterion])
-    fig.suptitle(f"{title}\n(median; band: min-max of repetitions)")
+    fig.suptitle(f"{title}\n({_runs_note(summary, scenario, band=True)})")
     return export(fig, data, name, out_dir)
 
 
@@ -364,7 +377,7 @@ def tail_vs_workers(summary: pd.DataFrame, scenario: str, *,
         ax.set(xlabel="producers = consumers (log scale)", ylabel="p99 latency (µs, log scale)",
                title=f"{op} (a blocking get includes its wait)" if op == "dequeue" else op)
     _queue_legend(fig, data["queue"], dashes, "tasks")
-    fig.suptitle(f"{title}\n(median of repetitions)")
+    fig.suptitle(f"{title}\n({_runs_note(summary, scenario)})")
     return export(fig, data, name, out_dir)
 
 
@@ -386,7 +399,8 @@ def loop_lag_vs_workers(summary: pd.DataFrame, scenario: str, *,
     log_axis(ax, "y")
     ax.set(xlabel="producers = consumers (log scale)",
            ylabel="p99 lag of a 1 ms timer (µs, log scale)")
-    fig.suptitle(f"{title}\n(median of repetitions; every request on the loop waits this long)")
+    fig.suptitle(f"{title}\n({_runs_note(summary, scenario)}; every request on the loop waits "
+                 "this long)")
     return export(fig, data, name, out_dir)
 
 
@@ -421,7 +435,7 @@ def wait_by_priority(summary: pd.DataFrame, scenario: str, *,
         log_axis(ax, "y")
         ax.set(xlabel="producers = consumers (log scale)",
                ylabel="p99 wait in queue (µs, log scale)", title=queue)
-    fig.suptitle(f"{title}\n{int(data['tasks'].max()):,} tasks (median of repetitions)")
+    fig.suptitle(f"{title}\n{int(data['tasks'].max()):,} tasks ({_runs_note(summary, scenario)})")
     return export(fig, data, name, out_dir)
 
 
@@ -730,7 +744,8 @@ def throughput_vs_processes(summary: pd.DataFrame, *, out_dir: Path | None = Non
         ax.set(xlabel=PROCESSES_XLABEL, ylabel="throughput (ops/s, log scale)",
                title=f"{tasks:,} tasks")
         ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0))
-    fig.suptitle(f"{title}\n{PROCESSES_KEY}\n(median; band: min-max of repetitions)")
+    fig.suptitle(f"{title}\n{PROCESSES_KEY}\n"
+                 f"({_runs_note(summary, analysis.PROCESS_SCENARIO, band=True)})")
     return export(fig, data, name, out_dir)
 
 
@@ -756,7 +771,7 @@ def tail_vs_processes(summary: pd.DataFrame, *, out_dir: Path | None = None) -> 
                title=f"{op} (a blocking get includes its wait)" if op == "dequeue" else op)
         ax.legend()
     fig.suptitle(f"{title}, {int(data['tasks'].max()):,} tasks\n{PROCESSES_KEY}\n"
-                 "(median of repetitions)")
+                 f"({_runs_note(summary, analysis.PROCESS_SCENARIO)})")
     return export(fig, data, name, out_dir)
 
 
