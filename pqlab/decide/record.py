@@ -99,7 +99,28 @@ def gates_table(d: Decision, feats: pd.DataFrame) -> list[str]:
                          for q in queues]]))
     lines.append(_row([f"bytes per queued task (within {decision.MEMORY_FACTOR:g}x)",
                        *[_num(table.loc[q, "bytes_per_task"], ".1f") for q in queues]]))
+    if "dequeue_p99_us" in table:
+        first = d.table.iloc[0]
+        lines.append(_row([f"p99 dequeue µs at {int(first['tasks']):,} tasks × "
+                           f"{int(first['workers'])} (not a gate)",
+                           *[_num(table.loc[q, "dequeue_p99_us"], ".1f") for q in queues]]))
     return lines
+
+
+def dequeue_tail(d: Decision) -> list[str]:
+    """The choice's dequeue p99 where it is the context's worst: said, with its scale."""
+    if d.choice is None or "dequeue_p99_us" not in d.table:
+        return []
+    table = d.table.set_index("queue")["dequeue_p99_us"].dropna()
+    if table.empty or table.idxmax() != d.choice:
+        return []
+    best = table.idxmin()
+    reps = int(d.table.iloc[0]["repetitions"])
+    return [f"- Not a gate: `{d.choice}` has this context's highest p99 dequeue latency, "
+            f"{table[d.choice]:.0f} µs against `{best}`'s {table[best]:.0f} µs (median of "
+            f"{reps} runs; a get's wait for work included), "
+            f"{table[d.choice] / (10 * decision.SERVICE_TIME_MS):.1f}% of a "
+            f"{decision.SERVICE_TIME_MS:g} ms inference."]
 
 
 def _problems(r: pd.Series) -> int:
@@ -134,6 +155,7 @@ def gates_text(decisions: list[Decision]) -> list[str]:
     if lacking:
         lines.append("- Only pqlab's bucket queues have what a serving queue needs: "
                       + "; ".join(f"`{q}` lacks {', '.join(m)}" for q, m in lacking) + ".")
+    lines += dequeue_tail(d)
     lines.append(f"- Speed does not separate them: at {top:,} requests a second, ten times "
                  f"the seed's peak, every eligible queue here spends at most {_pct(worst)} of "
                  "one core in its worst cell.")
