@@ -4,6 +4,7 @@ reference run, with and without an end-to-end frame."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import shutil
 from pathlib import Path
@@ -260,3 +261,16 @@ def test_the_printed_snippet_refuses_a_full_level_at_once(records, tmp_path):
     # The level holds `limit`; the workers may take up to WORKERS before the last puts run.
     assert set(codes) == {200, 503}
     assert 3 <= codes.count(503) <= 3 + ns["WORKERS"] and codes.count(200) >= limit
+
+
+def test_the_choices_dequeue_tail_is_said_when_it_is_the_worst(records):
+    _, _, run = records["plain"]
+    primary = record.primary(adr.decide_run(run))
+    table = primary.table.copy()
+    table["dequeue_p99_us"] = [250.0] + [100.0] * (len(table) - 1)
+    worst = dataclasses.replace(primary, table=table)
+    [line] = record.dequeue_tail(worst)
+    assert f"`{primary.choice}` has this context's highest p99 dequeue latency, 250 µs" in line
+    assert "2.5% of a 10 ms inference" in line and "median of" in line
+    table["dequeue_p99_us"] = [50.0] + [100.0] * (len(table) - 1)
+    assert record.dequeue_tail(dataclasses.replace(primary, table=table)) == []
