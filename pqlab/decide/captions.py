@@ -72,12 +72,14 @@ def _overload(summary: pd.DataFrame) -> Embedded | None:
     if (label, top) not in med.index or (saturation.NO_POLICY, top) not in med.index:
         return None
     with_, without = med.loc[(label, top)], med.loc[(saturation.NO_POLICY, top)]
-    last = saturation.LEVELS[-1]
+    first, last = saturation.LEVELS[0], saturation.LEVELS[-1]
     waited = without[f"share_queued_{last}"] + without[f"share_cancelled_{last}"]
     return Embedded("overload-outcomes", "overload",
                     f"At ρ {top:g} the policy refuses {with_[f'share_rejected_{last}']:.0%} of "
                     f"{last} at once where without it {waited:.0%} waited until their client "
-                    "gave up or the run ended; CRITICAL is served either way.")
+                    f"gave up or the run ended; {first} is served "
+                    f"{with_[f'share_served_{first}']:.0%} with it, "
+                    f"{without[f'share_served_{first}']:.0%} without.")
 
 
 def loop_lag(summary: pd.DataFrame) -> tuple[str, str] | None:
@@ -97,7 +99,8 @@ def loop_lag(summary: pd.DataFrame) -> tuple[str, str] | None:
 
     def said(q: str) -> str:
         s = stats[q]
-        runs = "one run" if s.n == 1 else f"median of {s.n} runs, {s.ci_low:.2f}-{s.ci_high:.2f}"
+        runs = ("one run" if s.n == 1 else f"median of {s.n} runs, {s.confidence:.0%} interval "
+                f"{s.ci_low:.2f}-{s.ci_high:.2f}")
         return f"`{q}` {s.median:.2f} ms ({runs})"
     workers = int(cell["producers"].iloc[0])
     return (f"p99 event-loop lag at {workers} worker threads: {said(low)} against "
