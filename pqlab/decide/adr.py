@@ -45,7 +45,7 @@ DEFAULT_REFERENCE_TASKS = config.REFERENCE_TASKS
 DEFAULT_REFERENCE_WORKERS = config.REFERENCE_WORKERS
 CORRECTNESS_SCENARIO = decision.CORRECTNESS_SCENARIO
 FEATURES_FILE = "features.parquet"
-BUSY_SHOWN = 5  # busy units named in the record; the rest counted (the budget is 1,500 words)
+BUSY_SHOWN = 2  # busy units named in the record; the rest counted (the budget is 1,500 words)
 
 
 class BusyRunError(store.StoreError):
@@ -54,7 +54,8 @@ class BusyRunError(store.StoreError):
 
 def run_features(run: store.Run) -> pd.DataFrame:
     """The features probed for ``run`` (stored beside it on first use, so a later rewrite
-    of the ADR reads what the run's code had)."""
+    of the ADR reads what the run's code had); a feature added since is probed now, in
+    memory, the stored file left as it was."""
     path = run.dir / FEATURES_FILE
     if path.is_file():
         stored = pd.read_parquet(path)

@@ -183,8 +183,8 @@ def python_313(decisions: list[Decision], python_version: str) -> list[str]:
     stdlib = [r for _, r in d.table.iterrows() if r["queue"] in STDLIB_313_SHUTDOWN]
     for r in stdlib:
         has = r["features"] + (0 if "shutdown" in r["needs_met"] else 1)
-        lines[-1] += (f" `{r['queue']}` would then have {has} of the {needs} features "
-                      f"ModelMora's context needs, still short of "
+        lines[-1] += (f" `{r['queue']}` would then have {has} of the {needs} needed "
+                      f"features, still lacking "
                       + ", ".join(features.FEATURE_TITLES[f] for f in features.SERVING
                                   if f in d.context.needs and f not in r["needs_met"])
                       + ", so the rule would still not pick it.")
