@@ -274,3 +274,12 @@ def test_the_choices_dequeue_tail_is_said_when_it_is_the_worst(records):
     assert "2.5% of a 10 ms inference" in line and "median of" in line
     table["dequeue_p99_us"] = [50.0] + [100.0] * (len(table) - 1)
     assert record.dequeue_tail(dataclasses.replace(primary, table=table)) == []
+
+
+def test_a_copy_lists_the_queues_own_module_and_what_it_imports():
+    from pqlab.decide import adoption
+    from pqlab.queues import QUEUES
+    modules = adoption.modules_needed("AsyncBucketQueue")
+    assert modules[0] == type(QUEUES["AsyncBucketQueue"].factory()).__module__
+    assert {"pqlab.queues.policy", "pqlab.queues.prometheus", "pqlab.core.task"} <= set(modules)
+    assert all((ROOT / (m.replace(".", "/") + ".py")).is_file() for m in modules)

@@ -17,7 +17,7 @@ import re
 from pathlib import Path
 
 from pqlab.queues import QUEUES
-from pqlab.queues.policy import LevelPolicy
+from pqlab.queues.policy import LevelPolicy, QueuePolicy
 
 EXAMPLE_FILE = Path(__file__).with_name("adopt_example.py")
 # The example's own pqlab imports, beyond the queue's module: the metrics wrapper.
@@ -46,12 +46,23 @@ def _pqlab_imports(module: str) -> set[str]:
     return {m for m in found if _module_file(m) is not None}
 
 
+def _queue_modules(queue: str) -> list[str]:
+    """The modules of the classes ``queue``'s factory builds, plain and under a policy (the
+    registry may hand out a factory object, so the built object says where it lives)."""
+    factory = QUEUES[queue].factory
+    built = [factory()]
+    try:
+        built.append(factory(policy=QueuePolicy(default=LevelPolicy(max_queue_size=1))))
+    except TypeError:  # a queue without policies
+        pass
+    return list(dict.fromkeys(type(obj).__module__ for obj in built))
+
+
 def modules_needed(queue: str) -> list[str]:
     """Every pqlab module a copy of ``queue``'s module (and the example) needs, in import
     order of discovery; packages' ``__init__`` re-exports excluded."""
-    start = QUEUES[queue].factory.__module__
     seen: list[str] = []
-    todo = [start, *EXAMPLE_EXTRA]
+    todo = [*_queue_modules(queue), *EXAMPLE_EXTRA]
     while todo:
         module = todo.pop(0)
         if module in seen:
