@@ -575,6 +575,17 @@ def _grouped(said: list[tuple[str, str]]) -> str:
                      for v in verdicts)
 
 
+def _one_queue(p99: pd.DataFrame, mode: str) -> str:
+    """Only one queue measured below saturation: its CRITICAL p99 at the top rate, no
+    comparison."""
+    mine = p99[(p99["mode"] == mode) & (p99["policy"] == NO_POLICY)]
+    queues = list(dict.fromkeys(mine["queue"]))
+    top = float(mine["rate_target_per_s"].max())
+    return (f"- In the reference service (worker mode `{mode}`, one run per point) only "
+            f"{', '.join(f'`{q}`' for q in queues)} ran below saturation, so whether the queue "
+            "changes p99 is not compared here" + _critical_at(p99, mode, queues, top) + ".")
+
+
 def answer(frame: pd.DataFrame) -> list[str]:
     """The record's lead evidence: per worker mode, whether the queue choice changed p99 per
     priority at each rate the box could offer, then the policy past saturation."""
@@ -586,9 +597,10 @@ def answer(frame: pd.DataFrame) -> list[str]:
     modes = list(dict.fromkeys(values(frame, "latency_ms", "p99", tier="below")["mode"]))
     for mode in modes[:1] if LEAD_MODE not in modes else [LEAD_MODE]:
         table, differs = queue_table(frame, mode)
-        if not table:
-            continue
         p99 = values(frame, "latency_ms", "p99", tier="below")
+        if not table:
+            lines.append(_one_queue(p99, mode))
+            continue
         queues = list(dict.fromkeys(p99.loc[(p99["mode"] == mode)
                                             & (p99["policy"] == NO_POLICY), "queue"]))
         said, skipped, judged = [], [], []
