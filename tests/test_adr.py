@@ -7,7 +7,7 @@ import re
 import pytest
 
 from pqlab.cli.main import main
-from pqlab.decide import adr, decision
+from pqlab.decide import adr, decision, record
 from pqlab.harness import idleburn
 from pqlab.measure import significance
 from pqlab.study import config, store
@@ -33,7 +33,8 @@ def lab(tmp_path_factory):
         run_sweep(grid, run, fresh_process=False, progress=False)
     run.save_idle(idleburn.idle_frame(SOME, ["threads", "async"], consumers=4,
                                       seconds=0.3))
-    return paths, run, adr.write_adr("adr-test", paths, allow_busy=True).read_text()
+    path = adr.write_adr("adr-test", paths, allow_busy=True)
+    return paths, run, path.read_text(), (path.parent / "appendix.md").read_text()
 
 
 def _table_rows(text):
@@ -63,7 +64,7 @@ def _reference(text, context):
 
 
 def test_every_number_in_the_tables_matches_the_frames(lab):
-    paths, run, text = lab
+    paths, run, _, text = lab
     summary = run.summary()
     rows = _table_rows(text)
     contexts = {c.name: c.scenario for c in adr.CONTEXTS}
@@ -90,6 +91,8 @@ def test_every_number_in_the_tables_matches_the_frames(lab):
             cell["enqueue_mean_us"].median(), abs=0.005)
         assert _number(r["p99 enqueue µs"]) == pytest.approx(
             cell["enqueue_p99_us"].median(), abs=0.005)
+        assert _number(r["p99 dequeue µs"]) == pytest.approx(
+            cell["dequeue_p99_us"].median(), abs=0.005)
         checked = summary[(summary["queue"] == queue) & summary["scenario"].isin(
             [scenario, "ordering"])]
         counts = [int(x) for x in r["violations / lost / duplicated / errors"].split(" / ")]
@@ -105,16 +108,16 @@ def test_every_number_in_the_tables_matches_the_frames(lab):
 
 
 def test_the_reference_cell_is_the_nearest_measured(lab):
-    _, _, text = lab
+    _, _, _, text = lab
     assert _reference(text, "single-threaded code") == (600, 1)  # nearest 10,000: 600
     assert _reference(text, "thread workers") == (600, 4)
 
 
 def test_the_decision_follows_the_rule(lab):
-    _, run, text = lab
+    _, run, text, appendix = lab
     for d in adr.decide_run(run, (10_000, 4)):
         if d.table.empty:  # the context's scenario was not measured in this run
-            assert f"**{d.context.name}**: not measured" in text
+            assert f"- {d.context.name}: not measured" in text
             continue
         eligible = d.table[d.table["set_aside"] == ""]
         if eligible.empty:
@@ -126,21 +129,26 @@ def test_the_decision_follows_the_rule(lab):
         least = lean["bytes_per_task"].min()
         first = lean[lean["bytes_per_task"] <= 2 * least].sort_values("registry_order")
         assert d.choice == first.iloc[0]["queue"]
-        assert f"**{d.context.name}**: use `{d.choice}`" in text
-    assert decision.RULE in text
+        if d.context.name == decision.MODELMORA:
+            assert f"**Use `{d.choice}`" in text
+        else:
+            assert f"- {d.context.name}: `{d.choice}`" in text
+    assert decision.RULE in appendix
 
 
 def test_a_polling_queue_is_not_recommended_for_waiting_workers(lab):
-    _, run, text = lab
+    _, run, _, appendix = lab
     threads = next(d for d in adr.decide_run(run) if d.context.scenario == "threads")
     row = threads.table.set_index("queue").loc["ThreadSafeHeapQueue"]
     assert row["idle_cores"] > decision.IDLE_LIMIT_CORES
     assert "burn" in row["set_aside"] and threads.choice != "ThreadSafeHeapQueue"
-    assert "`ThreadSafeHeapQueue` (its waiting consumers burn" in text
+    row_text = next(line for line in appendix.split("### thread workers", 1)[1].splitlines()
+                    if line.startswith("| `ThreadSafeHeapQueue`"))
+    assert "| its waiting consumers burn" in row_text
 
 
 def test_changing_the_data_changes_the_decision(lab):
-    _, run, _ = lab
+    _, run, _, _ = lab
     summary = run.summary()
     broken = summary.copy()
     heapq_rows = broken["queue"] == "heapq"
@@ -153,15 +161,16 @@ def test_changing_the_data_changes_the_decision(lab):
 
 
 def test_a_missing_context_is_said_not_invented(lab):
-    _, run, _ = lab
+    _, run, _, _ = lab
     summary = run.summary()
     decisions = adr.decide(summary[summary["scenario"] != "async"])
     assert decisions[0].context.scenario == "async" and decisions[0].choice is None
-    assert "not measured" in adr._verdict_line(decisions[0])
+    said = "\n".join(record.answer(decisions, None, "", ""))
+    assert "**No queue to use**: not measured in this run (scenario `async`)" in said
 
 
 def test_a_busy_run_is_refused_without_the_override(lab, tmp_path):
-    paths, run, _ = lab
+    paths, run, _, _ = lab
     busy = run.summary()
     busy["others_cores"] = 1.5
     busy["busy"] = True
@@ -174,7 +183,7 @@ def test_a_busy_run_is_refused_without_the_override(lab, tmp_path):
 
 
 def test_a_busy_unit_no_gate_reads_cannot_block_the_record_and_is_named(lab):
-    _, run, _ = lab
+    _, run, _, _ = lab
     summary = run.summary()
     summary["scenario"] = summary["scenario"].astype(str)
     gated = summary["scenario"].isin(adr.gated_scenarios())
@@ -189,7 +198,7 @@ def test_a_busy_unit_no_gate_reads_cannot_block_the_record_and_is_named(lab):
 
 
 def test_a_refusal_names_the_busy_units_and_the_contexts_they_could_change(lab):
-    _, run, _ = lab
+    _, run, _, _ = lab
     summary = run.summary()
     summary["busy"] = summary["scenario"].astype(str) == "threads"
     summary["busy_why"] = "a burst of load (test)"
@@ -201,7 +210,7 @@ def test_a_refusal_names_the_busy_units_and_the_contexts_they_could_change(lab):
 
 
 def test_compare_says_the_same_run_decides_the_same(lab, capsys):
-    paths, run, _ = lab
+    paths, run, _, _ = lab
     assert main(["adr", "--compare", str(run.dir), str(run.dir), "--output",
                  str(paths.root)]) == 0
     out = capsys.readouterr().out
@@ -214,7 +223,7 @@ def test_compare_says_the_same_run_decides_the_same(lab, capsys):
     (["/no/such/folder", "adr-test"], "no run at /no/such/folder"),
 ])
 def test_compare_bad_input_is_one_line_and_exit_2(lab, capsys, args, message):
-    paths, _, _ = lab
+    paths, _, _, _ = lab
     if "only-ordering" in args and not (paths.data / "only-ordering").exists():
         other = store.Run.create(paths.data, "only-ordering")
         run_sweep(Grid(queues=("heapq",), scenarios=("ordering",), task_counts=(200,),
@@ -226,7 +235,7 @@ def test_compare_bad_input_is_one_line_and_exit_2(lab, capsys, args, message):
 
 
 def test_the_adr_links_the_run_and_its_figures(lab):
-    paths, run, text = lab
+    paths, run, text, _ = lab
     assert f"--run {run.run_id}" in text and run.machine()["machine"] in text
     links = re.findall(r"\]\(([^)]+\.svg)\)", text)
     assert links and all((paths.adr_dir / link).resolve().is_file() for link in links)

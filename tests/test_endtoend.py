@@ -172,7 +172,7 @@ def test_findings_compare_with_intervals_and_say_what_was_not_measured():
     assert "n=1,200" in text and "indicative" in text  # past saturation: n=40
     assert "`threads-gil`): not measured in this profile" in text
     assert "Worker mode: only `async` was measured" in text
-    assert "LOW is answered at once or expired for 75%" in text  # 30 of 40 refused
+    assert "75% are refused at once (503)" in text  # 30 of 40 refused
     assert "(s)" not in text
     assert figures.findings(pd.DataFrame()) == []
 
@@ -231,3 +231,17 @@ def test_a_rate_the_service_could_not_keep_up_with_is_not_judged():
     assert "ρ measured (rate sent × mean inference of the 200s / workers) up to 1.50" in line
     assert "the service itself was saturated" in line
     assert line.endswith("the queues are not judged at this rate.")
+
+
+def test_the_records_answer_compares_queues_or_says_it_cannot():
+    answer = figures.answer(two_queue_frame())
+    assert answer[0].startswith("- In the reference service (worker mode `async`")
+    assert "at 10/s: no difference the data can show" in answer[0]
+    assert "at 100/s: p99 differs for CRITICAL, HIGH, NORMAL, LOW" in answer[0]
+    assert "CRITICAL's p99 at 100/s:" in answer[0] and "n=1,200" in answer[0]
+    assert any("refused at once (503)" in line for line in answer[1:])
+    one = two_queue_frame()
+    one = one[one["queue"] != "asyncio.PriorityQueue"]
+    [line, *_] = figures.answer(one)
+    assert "only `AsyncBucketQueue` ran below saturation" in line and "n=" in line
+    assert "not measured in this run" in figures.answer(pd.DataFrame())[0]

@@ -83,3 +83,35 @@ def test_probes_run_inside_a_running_event_loop():
 
     probed = asyncio.run(main())
     assert probed.cancel_safe_get and probed.shutdown
+
+
+def test_the_serving_features_are_pqlabs_bucket_queues_only():
+    frame = features.features_frame().set_index("queue")
+    serving = frame[list(features.SERVING)]
+    has_all = set(serving.index[serving.all(axis=1)])
+    assert {"ThreadSafeBucketQueue", "AsyncBucketQueue", "BridgeBucketQueue"} <= has_all
+    for stdlib in ("queue.PriorityQueue", "asyncio.PriorityQueue", "janus.PriorityQueue"):
+        assert not serving.loc[stdlib].any(), stdlib
+
+
+class CancelDoesNothing:
+    """A queue whose cancel() says yes but leaves the request queued (what the probe catches)."""
+
+    def __init__(self) -> None:
+        self.items: list = []
+
+    def put(self, item, block=True, timeout=None) -> None:
+        self.items.append(item)
+
+    def get(self, block=True, timeout=None):
+        return self.items.pop(0)
+
+    def cancel(self, item) -> bool:
+        return True
+
+
+def test_a_cancel_that_leaves_the_request_queued_is_not_the_feature():
+    spec = QueueSpec("fake", CancelDoesNothing, thread_safe=True, async_safe=False, api="sync",
+                     description="cancel says yes and does nothing")
+    assert features.probe_cancel_queued(spec) is False
+    assert features.probe_level_limits(spec) is False  # no policy= argument

@@ -134,7 +134,10 @@ def test_the_adr_paragraph_matches_the_stored_load_frame(stored):
     strict = stored[stored["rho"] == 0.6].set_index("priority")
     assert (f"at ρ = 0.6 CRITICAL's mean wait goes from "
             f"{strict.loc['CRITICAL', 'queue_wait_mean_ms']:.2f} to "
-            f"{aging.loc['CRITICAL', 'queue_wait_mean_ms']:.2f} ms and LOW's p99 from "
+            f"{aging.loc['CRITICAL', 'queue_wait_mean_ms']:.2f} ms, its p99 from "
+            f"{strict.loc['CRITICAL', 'queue_wait_p99_ms']:.2f} to "
+            f"{aging.loc['CRITICAL', 'queue_wait_p99_ms']:.2f} ms "
+            f"(n={int(strict.loc['CRITICAL', 'tasks']):,}), and LOW's p99 from "
             f"{strict.loc['LOW', 'queue_wait_p99_ms']:.2f} to "
             f"{aging.loc['LOW', 'queue_wait_p99_ms']:.2f} ms") in text
 
@@ -158,7 +161,7 @@ def test_the_crossing_is_reported_when_p99_reaches_the_target(stored):
 @pytest.mark.slow
 @pytest.mark.notebook
 def test_the_adr_says_whether_the_sample_or_the_chain_missed_theory(stored):
-    from pqlab.decide.adr import _sampling_and_chain
+    from pqlab.decide.loadwait import _sampling_and_chain
 
     frame = stored.frame("load")
     judged = frame[frame["rho"] <= 0.8]

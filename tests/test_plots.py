@@ -13,7 +13,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from pqlab import QUEUES
-from pqlab.decide import analysis, plots, style
+from pqlab.decide import analysis, decision, plots, style
 from pqlab.study import frames
 from pqlab.study.sweep import Grid, run_sweep
 
@@ -85,8 +85,9 @@ def _readable(fig: Figure) -> None:
     ("throughput-vs-workers-threads",
      lambda s, x, out: plots.throughput_vs_workers(s, "threads", out_dir=out)),
     ("tail-vs-workers-async", lambda s, x, out: plots.tail_vs_workers(s, "async", out_dir=out)),
-    ("wait-by-priority-threads",
-     lambda s, x, out: plots.wait_by_priority(s, "threads", out_dir=out)),
+    ("wait-by-priority-threads",  # priorities set apart: otherwise it is not drawn
+     lambda s, x, out: plots.wait_by_priority(
+         s.assign(wait_p99_us_LOW=s["wait_p99_us_CRITICAL"] * 10), "threads", out_dir=out)),
     ("correctness", lambda s, x, out: plots.correctness(s, out_dir=out)),
 ])
 def test_each_figure_is_labelled_and_exported(frames_, tmp_path, name, draw):
@@ -206,32 +207,38 @@ def _decision_table() -> pd.DataFrame:
     rows = []
     for context, queues in CONTEXTS.items():
         for i, queue in enumerate(queues):
-            median = 400_000 / (i + 1)
-            rows.append({"context": context, "queue": queue, "throughput_median": median,
-                         "throughput_ci_low": median * 0.8, "throughput_ci_high": median * 1.1,
-                         "chosen": i == 0, "set_aside": "" if median > 100_000
-                         else "throughput is not above 100,000 ops/s"})
+            cpu = 2.0 * (i + 1)
+            rows.append({"context": context, "queue": queue, "features": max(0, 3 - i),
+                         "cpu_us_per_task": cpu, "idle_cores": 0.001 * (i + 1),
+                         "chosen": i == 0, "set_aside": "" if cpu < 100
+                         else "would spend 11% of a core at 1,000 requests a second"})
     table = pd.DataFrame(rows)
-    table.loc[1, ["throughput_ci_low", "throughput_ci_high"]] = np.nan  # one repetition
+    table.loc[1, "cpu_us_per_task"] = 120.0  # one over the CPU gate
+    table.loc[1, "set_aside"] = "would spend 12% of a core at 1,000 requests a second"
+    table.loc[2, "idle_cores"] = np.nan  # not measured
     return table
 
 
-def test_decision_overview_marks_the_choice_and_what_is_set_aside(tmp_path):
+def test_decision_overview_draws_the_rules_gates_and_marks_choice_and_set_aside(tmp_path):
     table = _decision_table()
     fig = plots.decision_overview(table, out_dir=tmp_path)
     _exported(tmp_path, "decision-overview")
     _readable(fig)
     panels = [ax for ax in fig.axes if ax.get_visible()]
-    assert [ax.get_title(loc="left") for ax in panels] == list(CONTEXTS)
+    assert [ax.get_title(loc="left") for ax in panels if ax.get_title(loc="left")] \
+        == list(CONTEXTS)
     ticks = [t for ax in panels for t in ax.get_yticklabels()]
     starred = [t.get_text() for t in ticks if t.get_text().startswith("★")]
     assert starred == [f"★ {q[0]}" for q in CONTEXTS.values()]
-    assert all(t.get_fontweight() == "bold" for t in ticks if t.get_text() in starred)
     hatched = [p for ax in panels for p in ax.patches if p.get_hatch()]
-    assert len(hatched) == (table["set_aside"] != "").sum() > 0
-    criteria = [line.get_xdata()[0] for ax in panels for line in ax.get_lines()
-                if line.get_linestyle() == "--"]
-    assert criteria == [analysis.MIN_THROUGHPUT_OPS_S] * len(CONTEXTS)
+    assert len(hatched) == 3 * (table["set_aside"] != "").sum() > 0  # a bar per gate panel
+    gates = sorted({line.get_xdata()[0] for ax in panels for line in ax.get_lines()
+                    if line.get_linestyle() == "--"})
+    assert gates == [decision.IDLE_LIMIT_CORES, 100 * decision.MATERIAL_SHARE]
+    needed = [line.get_xdata()[0] for ax in panels for line in ax.get_lines()
+              if line.get_linestyle() == ":"]
+    assert needed == [len(decision.context(c).needs) for c in CONTEXTS]
+    assert "throughput" not in fig.texts[0].get_text().lower()
 
 
 def test_decision_overview_without_the_optional_columns():
@@ -243,8 +250,8 @@ def test_decision_overview_without_the_optional_columns():
 
 
 def test_decision_overview_names_missing_columns(tmp_path):
-    table = _decision_table().drop(columns=["throughput_ci_high"])
-    with pytest.raises(ValueError, match="missing: throughput_ci_high"):
+    table = _decision_table().drop(columns=["cpu_us_per_task"])
+    with pytest.raises(ValueError, match="missing: cpu_us_per_task"):
         plots.decision_overview(table, out_dir=tmp_path)
     assert list(tmp_path.iterdir()) == []
 
@@ -285,3 +292,68 @@ def test_cpu_cost_of_a_run_without_cpu_readings(tmp_path):
                           "cpu_us_per_task": [np.nan, np.nan], "idle_cores": [np.nan, np.nan]})
     plots.cpu_cost(table, out_dir=tmp_path)
     assert (tmp_path / "cpu-cost.png").is_file()
+
+
+# -- figures that are not drawn when they have nothing to show, and axes that show the tail --
+
+
+def test_one_machine_is_not_drawn_and_an_old_drawing_goes(frames_, tmp_path):
+    summary, _ = frames_
+    (tmp_path / "ratios-across-machines.png").write_bytes(b"stale")
+    ratios = analysis.ratios_to_baseline(summary.assign(run_id="a", machine="box a"))
+    fig = plots.ratios_across_machines(ratios, out_dir=tmp_path)
+    assert "not drawn: one machine (box a)" in fig.axes[0].texts[0].get_text()
+    assert not any(tmp_path.glob("ratios-across-machines.*"))
+
+
+def test_priorities_whose_waits_coincide_are_not_drawn(frames_, tmp_path):
+    summary, _ = frames_
+    alike = summary.copy()
+    for p in ("p50", "p99"):
+        for level in ("HIGH", "NORMAL", "LOW"):
+            alike[f"wait_{p}_us_{level}"] = alike[f"wait_{p}_us_CRITICAL"] * 1.2
+    fig = plots.wait_by_priority(alike, "threads", out_dir=tmp_path)
+    assert "within 1.20x of each other" in fig.axes[0].texts[0].get_text()
+    assert not any(tmp_path.glob("wait-by-priority-threads.*"))
+    apart = alike.assign(wait_p99_us_LOW=alike["wait_p99_us_CRITICAL"] * 10)
+    plots.wait_by_priority(apart, "threads", out_dir=tmp_path)
+    _exported(tmp_path, "wait-by-priority-threads")
+
+
+def test_one_outlier_does_not_stretch_the_ecdf_axis(frames_):
+    _, samples = frames_
+    outlier = samples.copy()
+    single = outlier.index[outlier["scenario"] == "single"]
+    outlier.loc[single[0], "enqueue_ns"] = 50_000_000  # 50 ms, as in the reference run
+    fig = plots.latency_ecdf(outlier, "single")
+    enqueue = fig.axes[0]
+    data = analysis.latency_quantiles(outlier, "single")
+    data = data[(data["tasks"] == data["tasks"].max()) & (data["operation"] == "enqueue")]
+    p999 = data.loc[data["quantile"] <= plots.ECDF_TOP, "latency_us"].max()
+    assert enqueue.get_xlim()[1] == pytest.approx(plots.ECDF_MARGIN * p999)
+    assert enqueue.get_xlim()[1] < 50_000
+
+
+def test_load_points_sit_at_the_measured_rho(tmp_path):
+    load = pd.DataFrame({"rho": [0.8, 0.8], "rho_measured": [0.85, 0.85],
+                         "priority": ["CRITICAL", "LOW"], "tasks": [300, 300],
+                         "queue_wait_mean_ms": [4.0, 46.0], "queue_wait_p99_ms": [30.0, 280.0],
+                         "theory_wait_mean_ms": [3.5, 49.0], "workers": 4,
+                         "queue": "queue.PriorityQueue", "service_ms": 16.0})
+    theory = pd.DataFrame({"rho": [0.5, 0.8, 0.5, 0.8], "priority": ["CRITICAL"] * 2
+                           + ["LOW"] * 2, "theory_wait_mean_ms": [0.8, 3.5, 2.2, 49.0]})
+    fig = plots.load_wait_vs_rho(load, theory, out_dir=tmp_path)
+    points = [line for line in fig.axes[0].get_lines() if line.get_linestyle() == "None"]
+    assert points and all(list(line.get_xdata()) == [0.85] for line in points)
+    assert fig._suptitle.get_text().count("\n") == 1
+    _readable(fig)
+
+
+def test_a_title_says_one_run_rather_than_a_median_of_one(frames_):
+    summary, _ = frames_
+    fig = plots.tail_vs_workers(summary, "threads")
+    assert "(median of 2 runs)" in fig._suptitle.get_text()
+    once = summary[summary["repetition"] == summary["repetition"].min()]
+    fig = plots.throughput_vs_workers(once, "threads")
+    assert "(one run per point)" in fig._suptitle.get_text()
+    assert "band" not in fig._suptitle.get_text() and "median" not in fig._suptitle.get_text()

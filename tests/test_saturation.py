@@ -51,10 +51,24 @@ def summary() -> pd.DataFrame:
 def test_the_section_reads_its_numbers_from_the_frame(summary):
     text = "\n".join(saturation.findings(summary))
     assert text.startswith("## Past saturation")
-    assert "| LOW | 10% | 45% | 45% | 900 ms | 2.0 |" in text  # without limits at ρ = 1.5
+    # without limits at ρ = 1.5; each p99 with the count of served requests behind it
+    assert "| LOW | 10% | 45% | 45% | 900 ms (n=10) | 2.0 |" in text
     assert "| CRITICAL | 50 | 1.00 s | REJECT |" in text and "| LOW | 3 | 1.00 s | REJECT |" in text
-    assert "| 1.5 | LOW | 2.0 → 4.0 | 900 ms → 30 ms | 80% | 0.0% |" in text
+    assert "| 1.5 | LOW | 2.0 → 4.0 | 900 ms (n=10) → 30 ms (n=20) | 80% | 0.0% |" in text
     assert "about 250 ms" in text and "**Recommended:**" in text
+    assert "one run per point" in text and "(s)" not in text and "median" not in text
+    assert "80% are refused at once" in text and "0.0% expire" in text
+
+
+def test_the_policy_is_judged_against_its_own_target_at_every_rho(summary):
+    misses = summary.copy()
+    policy = misses["policy"] != "none"
+    misses.loc[policy & (misses["rho"] == 0.9), "served_wait_p99_ms_NORMAL"] = 400.0
+    target, found = saturation.target_misses(misses)
+    assert target == 250.0 and found == [(0.9, "NORMAL", 400.0, 98)]
+    text = "\n".join(saturation.record_claims(misses))
+    assert "(0.9, 1.5)" in text and "misses it for NORMAL 400 ms at ρ 0.9 (n=98)" in text
+    assert "no level's p99 wait" in "\n".join(saturation.record_claims(summary))
 
 
 def test_the_replay_rule_is_the_issues(summary):
@@ -93,7 +107,8 @@ def test_the_multi_node_paragraph_reads_the_redis_frame(summary):
     redis = summary.assign(queue="redis", redelivered=[0, 2, 0, 1])
     (text, blank, _, _) = saturation.multi_node(redis)
     assert blank == "" and text.startswith("**Across processes** (`overload-redis`")
-    assert "With it, at ρ = 1.5: CRITICAL served 98% (p99 wait 30 ms)" in text
+    assert "With it, at ρ = 1.5: CRITICAL served 98% (p99 wait 30 ms (n=98))" in text
+    assert "LOW refused at once 80% and expired 0.0%" in text
     assert "redelivered 3 times in these runs" in text
     gaps = saturation.replay_gaps(redis)
     assert f"agree with the replay in {int(gaps['ok'].sum())} of {len(gaps)}" in text
@@ -175,3 +190,15 @@ def test_the_failover_parameters_are_checked():
                       ("FAILOVER_MIN_REPLICAS", [3]), ("FAILOVER_MIN_REPLICAS", [])):
         with pytest.raises(params.ParameterError, match=name):
             params.check(name, bad)
+
+
+def test_the_depth_figure_draws_each_levels_limit(tmp_path):
+    depth = pd.DataFrame({"t_s": [0.0, 0.5] * 4, "priority": ["LOW"] * 4 + ["CRITICAL"] * 4,
+                          "depth": [0, 3, 0, 1] * 2,
+                          "policy": ["none", "none", "p", "p"] * 2, "rho": 1.5})
+    limits = saturation.level_limits(json.dumps(POLICY.to_mapping()))
+    assert limits == {"CRITICAL": 50, "LOW": 3}
+    fig = overloadplots.overload_depth(depth, limits=limits)
+    dashed = {ax.get_title(): sorted(line.get_ydata()[0] for line in ax.get_lines()
+                                     if line.get_linestyle() == "--") for ax in fig.axes}
+    assert dashed == {"policy: none": [], "policy: p": [3, 50]}

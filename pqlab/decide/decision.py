@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from pqlab.decide import analysis
-from pqlab.harness.features import FEATURE_TITLES
+from pqlab.harness.features import FEATURE_TITLES, SERVING
 from pqlab.measure import significance
 from pqlab.queues import QUEUES
 from pqlab.study import config
@@ -63,10 +63,10 @@ CONTEXTS = (
     Context("async API server", "async",
             "request handlers are coroutines on one event loop (FastAPI, gRPC async); "
             "workers are coroutines too",
-            needs=("cancel_safe_get", "shutdown", "bounded")),
+            needs=("cancel_safe_get", "shutdown", "bounded", *SERVING)),
     Context("thread workers", "threads",
             "handlers put requests from threads; a pool of worker threads takes them",
-            needs=("get_timeout", "shutdown", "bounded")),
+            needs=("get_timeout", "shutdown", "bounded", *SERVING)),
     Context("single-threaded code", "single",
             "one thread puts and takes (a scheduler loop that owns the queue and can bound it "
             "by its length)",
@@ -74,8 +74,17 @@ CONTEXTS = (
     Context("async handlers feeding worker threads", "mixed",
             "handlers are coroutines that put; a pool of worker threads takes (one queue "
             "with an async face and a sync face)",
-            needs=("sync_and_async", "cancel_safe_get", "get_timeout", "shutdown", "bounded")),
+            needs=("sync_and_async", "cancel_safe_get", "get_timeout", "shutdown", "bounded",
+                   *SERVING)),
 )
+# ModelMora's own context, from the seed (the POC's "Production Implications"): FastAPI
+# handlers enqueue, worker coroutines dequeue; inference leaves the loop for a worker
+# process (POC 1), so the queue itself never leaves the event loop.
+MODELMORA = "async API server"
+MODELMORA_WHY = (
+    "the seed's scheduler enqueues from FastAPI request handlers and dequeues from worker "
+    "coroutines, and POC 1 runs inference in worker processes that a worker coroutine "
+    "awaits, so the queue never leaves the event loop")
 
 RULE = (
     "Set aside any queue with a violation, lost or duplicated task or error, any queue whose "
@@ -230,6 +239,8 @@ def candidates(summary: pd.DataFrame, ctx: Context, *, idle: pd.DataFrame | None
         "enqueue_mean_us": g["enqueue_mean_us"].median(),
         "dequeue_mean_us": g["dequeue_mean_us"].median(),
         "enqueue_p99_us": g["enqueue_p99_us"].median(),
+        "dequeue_p99_us": (g["dequeue_p99_us"].median() if "dequeue_p99_us" in cell
+                           else math.nan),
         "bytes_per_task": g["bytes_per_task"].median(),
     })
     table = at_ref[["throughput_median", "throughput_ci_low", "throughput_ci_high",
@@ -336,6 +347,26 @@ def decision_table(decisions: list[Decision]) -> pd.DataFrame:
     """Every context's candidates in one frame."""
     tables = [d.table for d in decisions if not d.table.empty]
     return pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
+
+
+def runner_up(d: Decision) -> tuple[str | None, str]:
+    """The queue next to the choice and what separates them, in the rule's own terms: a tie
+    says so and names the step that broke it (never a measured win)."""
+    if d.choice is None or len(d.table) < 2:
+        return None, ""
+    chosen, other = d.table.iloc[0], d.table.iloc[1]
+    if other["queue"] in d.tie_group:
+        return str(other["queue"]), ("a tie: both pass every gate with the same features and "
+                                     f"memory within {MEMORY_FACTOR:g}x; registry order broke "
+                                     "it, not a measurement")
+    if other["set_aside"]:
+        return str(other["queue"]), f"set aside: {other['set_aside']}"
+    missing = [FEATURE_TITLES[f] for f in chosen["needs_met"] if f not in other["needs_met"]]
+    if missing:
+        return str(other["queue"]), "it lacks " + ", ".join(missing)
+    return str(other["queue"]), (f"{other['bytes_per_task']:.1f} against "
+                                 f"{chosen['bytes_per_task']:.1f} bytes per queued task, over "
+                                 f"the {MEMORY_FACTOR:g}x the rule allows")
 
 
 def needs_text(ctx: Context) -> str:

@@ -27,6 +27,7 @@ SPLIT = {"http_ms": ("HTTP + framework", "#9fb3c8"), "queue_wait_ms": ("queue wa
          "inference_ms": ("inference", "#66a182")}
 SEPARATE = "no difference the data can show"
 FRAME = "endtoend"  # the run's frame (pqlab.study.endtoend.FRAME)
+LEAD_MODE = "async"  # ModelMora's worker coroutines: the mode the record's answer reads
 SENT_ENOUGH = 0.95  # a point whose generator sent less than 95% of its target rate says so
 BOX_BUSY = 5  # the no-op endpoint's p50 this many times its p50 at the lowest rate: box saturated
 
@@ -487,17 +488,16 @@ def _policy_verdict(good: pd.DataFrame, p99: pd.DataFrame, counts: pd.DataFrame)
         without, with_ = (part.loc[part["policy"] == p, "point"].iloc[0]
                           for p in (NO_POLICY, chosen))
         a, b = _cell(p99, without, first, "p99"), _cell(p99, with_, first, "p99")
-        offered = _cell(counts, with_, last, "offered")["value"]
-        refused = _cell(counts, with_, last, "503")["value"] + _cell(counts, with_, last,
-                                                                     "504")["value"]
+        offered = max(_cell(counts, with_, last, "offered")["value"], 1)
+        refused = _cell(counts, with_, last, "503")["value"] / offered
+        expired = _cell(counts, with_, last, "504")["value"] / offered
         gave_up = _cell(counts, without, last, "disconnect")["value"] / max(
             _cell(counts, without, last, "offered")["value"], 1)
         out.append(
-            f"- `{queue}` ({mode}) at ρ {rho:g}: with the policy {first}'s p99 is "
-            f"{_p99_cell(b)} against {_p99_cell(a)} without ({compare_p99(a, b)}); {last} is "
-            f"answered at once or expired for {refused / max(offered, 1):.0%} of its requests "
-            f"(503/504 the client can retry elsewhere), where without it "
-            f"{gave_up:.0%} of {last}'s clients gave up waiting.")
+            f"- `{queue}` ({mode}) at ρ {rho:g}, one run: with the policy {first}'s p99 is "
+            f"{_p99_cell(b)} against {_p99_cell(a)} without ({compare_p99(a, b)}); of {last}'s "
+            f"requests {refused:.0%} are refused at once (503) and {expired:.0%} expire in the "
+            f"queue (504), where without it {gave_up:.0%} of {last}'s clients gave up waiting.")
     return out + ([""] if out else [])
 
 
@@ -555,6 +555,76 @@ def _mode_section(frame: pd.DataFrame) -> list[str]:
                 f"(CRITICAL p99 {_p99_cell(lead)} and {_p99_cell(runner)})")
     return [f"- Worker mode, from CRITICAL's p99 at the highest rate every mode ran: {text}.",
             ""]
+
+
+def _critical_at(p99: pd.DataFrame, mode: str, queues: list[str], rate: float | None) -> str:
+    """CRITICAL's p99 of each queue at ``rate``, with interval and n ("" without a rate)."""
+    if rate is None:
+        return ""
+    crit = p99[(p99["mode"] == mode) & (p99["priority"] == LEVEL_NAMES[0])
+               & (p99["policy"] == NO_POLICY) & (p99["rate_target_per_s"] == rate)]
+    return f"; CRITICAL's p99 at {rate:,.0f}/s: " + ", ".join(
+        f"`{q}` {_p99_cell(crit[crit['queue'] == q].iloc[0])}" for q in queues
+        if not crit[crit["queue"] == q].empty)
+
+
+def _grouped(said: list[tuple[str, str]]) -> str:
+    """("10/s", v), ("100/s", v) -> "at 10/s and 100/s: v": rates with one verdict together."""
+    verdicts = dict.fromkeys(v for _, v in said)
+    return "; ".join("at " + " and ".join(r for r, w in said if w == v) + f": {v}"
+                     for v in verdicts)
+
+
+def _one_queue(p99: pd.DataFrame, mode: str) -> str:
+    """Only one queue measured below saturation: its CRITICAL p99 at the top rate, no
+    comparison."""
+    mine = p99[(p99["mode"] == mode) & (p99["policy"] == NO_POLICY)]
+    queues = list(dict.fromkeys(mine["queue"]))
+    top = float(mine["rate_target_per_s"].max())
+    return (f"- In the reference service (worker mode `{mode}`, one run per point) only "
+            f"{', '.join(f'`{q}`' for q in queues)} ran below saturation, so whether the queue "
+            "changes p99 is not compared here" + _critical_at(p99, mode, queues, top) + ".")
+
+
+def answer(frame: pd.DataFrame) -> list[str]:
+    """The record's lead evidence: per worker mode, whether the queue choice changed p99 per
+    priority at each rate the box could offer, then the policy past saturation."""
+    if frame.empty or "endpoint" not in frame:
+        return ["- End to end: **not measured in this run** (no `endtoend` frame: notebook 09 "
+                "did not run), so no claim below rests on the service itself."]
+    ceiling = ceiling_per_s(frame)
+    lines = []
+    modes = list(dict.fromkeys(values(frame, "latency_ms", "p99", tier="below")["mode"]))
+    for mode in modes[:1] if LEAD_MODE not in modes else [LEAD_MODE]:
+        table, differs = queue_table(frame, mode)
+        p99 = values(frame, "latency_ms", "p99", tier="below")
+        if not table:
+            lines.append(_one_queue(p99, mode))
+            continue
+        queues = list(dict.fromkeys(p99.loc[(p99["mode"] == mode)
+                                            & (p99["policy"] == NO_POLICY), "queue"]))
+        said, skipped, judged = [], [], []
+        for rate, levels in differs.items():
+            if not _sent_line(frame, mode, rate, ceiling)[1]:
+                skipped.append(f"{rate:,.0f}/s")
+                continue
+            judged.append(rate)
+            said.append((f"{rate:,.0f}/s", f"p99 differs for {', '.join(levels)}" if levels
+                         else SEPARATE))
+        lines.append(f"- In the reference service (worker mode `{mode}`, "
+                     f"{' against '.join(f'`{q}`' for q in queues)}, one run per point): "
+                     + (_grouped(said) or "no rate could be judged")
+                     + (f"; not judged at {', '.join(skipped)} (the box or the service "
+                        "saturated, see the appendix)" if skipped else "")
+                     + _critical_at(p99, mode, queues, max(judged, default=None)) + ".")
+    good = values(frame, "goodput_per_s", "200", tier="past")
+    if not good.empty:
+        p99 = values(frame, "latency_ms", "p99", tier="past")
+        counts = frame[(frame["metric"] == "requests") & (frame["tier"] == "past")
+                       & (frame["endpoint"] == "infer")].copy()
+        counts["priority"] = counts["priority"].astype(str)
+        lines += [v for v in _policy_verdict(good, p99, counts) if v]
+    return lines
 
 
 def findings(frame: pd.DataFrame) -> list[str]:

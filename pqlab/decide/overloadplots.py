@@ -27,6 +27,12 @@ OUTCOME_COLORS = {"served": "#4c9a5b", "rejected": "#c44e52", "expired": "#dd845
 RHO_LABEL = "offered load ρ = λ·E[S]/C"
 
 
+def _runs(frame: pd.DataFrame) -> str:
+    """What a point stands for: "one run per point" or "median of N runs"."""
+    n = frame["repetition"].nunique() if "repetition" in frame else 1
+    return "one run per point" if n <= 1 else f"median of {n} runs"
+
+
 def _dashes(policies) -> dict[str, str]:
     """Solid for a policy, dashed for none (more than one policy: dotted for the others)."""
     styles = {}
@@ -73,7 +79,7 @@ def overload_goodput(goodput: pd.DataFrame, *, out_dir: Path | None = None) -> F
     if (data["served_wait_p99_ms"] > 0).any():
         log_axis(wait_ax, "y")
     _legend(fig, wait_ax, dict.fromkeys(data["priority"]), styles)
-    fig.suptitle(f"{title}\n{data['queue'].iloc[0]}: median of repetitions; "
+    fig.suptitle(f"{title}\n{data['queue'].iloc[0]}: {_runs(goodput)}; "
                  "dashed: no policy, solid: the policy")
     return export(fig, data, name, out_dir)
 
@@ -112,12 +118,15 @@ def overload_outcomes(outcomes: pd.DataFrame, *, out_dir: Path | None = None) ->
     axes[-1].legend(handles=handles, title="outcome, policy", loc="upper left",
                     bbox_to_anchor=(1.02, 1.0), fontsize="x-small")
     order = " | ".join(f"{p}" for p in policies)
-    fig.suptitle(f"{title}\nbars per ρ: {order} (hatched: no policy); median of repetitions")
+    fig.suptitle(f"{title}\nbars per ρ: {order} (hatched: no policy); {_runs(outcomes)}")
     return export(fig, data, name, out_dir)
 
 
-def overload_depth(depth: pd.DataFrame, *, out_dir: Path | None = None) -> Figure:
-    """Requests queued per priority over the run, one panel per policy, at one ρ."""
+def overload_depth(depth: pd.DataFrame, *, limits: dict[str, int] | None = None,
+                   out_dir: Path | None = None) -> Figure:
+    """Requests queued per priority over the run, one panel per policy, at one ρ; with
+    ``limits`` (the policy's ``max_queue_size`` per level name), each level's limit drawn
+    as a dashed line in its colour on the policy's panels."""
     name, title = "overload-depth", "Past saturation: queue depth per priority over time"
     if depth.empty:
         return export(no_data(title, "no depth series"), depth, name, out_dir)
@@ -132,13 +141,19 @@ def overload_depth(depth: pd.DataFrame, *, out_dir: Path | None = None) -> Figur
         for prio, color in colors.items():
             line = part[part["priority"] == prio].sort_values("t_s")
             ax.step(line["t_s"], line["depth"], where="post", color=color, label=prio)
+            if limits and policy != NO_POLICY and limits.get(prio):
+                ax.axhline(limits[prio], color=color, linestyle="--", linewidth=1.0)
         ax.set(title=f"policy: {policy}", xlabel="time since the first arrival (s)")
     axes[0].set_ylabel("requests queued")
-    axes[-1].legend(title="priority", loc="upper left", bbox_to_anchor=(1.02, 1.0),
-                    fontsize="x-small")
+    handles, _ = axes[-1].get_legend_handles_labels()
+    if limits:
+        handles.append(Line2D([], [], color="grey", linestyle="--", label="the level's limit"))
+    axes[-1].legend(handles=handles, title="priority", loc="upper left",
+                    bbox_to_anchor=(1.02, 1.0), fontsize="x-small")
     rho = data["rho"].iloc[0] if "rho" in data else float("nan")
     fig.suptitle(f"{title}\nρ = {rho:g}: without limits the lower levels grow for as long as "
-                 "arrivals last; limits cap each level")
+                 "arrivals last; limits cap each level" + ("" if limits else
+                                                          " (limits not given)"))
     return export(fig, data, name, out_dir)
 
 

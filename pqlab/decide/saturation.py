@@ -87,20 +87,75 @@ def _policy_lines(spec_text: str) -> list[str]:
     return lines
 
 
+def runs_text(summary: pd.DataFrame) -> str:
+    """How many runs stand behind each point: "one run per point" or "N runs ..., medians"."""
+    n = summary["repetition"].nunique()
+    return "one run per point" if n == 1 else f"{n} runs per point, medians shown"
+
+
+def _p99(row: pd.Series, level: str) -> str:
+    """A p99 wait of the served with the count behind it."""
+    return f"{_ms(row[f'served_wait_p99_ms_{level}'])} (n={int(row[f'served_{level}']):,})"
+
+
 def _recommendation(med: pd.DataFrame, chosen: str, top: float) -> str:
     """One sentence: the policy to adopt and what it measurably changes at the highest load."""
     a, b = med.loc[(NO_POLICY, top)], med.loc[(chosen, top)]
     first, last = LEVELS[0], LEVELS[-1]
     waiting = a[f"share_queued_{last}"] + a[f"share_cancelled_{last}"]
-    refused = b[f"share_rejected_{last}"] + b[f"share_expired_{last}"]
     return (f"**Recommended:** bound the request queue per priority with a policy of this "
             f"shape (limits sized from the wait target, a timeout, `REJECT`). At ρ = {top:g} "
-            f"it keeps {first}'s p99 wait at {_ms(b[f'served_wait_p99_ms_{first}'])} "
-            f"({_ms(a[f'served_wait_p99_ms_{first}'])} without) and {first}'s goodput at "
-            f"{b[f'goodput_per_s_{first}']:.1f}/s ({a[f'goodput_per_s_{first}']:.1f}/s "
-            f"without), and answers {_pct(refused)} of {last}'s requests at once (a 503 the "
-            f"client can retry elsewhere) where without it {_pct(waiting)} waited until their "
-            f"client gave up or the run ended.")
+            f"{first}'s p99 wait is {_p99(b, first)} with it, {_p99(a, first)} without, and "
+            f"its goodput {b[f'goodput_per_s_{first}']:.1f}/s against "
+            f"{a[f'goodput_per_s_{first}']:.1f}/s; of {last}'s requests "
+            f"{_pct(b[f'share_rejected_{last}'])} are refused at once (a 503 the client can "
+            f"retry elsewhere) and {_pct(b[f'share_expired_{last}'])} expire after waiting "
+            f"their timeout, where without it {_pct(waiting)} waited until their client gave "
+            f"up or the run ended.")
+
+
+def target_misses(summary: pd.DataFrame) -> tuple[float, list[tuple[float, str, float, int]]]:
+    """The policy's own wait target and every (ρ, level, p99 wait of the served, n) over it,
+    at every measured ρ; (NaN, []) without a sized policy."""
+    chosen = next((p for p in dict.fromkeys(summary["policy"]) if p != NO_POLICY), None)
+    if chosen is None or "wait_target_ms" not in summary:
+        return math.nan, []
+    target = float(summary.loc[summary["policy"] == chosen, "wait_target_ms"].iloc[0])
+    med = medians(summary)
+    misses = []
+    for rho in sorted(summary["rho"].unique()):
+        if (chosen, rho) not in med.index:
+            continue
+        row = med.loc[(chosen, rho)]
+        misses += [(float(rho), level, float(row[f"served_wait_p99_ms_{level}"]),
+                    int(row[f"served_{level}"])) for level in LEVELS
+                   if row[f"served_wait_p99_ms_{level}"] > target]
+    return target, misses
+
+
+def record_claims(summary: pd.DataFrame) -> list[str]:
+    """The record's claims on the policy: its effect at the highest ρ and its own target
+    judged at every measured ρ, each miss said."""
+    if summary.empty or "policy" not in summary:
+        return ["- Past saturation: not measured in this run (notebook 08)."]
+    policies = list(dict.fromkeys(summary["policy"]))
+    chosen = next((p for p in policies if p != NO_POLICY), None)
+    if chosen is None or NO_POLICY not in policies:
+        return []
+    top = float(summary["rho"].max())
+    rhos = ", ".join(f"{r:g}" for r in sorted(summary["rho"].unique()))
+    effect = _recommendation(medians(summary), chosen, top).split(" At ρ", 1)[1]
+    lines = [f"- The policy on `{summary['queue'].iloc[0]}`, {runs_text(summary)}: at ρ{effect}"]
+    target, misses = target_misses(summary)
+    if target == target:
+        said = "; ".join(f"{level} {_ms(p99)} at ρ {rho:g} (n={n:,})"
+                         for rho, level, p99, n in misses)
+        lines.append(f"- Judged against its own target (a request admitted at its level's "
+                     f"limit waits about {target:g} ms) at every measured ρ ({rhos}): "
+                     + (f"the p99 wait of the served misses it for {said}: Little's law sizes "
+                        "the limits for a typical wait, not the tail." if misses
+                        else "no level's p99 wait of the served exceeds it."))
+    return lines
 
 
 def findings(summary: pd.DataFrame) -> list[str]:
@@ -119,20 +174,20 @@ def findings(summary: pd.DataFrame) -> list[str]:
         f"`{first['queue']}`, {int(first['consumers'])} workers, arrivals for "
         f"{float(first['duration_s']):g} s per point, clients that give up after "
         f"{float(first['patience_mean_s']):g} s on average (exponential) cancel their queued "
-        f"request; {summary['repetition'].nunique()} repetition(s) per point, medians shown.",
+        f"request; {runs_text(summary)}.",
         "",
     ]
     if NO_POLICY in policies:
         base = med.loc[(NO_POLICY, top)]
         lines += [f"**Without limits**, at ρ = {top:g}:", "",
                   _row(["priority", "served", "still queued at the end", "cancelled by the client",
-                        "p99 wait of the served", "goodput (/s)"]),
+                        "p99 wait of the served (n)", "goodput (/s)"]),
                   _row(["---"] * 6)]
         for level in LEVELS:
             lines.append(_row([level, _pct(base[f"share_served_{level}"]),
                                _pct(base[f"share_queued_{level}"]),
                                _pct(base[f"share_cancelled_{level}"]),
-                               _ms(base[f"served_wait_p99_ms_{level}"]),
+                               _p99(base, level),
                                f"{base[f'goodput_per_s_{level}']:.1f}"]))
         lines.append("")
     if chosen is not None:
@@ -145,7 +200,7 @@ def findings(summary: pd.DataFrame) -> list[str]:
         lines += [f"**The policy** (`{chosen}`){sized}:", "", *_policy_lines(spec), ""]
         if NO_POLICY in policies:
             lines += ["**Its measured effect** (no policy → the policy):", "",
-                      _row(["ρ", "priority", "goodput (/s)", "p99 wait of the served",
+                      _row(["ρ", "priority", "goodput (/s)", "p99 wait of the served (n)",
                             "rejected", "expired"]),
                       _row(["---"] * 6)]
             for rho in sorted(summary["rho"].unique()):
@@ -156,8 +211,7 @@ def findings(summary: pd.DataFrame) -> list[str]:
                     lines.append(_row([
                         f"{rho:g}", level,
                         f"{a[f'goodput_per_s_{level}']:.1f} → {b[f'goodput_per_s_{level}']:.1f}",
-                        f"{_ms(a[f'served_wait_p99_ms_{level}'])} → "
-                        f"{_ms(b[f'served_wait_p99_ms_{level}'])}",
+                        f"{_p99(a, level)} → {_p99(b, level)}",
                         _pct(b[f"share_rejected_{level}"]), _pct(b[f"share_expired_{level}"])]))
             lines.append("")
             lines += [_recommendation(med, chosen, top), ""]
@@ -253,18 +307,18 @@ def multi_node(summary: pd.DataFrame, drills: pd.DataFrame | None = None) -> lis
         f"**Across processes** (`overload-redis`, notebook 06): the same kind of runs on "
         f"`{summary['queue'].iloc[0]}` with {int(summary['consumers'].iloc[0])} worker "
         f"processes that claim, serve and acknowledge, arrivals for "
-        f"{float(summary['duration_s'].iloc[0]):g} s per point; the policy is enforced by "
+        f"{float(summary['duration_s'].iloc[0]):g} s per point, {runs_text(summary)}; the "
+        "policy is enforced by "
         "the queue's scripts in the server, for every process at once."]
     if chosen is not None and (chosen, top) in med.index:
         b = med.loc[(chosen, top)]
         lines[0] += (f" With it, at ρ = {top:g}: {first} served "
-                     f"{_pct(b[f'share_served_{first}'])} (p99 wait "
-                     f"{_ms(b[f'served_wait_p99_ms_{first}'])}), {last} answered at once or "
-                     f"expired {_pct(b[f'share_rejected_{last}'] + b[f'share_expired_{last}'])}")
+                     f"{_pct(b[f'share_served_{first}'])} (p99 wait {_p99(b, first)}), {last} "
+                     f"refused at once {_pct(b[f'share_rejected_{last}'])} and expired "
+                     f"{_pct(b[f'share_expired_{last}'])}")
         if (NO_POLICY, top) in med.index:
             a = med.loc[(NO_POLICY, top)]
-            lines[0] += (f"; without it {first}'s p99 wait was "
-                         f"{_ms(a[f'served_wait_p99_ms_{first}'])} and "
+            lines[0] += (f"; without it {first}'s p99 wait was {_p99(a, first)} and "
                          f"{_pct(a[f'share_queued_{last}'] + a[f'share_cancelled_{last}'])} of "
                          f"{last} waited until the client gave up or the run ended")
         lines[0] += "."
@@ -279,3 +333,31 @@ def multi_node(summary: pd.DataFrame, drills: pd.DataFrame | None = None) -> lis
                      "trips, and each service here also waits for its claim and its "
                      "acknowledgement.")
     return [*lines, "", failover_findings(drills), ""]
+
+
+def chosen_policy(summary: pd.DataFrame) -> tuple[str | None, str | None]:
+    """The sized policy of an overload frame: (label, its ``QueuePolicy`` JSON), or Nones."""
+    if summary.empty or "policy" not in summary:
+        return None, None
+    chosen = next((p for p in dict.fromkeys(summary["policy"]) if p != NO_POLICY), None)
+    if chosen is None or "policy_spec" not in summary:
+        return chosen, None
+    return chosen, str(summary.loc[summary["policy"] == chosen, "policy_spec"].iloc[0])
+
+
+def policy_summary(spec_text: str) -> str:
+    """The policy in one phrase: limits per level, timeouts, action."""
+    rows = [line.strip("| ").split(" | ") for line in _policy_lines(spec_text)[2:]]
+    if not rows:
+        return "a policy this run does not describe"
+    limits = ", ".join(f"{level} {limit}" for level, limit, _, _ in rows)
+    timeouts = sorted({timeout for _, _, timeout, _ in rows})
+    actions = sorted({action for *_, action in rows})
+    return (f"at most {limits} requests queued, timeout {' or '.join(timeouts)}, "
+            f"action {'/'.join(actions)}")
+
+
+def level_limits(spec_text: str | None) -> dict[str, int]:
+    """``max_queue_size`` per level name of a policy's JSON (levels without a limit left out)."""
+    rows = [line.strip("| ").split(" | ") for line in _policy_lines(spec_text or "")[2:]]
+    return {level: int(limit) for level, limit, _, _ in rows if limit.isdigit()}
