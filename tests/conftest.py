@@ -183,5 +183,10 @@ def tiny_batch(tmp_path_factory, worker_id):
 
 
 def pytest_collection_modifyitems(config, items):
-    """The tiny batch's modules last: the batch runs beside everything else first."""
-    items.sort(key=lambda item: item.module.__name__.rpartition(".")[2] in TINY_MODULES)
+    """The tiny batch's modules last: the batch runs beside everything else first. In
+    them, the tests that do not read the batch first, while it may still be running."""
+    def key(item):
+        tiny = item.module.__name__.rpartition(".")[2] in TINY_MODULES
+        return tiny, tiny and "tiny_batch" in getattr(item, "fixturenames", ())
+
+    items.sort(key=key)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import shutil
@@ -146,20 +147,26 @@ def test_new_runs_are_ignored_by_git_and_the_reference_run_is_tracked():
 @pytest.mark.slow
 @pytest.mark.notebook
 def test_publish_adr_also_writes_docs_adr_with_its_own_links(tmp_path, tiny_batch):
-    # The tiny batch's run, resumed with its decision notebook alone: 00 rewrites the
-    # record from the stored run, and publishing writes docs/adr/ too.
+    # The tiny batch's run, resumed with its decision notebook alone, and that skipped:
+    # the tiny batch ran it (test_each_notebook_runs_under_papermill_with_tiny_parameters),
+    # and publishing, once every notebook ran or was skipped, rewrites the run's record
+    # from the stored run and writes docs/adr/ too.
     out, tiny, _ = tiny_batch
     shutil.copytree(out, tmp_path, dirs_exist_ok=True)
+    run_adr = tmp_path / "data" / tiny.run.run_id / config.RUN_ADR_FILENAME
+    run_adr.unlink()
     plan = tiny_plan()
-    plan.notebooks = [(s, v) for s, v in plan.notebooks if s.name == "00-decision"]
+    plan.notebooks = [(dataclasses.replace(s, skip_reason=lambda: "run by the tiny batch"), v)
+                      for s, v in plan.notebooks if s.name == "00-decision"]
     lines = []
     result = batch.run_batch(plan, tmp_path, run_id=tiny.run.run_id, resume=True,
                              publish_adr=True, echo=lines.append)
+    assert result.skipped == [("00-decision", "run by the tiny batch")]
     published = tmp_path / "docs" / "adr" / config.ADR_FILENAME
     assert result.published_adr == published and published.is_file()
     links = re.findall(r"\]\(([^)]+\.svg)\)", published.read_text())
     assert links and all((published.parent / link).resolve().is_file() for link in links)
-    assert (tmp_path / "data" / result.run.run_id / config.RUN_ADR_FILENAME).is_file()
+    assert run_adr.is_file()  # rewritten: the copy's was removed above
     assert any(f"published to {published}" in line for line in lines)
 
 

@@ -190,6 +190,32 @@ def test_load_runs_on_process_safe_queues_from_threads(monkeypatch):
         server.stop()
 
 
+def _replay_of_what_ran_ms(rec, workers, wake_ms):
+    """Mean wait per priority (ms) of the ideal queue fed what the run's machine did:
+    each task arrives when its producer began the put, and holds its server from the
+    moment the queue could hand it to a consumer (its put's end, or the consumer's get
+    if later) until that consumer began its next get (the last: its service end). The
+    span holds the service and its overshoot, the stamping, the get, and the consumer's
+    wake-up and any time the machine did not run it; but of the time between the task
+    being there and the consumer having it, no more than ``wake_ms`` (the machine's
+    wake-up): beyond that the hand-over is the queue's, and counts against it."""
+    valid = rec.get_task >= 0
+    task, start, end, consumer = (rec.get_task[valid], rec.get_start[valid],
+                                  rec.get_end[valid], rec.consumer[valid])
+    order = np.lexsort((start, consumer))  # each consumer's gets in turn
+    task, start, end, consumer = task[order], start[order], end[order], consumer[order]
+    last = np.append(consumer[1:] != consumer[:-1], True)
+    held_to = np.where(last, rec.series["service_end_ns"][task], np.append(start[1:], 0))
+    held_from = np.maximum(np.maximum(start, rec.put_end[task]), end - round(wake_ms * 1e6))
+    held_s = (held_to - held_from) / 1e9
+    by_arrival = np.argsort(rec.put_start[task], kind="stable")
+    waits_s = np.empty(len(task))
+    waits_s[by_arrival] = theory.simulate_waits(
+        (rec.put_start[task][by_arrival] - rec.put_start.min()) / 1e9, held_s[by_arrival],
+        rec.priority[task][by_arrival], workers)
+    return np.array([waits_s[rec.priority[task] == p].mean() * 1e3 for p in Priority])
+
+
 @pytest.mark.timing
 def test_measured_waits_follow_the_ideal_queue_loosely():
     # A short run: sampling noise is large, so the check is against the replay
@@ -198,18 +224,27 @@ def test_measured_waits_follow_the_ideal_queue_loosely():
     r = pqlab.run("queue.PriorityQueue", "load", tasks=800, producers=1, consumers=2, seed=2,
                   params=params)
     assert r.ok, r.error_messages
-    measured = np.array([r.extra[f"queue_wait_mean_ms_{p.name}"] for p in Priority])
-    replay = np.array([r.extra[f"replay_wait_mean_ms_{p.name}"] for p in Priority])
+    # The replay of the ideal queue is fed this machine's delays (``_replay_of_what_ran_ms``):
+    # late puts, and consumers that wake late or are not run stretch the time a task holds
+    # its worker, and at ρ = 0.75 that lost capacity multiplies waits (a quiet run's plain
+    # replay is off by 0.03 ms of lateness; beside a batch at load 7 it was off by more
+    # than the slack). Against it, the waits from each put: beyond the slack only the
+    # delay between a put and a waiting consumer having the task, which on this machine
+    # is its threads' wake-up, measured in the same run as how late the service sleeps
+    # end. A queue that serves out of order (LOW first: 2.6 times the slack), or hands
+    # tasks over late (a missed wake-up found by a 20 ms poll: 1.5 times), falls outside.
+    [rec] = r.records
+    measured = np.array([r.extra[f"queue_wait_uncorrected_mean_ms_{p.name}"] for p in Priority])
+    wake_ms = max(r.extra["service_over_mean_ms"], 0.0)
+    replay = _replay_of_what_ran_ms(rec, 2, wake_ms)
+    assert np.all(np.abs(measured - replay) <= 0.5 * replay + 3.0 + wake_ms), (
+        measured, replay, wake_ms)
+    plain = np.array([r.extra[f"replay_wait_mean_ms_{p.name}"] for p in Priority])
     theory_ms = np.array([r.extra[f"theory_wait_mean_ms_{p.name}"] for p in Priority])
-    # A busy machine puts late and each late put starts late by as much, so the slack
-    # grows by this run's measured mean lateness (0.03 ms quiet, 2.6-3.9 ms beside 2 `yes`).
-    late_ms = r.extra["producer_late_mean_ms"]
-    assert np.all(np.abs(measured - replay) <= 0.5 * replay + 3.0 + late_ms), (
-        measured, replay, late_ms)
     if r.extra["rho_measured"] >= 1:  # sleeps overran on a busy machine: no steady state
         assert np.all(np.isnan(theory_ms)), theory_ms
     else:
-        assert np.all((theory_ms / 3 < replay) & (replay < 3 * theory_ms)), (replay, theory_ms)
+        assert np.all((theory_ms / 3 < plain) & (plain < 3 * theory_ms)), (plain, theory_ms)
 
 
 def test_load_needs_a_concurrent_queue():

@@ -3,29 +3,44 @@
 from __future__ import annotations
 
 import re
-from types import SimpleNamespace
 
 import nbformat
 import papermill
 import pytest
+from kernel_helpers import shared_kernel
 
-from pqlab import lab
 from pqlab.decide import adr
 from pqlab.lab import batch
 from pqlab.study import config, params, store
 from pqlab.study.loadframes import crossing_rho
 
 SPEC = config.notebook("07-load")
-TINY = {"RHOS": [0.3, 0.6], "SPECTRUM_RHO": 0.6, "DURATION_S": 1.0, "WORKERS": 2,
-        "SERVICE_MS": 8.0, "PROGRESS": False}
+TINY = {"QUEUE": "queue.PriorityQueue", "RHOS": [0.3, 0.6], "SPECTRUM_RHO": 0.6,
+        "DURATION_S": 1.0, "WORKERS": 2, "SERVICE_MS": 8.0, "SEED": 3, "AGING_MS": 20.0,
+        "PROGRESS": False}
 
 
-def _execute(tmp_path, **values):
-    parameters = {**SPEC.parameters("quick"), **TINY, **values, "OUTPUT_DIR": str(tmp_path)}
+def _parameters(tmp_path, **values):
+    return {**SPEC.parameters("quick"), **TINY, **values, "OUTPUT_DIR": str(tmp_path)}
+
+
+@pytest.fixture(scope="module")
+def executed(tmp_path_factory):
+    """Notebook 07 run once to the end with the tiny parameters, in a fresh kernel: (output
+    directory, the executed notebook). Its run is also the stored load frame the ADR
+    paragraph is checked against."""
+    out = tmp_path_factory.mktemp("nb07")
     with batch.project_kernel() as kernel:
-        return papermill.execute_notebook(str(SPEC.source), str(tmp_path / SPEC.filename),
-                                          parameters=parameters, kernel_name=kernel,
-                                          progress_bar=False, cwd=str(config.NOTEBOOKS_DIR))
+        nb = papermill.execute_notebook(str(SPEC.source), str(out / SPEC.filename),
+                                        parameters=_parameters(out), kernel_name=kernel,
+                                        progress_bar=False, cwd=str(config.NOTEBOOKS_DIR))
+    return out, nb
+
+
+@pytest.fixture(scope="module")
+def kernel():
+    with shared_kernel() as started:
+        yield started
 
 
 def test_07_is_in_the_batch_before_05():
@@ -39,8 +54,8 @@ def test_07_is_in_the_batch_before_05():
 
 @pytest.mark.slow
 @pytest.mark.notebook
-def test_07_runs_with_tiny_parameters_and_stores_its_frames(tmp_path):
-    nb = _execute(tmp_path)
+def test_07_runs_with_tiny_parameters_and_stores_its_frames(executed):
+    tmp_path, nb = executed
     assert nb.metadata["papermill"]["exception"] is None
     paths = config.paths(tmp_path)
     (run_id,) = store.list_runs(paths.data)
@@ -67,9 +82,9 @@ def test_07_runs_with_tiny_parameters_and_stores_its_frames(tmp_path):
     ({"DURATION_S": -1}, "DURATION_S"),
     ({"AGING_MS": -5.0}, "AGING_MS"),
 ])
-def test_an_invalid_parameter_stops_in_validation(tmp_path, bad, name):
+def test_an_invalid_parameter_stops_in_validation(kernel, tmp_path, bad, name):
     with pytest.raises(papermill.PapermillExecutionError) as info:
-        _execute(tmp_path, **bad)
+        kernel.execute(SPEC.source, tmp_path / SPEC.filename, _parameters(tmp_path, **bad))
     error = info.value
     assert error.ename == "ParameterError" and name in error.evalue
     assert error.source.startswith("P = params.validate(")
@@ -77,14 +92,12 @@ def test_an_invalid_parameter_stops_in_validation(tmp_path, bad, name):
 
 
 @pytest.fixture(scope="module")
-def stored(tmp_path_factory):
-    data = tmp_path_factory.mktemp("load") / "data"
-    run = store.Run.create(data, "load-test")
-    p = SimpleNamespace(QUEUE="queue.PriorityQueue", RHOS=[0.3, 0.6], SPECTRUM_RHO=0.6,
-                        WORKERS=2, SERVICE_MS=8.0, DURATION_S=1.0, SEED=3, PROGRESS=False,
-                        AGING_MS=20.0)
-    lab.load_sweep(p, run)
-    return store.Run.open(data, "load-test")
+def stored(executed):
+    """The run notebook 07 stored (``lab.load_sweep`` of queue.PriorityQueue at ρ 0.3 and 0.6,
+    2 workers of 8 ms, aging 20 ms), read back from disk."""
+    data = config.paths(executed[0]).data
+    (run_id,) = store.list_runs(data)
+    return store.Run.open(data, run_id)
 
 
 def _numbers(text):

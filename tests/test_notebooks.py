@@ -9,8 +9,8 @@ import nbformat
 import papermill
 import pytest
 from batch_helpers import TINY
+from kernel_helpers import shared_kernel
 
-from pqlab.lab import batch
 from pqlab.study import config
 from pqlab.study.params import CHECKS
 
@@ -58,6 +58,12 @@ def test_layout_follows_the_style(path):
     assert numbers == list(range(1, len(numbers) + 1)) and numbers
 
 
+@pytest.fixture(scope="module")
+def kernel():
+    with shared_kernel() as started:
+        yield started
+
+
 @pytest.mark.slow
 @pytest.mark.notebook
 @pytest.mark.parametrize("notebook, bad, name", [
@@ -67,15 +73,13 @@ def test_layout_follows_the_style(path):
     ("09-end-to-end", {"RATES": [-5]}, "RATES"),
     ("09-end-to-end", {"MODES": ["threads"], "QUEUES": ["asyncio.PriorityQueue"]}, "QUEUES"),
 ])
-def test_an_invalid_parameter_stops_in_the_validation_cell(tmp_path, notebook, bad, name):
+def test_an_invalid_parameter_stops_in_the_validation_cell(kernel, tmp_path, notebook, bad,
+                                                          name):
     spec = config.notebook(notebook)
     parameters = {**spec.parameters("quick"), **TINY.get(notebook, {}), **bad,
                   "OUTPUT_DIR": str(tmp_path)}
-    with batch.project_kernel() as kernel, pytest.raises(
-            papermill.PapermillExecutionError) as info:
-        papermill.execute_notebook(str(spec.source), str(tmp_path / spec.filename),
-                                   parameters=parameters, kernel_name=kernel,
-                                   progress_bar=False, cwd=str(config.NOTEBOOKS_DIR))
+    with pytest.raises(papermill.PapermillExecutionError) as info:
+        kernel.execute(spec.source, tmp_path / spec.filename, parameters)
     error = info.value
     assert error.ename == "ParameterError" and name in error.evalue
     assert error.source.startswith("P = params.validate(")

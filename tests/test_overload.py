@@ -16,6 +16,7 @@ from pqlab.measure.overload import (
     QUEUED,
     REJECTED,
     SERVED,
+    outcome_counts,
     simulate_outcomes,
 )
 from pqlab.queues import QUEUES, PolicyFactory
@@ -264,6 +265,61 @@ def _disagreements(extra, rel=0.15, abs_pp=0.01, floor=0.0):
     return bad
 
 
+def _replay_of_what_ran(rec, params, workers, wake_ms):
+    """Outcome shares of the ideal queue under the run's policy, fed what the run's
+    machine did: each request arrives when its put returned (the queue's deadline counts
+    from then), its client gives up at its intended arrival + patience, as the run's
+    canceller does, and it holds its server from the moment the queue could hand it to a
+    waiting consumer (its put, or the consumer's get if later) until that consumer began
+    its next get (the last: its service end). That span includes the consumer's wake-up
+    and any time the machine did not run it; but of the time between the request being
+    there and the consumer having it, no more than ``wake_ms`` (the machine's wake-up,
+    measured in the run: the 99th percentile of how late service sleeps end). Beyond
+    that the hand-over is the queue's (a missed wake-up found by a poll), not made up for.
+
+    A busy machine delays puts and wake-ups by milliseconds, which the plain replay
+    (intended arrivals, pure service times) charges to the queue: near saturation that
+    lost capacity moves shares by several points (``none`` at ρ = 0.9 beside a batch).
+    Here the machine's delays are the ideal queue's too, so what remains between the two
+    is what the queue did with the requests: its order, its limits, expiries, cancels.
+    """
+    series = rec.series
+    origin = int(series["intended_ns"][0] - series["arrival_offset_ns"][0])
+    put = rec.put_end > 0
+    arrival_ns = np.where(put, rec.put_end, series["intended_ns"]) - origin
+    service_s = series["service_planned_ns"] / 1e9
+    valid = rec.get_task >= 0
+    task, start, end, consumer = (rec.get_task[valid], rec.get_start[valid],
+                                  rec.get_end[valid], rec.consumer[valid])
+    order = np.lexsort((start, consumer))  # each consumer's gets in turn
+    task, start, end, consumer = task[order], start[order], end[order], consumer[order]
+    done = series["service_end_ns"][task]
+    # held until the consumer's next get began (its service, then stamping), the last
+    # task until its service ended
+    last = np.append(consumer[1:] != consumer[:-1], True)
+    held_to = np.where(last, done, np.append(start[1:], 0))
+    held_from = np.maximum(np.maximum(start, rec.put_end[task]), end - round(wake_ms * 1e6))
+    served = done > 0
+    service_s[task[served]] = (held_to[served] - held_from[served]) / 1e9
+    give_up_s = (series["arrival_offset_ns"] / 1e9 + series["patience_s"]
+                 if params.patience else None)
+    order = np.argsort(arrival_ns, kind="stable")
+    arrival_s = arrival_ns[order] / 1e9
+    codes, _ = simulate_outcomes(
+        arrival_s, service_s[order], rec.priority[order], workers, policy=params.policy,
+        patience_s=None if give_up_s is None else give_up_s[order] - arrival_s,
+        end_s=params.duration_s)
+    replay = np.empty_like(codes)
+    replay[order] = codes
+    shares = {}
+    for level, counts in outcome_counts(replay, rec.priority, [p.value for p in Priority]
+                                        ).items():
+        for outcome in OUTCOMES:
+            shares[f"replay_share_{outcome}_{Priority(level).name}"] = (
+                counts[outcome] / counts["offered"] if counts["offered"] else math.nan)
+    return shares
+
+
 @pytest.mark.slow
 @pytest.mark.timing
 @pytest.mark.parametrize("rho", [0.9, 1.2, 1.5])
@@ -276,13 +332,17 @@ def test_measured_outcome_shares_agree_with_the_replay(rho, policy):
     # these 4 s runs, and on a quiet machine NORMAL's expired share once came out 10.8%
     # against the replay's 8.6% (7 requests). The room here is 25%, and never less than
     # 3 points; a broken limit, expiry or cancel moves a share by 10-60 points and still
-    # fails. The CLI runs in the report meet the issue's bar.
+    # fails. The replay is fed the machine's own delays (``_replay_of_what_ran``), so a
+    # busy machine does not count as the queue's error. The CLI runs in the report meet
+    # the issue's bar.
     params = LoadParams.at_utilization(rho, 4, ServiceTime("exp", 0.02), policy=policy,
                                        patience=ServiceTime("exp", 2.0), duration_s=4.0)
     r = pqlab.run("ThreadSafeBucketQueue", "load", tasks=params.tasks_for(4.0), producers=1,
                   consumers=4, seed=11, params=params)
     assert r.ok, r.error_messages
-    assert not _disagreements(r.extra, rel=0.25, abs_pp=0.02, floor=0.03)
+    [rec] = r.records
+    replay = _replay_of_what_ran(rec, params, 4, max(r.extra["service_over_p99_ms"], 0.0))
+    assert not _disagreements({**r.extra, **replay}, rel=0.25, abs_pp=0.02, floor=0.03)
 
 
 def test_the_overload_warning_says_what_happens_past_saturation():

@@ -127,7 +127,10 @@ def _produce(url: str, name: str, policy: QueuePolicy, seed: int, start, results
 def test_limits_hold_under_20_producer_processes(server):
     policy = QueuePolicy(levels={lvl: LevelPolicy(max_queue_size=n) for lvl, n in LIMITS.items()})
     q = make(server, policy)
-    ctx = multiprocessing.get_context("spawn")
+    # Twenty fresh processes, none sharing a client with another: forked from one server
+    # process that imported this module once (a spawned child each took ~1 s to import).
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload([__name__])
     start, results = ctx.Event(), ctx.Queue()
     producers = [ctx.Process(target=_produce, args=(server.url, q.name, policy, seed, start,
                                                     results)) for seed in range(PRODUCERS)]

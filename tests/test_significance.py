@@ -3,7 +3,7 @@ import random
 from itertools import combinations, permutations
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pqlab.measure.significance import (
@@ -166,6 +166,9 @@ def test_compare_falls_back_on_confidence_intervals_where_u_cannot_reach_p():
 finite = st.floats(min_value=0.01, max_value=1e6, allow_nan=False)
 
 
+# No per-example time limit: beside the rest of the suite one example once took 283 ms
+# (the next run of it 0.03 ms), which says how busy the machine was, not what compare does.
+@settings(deadline=None)
 @given(st.lists(finite, min_size=1, max_size=12), st.lists(finite, min_size=1, max_size=25),
        st.sampled_from([P_THRESHOLD, 0.05, 1e-6]))
 def test_compare_is_symmetric(a, b, p_threshold):
