@@ -357,3 +357,14 @@ def test_a_title_says_one_run_rather_than_a_median_of_one(frames_):
     fig = plots.throughput_vs_workers(once, "threads")
     assert "(one run per point)" in fig._suptitle.get_text()
     assert "band" not in fig._suptitle.get_text() and "median" not in fig._suptitle.get_text()
+
+
+def test_a_single_task_count_is_said_in_the_title_not_keyed_in_the_legend(frames_):
+    summary, _ = frames_
+    one = summary[summary["tasks"] == summary["tasks"].max()]
+    for fig in (plots.tail_vs_workers(one, "threads"), plots.tail_vs_workers(one, "async")):
+        assert f", {int(one['tasks'].max()):,} tasks" in fig._suptitle.get_text()
+        keys = [t.get_text() for ax in fig.axes if ax.get_legend()
+                for t in ax.get_legend().get_texts()]
+        assert keys and "tasks" not in " ".join(keys)
+        assert not any(k.replace(",", "").isdigit() for k in keys)

@@ -202,3 +202,11 @@ def test_the_depth_figure_draws_each_levels_limit(tmp_path):
     dashed = {ax.get_title(): sorted(line.get_ydata()[0] for line in ax.get_lines()
                                      if line.get_linestyle() == "--") for ax in fig.axes}
     assert dashed == {"policy: none": [], "policy: p": [3, 50]}
+
+
+def test_the_failover_figure_says_one_run_and_names_only_the_scenarios_it_drew(drills, tmp_path):
+    title = overloadplots.failover_outcomes(drills, out_dir=tmp_path)._suptitle.get_text()
+    assert "median over runs" in title and "paused replica" in title  # 3 runs, both drills
+    one = drills[(drills["scenario"] == "plain") & (drills["run"] == 1)]
+    title = overloadplots.failover_outcomes(one, out_dir=tmp_path)._suptitle.get_text()
+    assert "one run per bar" in title and "median" not in title and "paused" not in title

@@ -176,7 +176,7 @@ def failover_outcomes(drills: pd.DataFrame, *, out_dir: Path | None = None) -> F
     settings = sorted(int(m) for m in wide["min_replicas"].unique())
     width = 0.8 / len(settings)
     fig, (gap_ax, lost_ax) = panels(2)
-    fig.set_size_inches(13.0, 5.0)
+    fig.set_size_inches(11.0 + 2.0 * len(scenarios), 5.0)
     for ax, metric, fmt in ((gap_ax, "no_service_s", "{:.2f} s"), (lost_ax, "lost", "{:.0f}")):
         for j, m in enumerate(settings):
             for i, scenario in enumerate(scenarios):
@@ -212,10 +212,13 @@ def failover_outcomes(drills: pd.DataFrame, *, out_dir: Path | None = None) -> F
     lost_ax.legend(handles=handles, title="replica acknowledgement", loc="upper left",
                    bbox_to_anchor=(1.02, 1.0), fontsize="x-small")
     first = drills.iloc[0]
+    most_runs = int(wide.groupby(["scenario", "min_replicas"], observed=True).size().max())
+    bars = "one run per bar" if most_runs == 1 else "bar: median over runs, dot: one run"
+    paused = ("; paused replica: every replica stopped and cut off just before the kill"
+              if any("paused" in str(s) for s in scenarios) else "")
     fig.suptitle(f"Losing the primary (a primary, {int(first['replicas'])} replicas, "
                  f"{int(first['sentinels'])} Sentinels)\n{int(first['producers'])} producer and "
                  f"{int(first['consumers'])} consumer processes, {first['rate_per_s']:g} puts/s "
                  f"each for {first['duration_s']:g} s, the primary SIGKILLed half-way\n"
-                 "bar: median over runs, dot: one run; paused replica: every replica stopped "
-                 "and cut off just before the kill")
+                 f"{bars}{paused}")
     return export(fig, wide, name, out_dir)

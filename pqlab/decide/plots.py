@@ -37,6 +37,7 @@ from pqlab.study import store
 STYLE = {"style": "whitegrid", "context": "notebook", "palette": "colorblind"}
 PNG_DPI = 120  # about 100 KB per figure, sharp enough on screen
 PANEL_INCHES = (5.2, 3.6)
+LEGEND_INCHES = 2.4  # the legend beside the panels (outside them, on the right)
 MARKER_SIZE = 6
 
 
@@ -99,7 +100,7 @@ def _queue_legend(fig: Figure, queues, dashes: dict | None = None, dash_title: s
         handles.append(Line2D([], [], color=style.color, marker=style.marker,
                               markersize=MARKER_SIZE,
                               linestyle="-" if dashes else style.linestyle, label=queue))
-    if dashes:
+    if dashes and len(dashes) > 1:  # one level is said in the title, not keyed
         handles.append(Line2D([], [], linestyle="none", label=dash_title))
         handles += [Line2D([], [], color="dimgrey", linestyle=dash,
                            label=f"{level:,}" if isinstance(level, int | np.integer)
@@ -124,7 +125,7 @@ def panels(count: int = 1, cols: int | None = None, sharey: bool = False):
     use_style()
     cols = cols or count
     rows = -(-count // cols)
-    fig = Figure(figsize=(PANEL_INCHES[0] * cols, PANEL_INCHES[1] * rows + 0.6),
+    fig = Figure(figsize=(PANEL_INCHES[0] * cols + LEGEND_INCHES, PANEL_INCHES[1] * rows + 0.6),
                  layout="constrained")
     axes = fig.subplots(rows, cols, squeeze=False, sharey=sharey).ravel()
     for ax in axes[count:]:
@@ -377,8 +378,14 @@ def tail_vs_workers(summary: pd.DataFrame, scenario: str, *,
         ax.set(xlabel="producers = consumers (log scale)", ylabel="p99 latency (µs, log scale)",
                title=f"{op} (a blocking get includes its wait)" if op == "dequeue" else op)
     _queue_legend(fig, data["queue"], dashes, "tasks")
-    fig.suptitle(f"{title}\n({_runs_note(summary, scenario)})")
+    fig.suptitle(f"{title}{_one_task_count(data)}\n({_runs_note(summary, scenario)})")
     return export(fig, data, name, out_dir)
+
+
+def _one_task_count(data: pd.DataFrame) -> str:
+    """", 10,000 tasks" when every point has that task count (no line style keys it), else ""."""
+    counts = data["tasks"].unique()
+    return f", {int(counts[0]):,} tasks" if len(counts) == 1 else ""
 
 
 def loop_lag_vs_workers(summary: pd.DataFrame, scenario: str, *,
@@ -399,8 +406,8 @@ def loop_lag_vs_workers(summary: pd.DataFrame, scenario: str, *,
     log_axis(ax, "y")
     ax.set(xlabel="producers = consumers (log scale)",
            ylabel="p99 lag of a 1 ms timer (µs, log scale)")
-    fig.suptitle(f"{title}\n({_runs_note(summary, scenario)}; every request on the loop waits "
-                 "this long)")
+    fig.suptitle(f"{title}{_one_task_count(data)}\n({_runs_note(summary, scenario)}; every "
+                 "request on the loop waits this long)")
     return export(fig, data, name, out_dir)
 
 
