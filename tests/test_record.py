@@ -20,7 +20,7 @@ from pqlab.study import config, store
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]
-REFERENCE = "20261129T154238Z-vm"
+REFERENCE = "20261206T173954Z-vm"
 MAX_WORDS = 1_500
 HEAD_LINES = 25
 
@@ -28,7 +28,8 @@ HEAD_LINES = 25
 def _render(root: Path, endtoend_frame: pd.DataFrame | None) -> tuple[str, str, store.Run]:
     paths = config.paths(root)
     shutil.copytree(ROOT / "data" / REFERENCE, paths.data / REFERENCE,
-                    ignore=shutil.ignore_patterns("notebooks", "adr.md", "appendix.md"))
+                    ignore=shutil.ignore_patterns("notebooks", "adr.md", "appendix.md",
+                                                  f"{endtoend.FRAME}.parquet"))
     shutil.copytree(ROOT / "figures" / REFERENCE, paths.figures_dir(REFERENCE))
     run = store.Run.open(paths.data, REFERENCE)
     if endtoend_frame is not None:
@@ -40,7 +41,7 @@ def _render(root: Path, endtoend_frame: pd.DataFrame | None) -> tuple[str, str, 
 
 @pytest.fixture(scope="module")
 def records(tmp_path_factory):
-    """{"plain": the reference run as committed (no end-to-end frame), "e2e": with one}."""
+    """{"plain": the reference run without its end-to-end frame, "e2e": with a two-queue one}."""
     return {name: _render(tmp_path_factory.mktemp(name), frame)
             for name, frame in (("plain", None), ("e2e", two_queue_frame()))}
 

@@ -103,8 +103,8 @@ DECISIVE_REPETITIONS = 5
 
 PROFILES = ("quick", "default", "full")
 PROFILE_HELP = {
-    "quick": "CI and smoke checks: tiny grids, under 3 minutes",
-    "default": "what `make run` uses: under 10 minutes on a 2-core machine",
+    "quick": "CI and smoke checks: tiny grids, about 3 minutes on a 2-core machine",
+    "default": "what `make run` uses: about 11 minutes on a 2-core machine",
     "full": "the real study: task counts up to 1,000,000, 1-32 workers (30-40 minutes)",
 }
 # Per-cell execution timeout (s) of each profile: generous, it only catches a hang.
