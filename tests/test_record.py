@@ -35,7 +35,7 @@ def _render(root: Path, endtoend_frame: pd.DataFrame | None) -> tuple[str, str, 
     if endtoend_frame is not None:
         store.write_parquet(run.dir / f"{endtoend.FRAME}.parquet", endtoend_frame)
         endtoend.latency_vs_rate(endtoend_frame, out_dir=paths.figures_dir(REFERENCE))
-    path = adr.write_adr(REFERENCE, paths, publish=True)
+    path = adr.write_adr(REFERENCE, paths, publish=True, draw=False)  # the run's own figures
     return path.read_text(), (path.parent / "appendix.md").read_text(), run
 
 

@@ -23,7 +23,7 @@ from pqlab.cli.loadreport import load_lines, load_options
 from pqlab.core.task import Priority
 from pqlab.decide import analysis, decision
 from pqlab.harness import features, idleburn
-from pqlab.harness.runner import resolve, run, supported_pairs
+from pqlab.harness.runner import frozen_heap, resolve, run, supported_pairs
 from pqlab.measure import significance
 from pqlab.measure.metrics import RunResult, timer_overhead_ns
 from pqlab.queues import QUEUES
@@ -337,10 +337,11 @@ def poc_command(args) -> int:
         out(f"\n{RULE}\nTEST {n}: {queue} [{scen}]\n{RULE}")
         out(f"Running {args.tasks:,} tasks, {args.repeat} repetitions (timed pass, untimed "
             "pass, memory pass each)...")
-        mine = [run(queue, scen, tasks=args.tasks, producers=args.producers,
-                    consumers=args.consumers, seed=args.seed, repetition=rep,
-                    deadline_s=args.deadline, producer_yield=args.producer_yield)
-                for rep in range(args.repeat)]
+        with frozen_heap():
+            mine = [run(queue, scen, tasks=args.tasks, producers=args.producers,
+                        consumers=args.consumers, seed=args.seed, repetition=rep,
+                        deadline_s=args.deadline, producer_yield=args.producer_yield)
+                    for rep in range(args.repeat)]
         results += mine
         for line in result_lines(representatives(mine)[0]):
             out(line)
@@ -468,11 +469,12 @@ def run_command(args) -> int:
     for i, (queue, scen) in enumerate((p for p in pairs for _ in range(args.repeat)), 1):
         tasks = load_tasks if SCENARIOS[scen].open_loop else args.tasks
         print(f"[{i}/{total}] {queue} [{scen}] {tasks:,} tasks", file=sys.stderr, flush=True)
-        results.append(run(queue, scen, tasks=tasks, producers=args.producers,
-                           consumers=args.consumers, seed=args.seed,
-                           repetition=(i - 1) % args.repeat, deadline_s=args.deadline,
-                           producer_yield=args.producer_yield,
-                           params=load if SCENARIOS[scen].params_type else None))
+        with frozen_heap():
+            results.append(run(queue, scen, tasks=tasks, producers=args.producers,
+                               consumers=args.consumers, seed=args.seed,
+                               repetition=(i - 1) % args.repeat, deadline_s=args.deadline,
+                               producer_yield=args.producer_yield,
+                               params=load if SCENARIOS[scen].params_type else None))
     if args.format == "json":
         print(json.dumps([r.to_dict() for r in results], indent=1))
     elif args.format == "csv":

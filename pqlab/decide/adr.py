@@ -297,7 +297,7 @@ def _redraw_depth(run: store.Run, figures_dir: Path) -> None:
 def write_adr(run_id: str | None = None, paths: config.Paths | None = None, *,
               publish: bool = False, reference_tasks: int = DEFAULT_REFERENCE_TASKS,
               reference_workers: int = DEFAULT_REFERENCE_WORKERS,
-              allow_busy: bool = False) -> Path:
+              allow_busy: bool = False, draw: bool = True) -> Path:
     """Write the record for ``run_id`` (default: the latest run) and its appendix into its
     run folder.
 
@@ -305,10 +305,12 @@ def write_adr(run_id: str | None = None, paths: config.Paths | None = None, *,
     ``publish`` both are also written to ``docs/adr/`` (``0001-request-queue.md``
     and ``appendix.md``), the committed ones. Each copy links the figures
     relative to its own folder. Returns the published record if ``publish``,
-    else the run's copy. Also draws the decision's gates and CPU cost figures
-    into ``figures/<run-id>/``. Raises ``store.StoreError`` for a run that is
-    missing or holds no measurements, and ``BusyRunError`` when the run was
-    measured on a busy machine and ``allow_busy`` is false.
+    else the run's copy. Also draws the decision's gates, CPU cost and queue-depth
+    figures into ``figures/<run-id>/`` (``draw=False``: the record links the
+    figures already there, drawn by the batch, and draws none). Raises
+    ``store.StoreError`` for a run that is missing or holds no measurements,
+    and ``BusyRunError`` when the run was measured on a busy machine and
+    ``allow_busy`` is false.
     """
     paths = paths or config.paths()
     run_id = run_id or store.latest_run(paths.data)
@@ -320,9 +322,10 @@ def write_adr(run_id: str | None = None, paths: config.Paths | None = None, *,
     reference = (reference_tasks, reference_workers)
     decisions = decide_run(run, reference)
     figures_dir = paths.figures_dir(run_id)
-    plots.decision_overview(decision_table(decisions), out_dir=figures_dir)
-    plots.cpu_cost(cost_frame(decisions), out_dir=figures_dir)
-    _redraw_depth(run, figures_dir)
+    if draw:
+        plots.decision_overview(decision_table(decisions), out_dir=figures_dir)
+        plots.cpu_cost(cost_frame(decisions), out_dir=figures_dir)
+        _redraw_depth(run, figures_dir)
     processes = across_processes(summary, reference_tasks, reference_workers)
     destinations = [paths.run_adr_file(run_id)] + ([paths.adr_file] if publish else [])
     for path in destinations:

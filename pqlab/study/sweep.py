@@ -18,7 +18,6 @@ there are skipped: that is how ``--resume`` finishes an interrupted sweep.
 from __future__ import annotations
 
 import contextlib
-import gc
 import os
 import pickle
 import subprocess
@@ -34,7 +33,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from pqlab.harness.runner import supported_pairs
+from pqlab.harness.runner import frozen_heap, supported_pairs
 from pqlab.harness.worker import SAMPLES_PER_RUN, UnitFields, UnitSpec, measure
 from pqlab.harness.zygote import Zygote, ZygoteError
 from pqlab.queues.redisserver import RedisUnavailable, serving
@@ -206,17 +205,13 @@ def measure_here(spec: UnitSpec) -> tuple[dict[str, Any], dict[str, np.ndarray]]
 
     A notebook kernel runs an event loop in the main thread, and the async
     scenarios need ``asyncio.run``, which refuses to start inside a running loop.
-    The objects alive before the unit (pandas, matplotlib: ~36 ms per full
-    collection here) are frozen out of the collector meanwhile, so collections
-    during the unit cost what they cost in a fresh process.
+    The objects alive before the unit are frozen out of the collector meanwhile
+    (``runner.frozen_heap``), so collections during the unit cost what they cost
+    in a fresh process.
     """
-    gc.collect()
-    gc.freeze()
-    try:
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="pqlab-unit") as pool:
-            return pool.submit(measure, spec).result()
-    finally:
-        gc.unfreeze()
+    with frozen_heap(), ThreadPoolExecutor(max_workers=1,
+                                           thread_name_prefix="pqlab-unit") as pool:
+        return pool.submit(measure, spec).result()
 
 
 def _frames(run_id: str, row: dict[str, Any], samples: dict[str, np.ndarray],
