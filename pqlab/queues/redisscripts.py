@@ -239,28 +239,37 @@ return once(function()
   return out
 end)""")
 
-ACK = script("""\
--- ACK: remove each task whose lease token still matches.
--- KEYS: the queue's nine and RECORD (rediskeys).
--- ARGV: id1, token1, id2, token2, ...
--- Returns: per task, in order, 1 (removed) or 0 (not held by that lease).
-""", ONCE, """\
+
+def _ack_body(before: str = "", after: str = "") -> str:
+    """ACK's loop: each (id, token) pair whose lease still matches is removed; ``before``
+    and ``after`` are Lua lines run for a removed task around its removal."""
+    return ("""\
 return once(function(nargs)
   local out = {}
   for i = 1, nargs, 2 do
     local id = ARGV[i]
     local held = redis.call('HGET', LEASE, id) == ARGV[i + 1]
     if held then
+""" + before + """\
       redis.call('ZREM', INFLIGHT, id)
       redis.call('HDEL', BODY, id)
       redis.call('HDEL', LEASE, id)
       redis.call('HDEL', ORIGIN, id)
       redis.call('HDEL', DELIVERIES, id)
+""" + after + """\
     end
     out[#out + 1] = held and 1 or 0
   end
   return out
 end)""")
+
+
+ACK = script("""\
+-- ACK: remove each task whose lease token still matches.
+-- KEYS: the queue's nine and RECORD (rediskeys).
+-- ARGV: id1, token1, id2, token2, ...
+-- Returns: per task, in order, 1 (removed) or 0 (not held by that lease).
+""", ONCE, _ack_body())
 
 REAP = script("""\
 -- REAP: return at most reap_limit expired leases to the ready set, or dead-letter them.
@@ -358,26 +367,10 @@ POLICED_ACK = script("""\
 -- KEYS: the queue's nine, RECORD and the policy's seven (rediskeys).
 -- ARGV: id1, token1, id2, token2, ...
 -- Returns: per task, in order, 1 (removed) or 0 (not held by that lease).
-""", KEEP, POLICY, ONCE, """\
-return once(function(nargs)
-  local out = {}
-  for i = 1, nargs, 2 do
-    local id = ARGV[i]
-    local held = redis.call('HGET', LEASE, id) == ARGV[i + 1]
-    if held then
-      local level = level_of(redis.call('HGET', ORIGIN, id))
-      redis.call('ZREM', INFLIGHT, id)
-      redis.call('HDEL', BODY, id)
-      redis.call('HDEL', LEASE, id)
-      redis.call('HDEL', ORIGIN, id)
-      redis.call('HDEL', DELIVERIES, id)
-      bump(level, 'served', 1)
-      bump(level, 'inflight', -1)
-    end
-    out[#out + 1] = held and 1 or 0
-  end
-  return out
-end)""", policy_keys=True)
+""", KEEP, POLICY, ONCE, _ack_body(
+    before="      local level = level_of(redis.call('HGET', ORIGIN, id))\n",
+    after="      bump(level, 'served', 1)\n      bump(level, 'inflight', -1)\n"),
+    policy_keys=True)
 
 POLICED_REAP = script("""\
 -- POLICED_REAP: REAP, counting each lease that ran out (redelivered or dead_lettered).
