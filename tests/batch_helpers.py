@@ -10,8 +10,8 @@ import sys
 import traceback
 from pathlib import Path
 
+from pqlab import studies
 from pqlab.lab import batch
-from pqlab.study import config
 
 # Tiny grids, in-process: every notebook runs end to end in a few seconds.
 TINY = {
@@ -63,7 +63,7 @@ def run_tiny_batch(out: Path) -> tuple[Path, batch.BatchResult, list[str]]:
 
 
 def notebook_names() -> list[str]:
-    return [spec.name for spec in config.NOTEBOOKS]
+    return [spec.name for spec in studies.plan()]
 
 
 def main(folder: str) -> int:

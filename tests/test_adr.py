@@ -7,9 +7,11 @@ import re
 import pytest
 
 from pqlab.cli.main import main
-from pqlab.decide import adr, decision, record
+from pqlab.decide import decision, record
 from pqlab.harness import idleburn
+from pqlab.lab import decision_figures, store_features
 from pqlab.measure import significance
+from pqlab.record import adr
 from pqlab.study import config, store
 from pqlab.study.sweep import Grid, run_sweep
 
@@ -40,6 +42,8 @@ def lab(tmp_path_factory):
         run_sweep(grid, run, fresh_process=False, progress=False)
     run.save_idle(idleburn.idle_frame(SOME, ["threads", "async"], consumers=4,
                                       seconds=0.3))
+    store_features(run)  # notebook 00's probe and figures: the record reads what they stored
+    decision_figures(paths, run, adr.decide_run(run))
     path = adr.write_adr("adr-test", paths, allow_busy=True)
     return paths, run, path.read_text(), (path.parent / "appendix.md").read_text()
 

@@ -14,6 +14,7 @@ import nbformat
 import pytest
 from batch_helpers import tiny_plan
 
+from pqlab import studies
 from pqlab.cli.main import main
 from pqlab.lab import batch
 from pqlab.study import config, store
@@ -22,7 +23,7 @@ from pqlab.study import config, store
 @pytest.mark.parametrize("profile", config.PROFILES)
 def test_every_profile_is_a_valid_plan(profile):
     plan = batch.load_plan(profile)
-    assert [spec.name for spec, _ in plan.notebooks] == [s.name for s in config.NOTEBOOKS]
+    assert [spec.name for spec, _ in plan.notebooks] == [s.name for s in studies.plan()]
     assert plan.timeout_s == config.TIMEOUT_S[profile]
 
 
@@ -33,7 +34,7 @@ def test_a_yaml_file_overrides_a_profile(tmp_path):
     plan = batch.load_plan(None, path)
     params = dict((spec.name, values) for spec, values in plan.notebooks)
     assert params["01-single-baseline"]["TASK_COUNTS"] == [123]
-    assert params["02-threads"] == config.notebook("02-threads").parameters("quick")
+    assert params["02-threads"] == studies.notebook("02-threads").parameters("quick")
     assert (plan.profile, plan.timeout_s) == ("quick", 42)
 
 
@@ -87,7 +88,7 @@ def test_the_batch_produces_data_figures_notebooks_and_the_adr(tiny_batch):
     figures = out / "figures" / result.run.run_id
     svgs = sorted(p.stem for p in figures.glob("*.svg"))
     assert len(svgs) >= 10 and all((figures / f"{s}.png").is_file() for s in svgs)
-    assert len(result.executed) + len(result.skipped) == len(config.NOTEBOOKS)
+    assert len(result.executed) + len(result.skipped) == len(studies.plan())
     for path in result.executed:
         assert path.parent == run_dir / "notebooks"
         nb = nbformat.read(path, as_version=4)
@@ -224,7 +225,7 @@ def test_the_project_kernel_runs_this_python():
 def test_each_notebook_runs_under_papermill_with_tiny_parameters(tiny_batch):
     out, result, _ = tiny_batch
     skipped = dict(result.skipped)  # 06 without redis-server (never on CI: .ci/run installs it)
-    assert [p.name for p in result.executed] == [s.filename for s in config.NOTEBOOKS
+    assert [p.name for p in result.executed] == [s.filename for s in studies.plan()
                                                  if s.name not in skipped]
     for path in result.executed:
         nb = nbformat.read(path, as_version=4)

@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pqlab.decide import endtoend as figures
+from pqlab.decide import endtoend as findings
+from pqlab.decide import endtoendplots as figures
 from pqlab.service.httpload import DISCONNECT, LoadPlan, LoadResult
 from pqlab.study import endtoend, params
 
@@ -163,10 +164,10 @@ def two_queue_frame() -> pd.DataFrame:
 
 
 def test_findings_compare_with_intervals_and_say_what_was_not_measured():
-    text = "\n".join(figures.findings(two_queue_frame()))
+    text = "\n".join(findings.findings(two_queue_frame()))
     assert text.startswith("## End to end")
     at_10 = next(line for line in text.splitlines() if line.startswith("- At 10/s"))
-    assert figures.SEPARATE in at_10
+    assert findings.SEPARATE in at_10
     at_100 = next(line for line in text.splitlines() if line.startswith("- At 100/s"))
     assert "changes p99 for CRITICAL, HIGH, NORMAL, LOW" in at_100
     assert "n=1,200" in text and "indicative" in text  # past saturation: n=40
@@ -174,17 +175,17 @@ def test_findings_compare_with_intervals_and_say_what_was_not_measured():
     assert "Worker mode: only `async` was measured" in text
     assert "75% are refused at once (503)" in text  # 30 of 40 refused
     assert "(s)" not in text
-    assert figures.findings(pd.DataFrame()) == []
+    assert findings.findings(pd.DataFrame()) == []
 
 
 def test_compare_p99_needs_disjoint_bounded_intervals():
     a = pd.Series({"value": 10.0, "low": 9.0, "high": 11.0})
-    assert figures.compare_p99(a, pd.Series({"value": 20.0, "low": 18.0, "high": 22.0})) \
+    assert findings.compare_p99(a, pd.Series({"value": 20.0, "low": 18.0, "high": 22.0})) \
         == "2.00x"
-    assert figures.compare_p99(a, pd.Series({"value": 12.0, "low": 10.5, "high": 13.0})) \
-        == figures.SEPARATE
-    assert figures.compare_p99(a, pd.Series({"value": 30.0, "low": 18.0,
-                                             "high": math.inf})) == figures.SEPARATE
+    assert findings.compare_p99(a, pd.Series({"value": 12.0, "low": 10.5, "high": 13.0})) \
+        == findings.SEPARATE
+    assert findings.compare_p99(a, pd.Series({"value": 30.0, "low": 18.0,
+                                             "high": math.inf})) == findings.SEPARATE
 
 
 def test_the_figures_are_written(tmp_path):
@@ -227,14 +228,14 @@ def test_a_rate_the_service_could_not_keep_up_with_is_not_judged():
                                   **keys(queue=queue, rate=300.0))
              for queue, latency in (("asyncio.PriorityQueue", 20.0), ("AsyncBucketQueue", 90.0))]
     frame = endtoend.tidy(pd.concat(parts, ignore_index=True))
-    line = next(x for x in figures.findings(frame) if x.startswith("- At 300/s"))
+    line = next(x for x in findings.findings(frame) if x.startswith("- At 300/s"))
     assert "ρ measured (rate sent × mean inference of the 200s / workers) up to 1.50" in line
     assert "the service itself was saturated" in line
     assert line.endswith("the queues are not judged at this rate.")
 
 
 def test_the_records_answer_compares_queues_or_says_it_cannot():
-    answer = figures.answer(two_queue_frame())
+    answer = findings.answer(two_queue_frame())
     assert answer[0].startswith("- In the reference service (worker mode `async`")
     assert "at 10/s: no difference the data can show" in answer[0]
     assert "at 100/s: p99 differs for CRITICAL, HIGH, NORMAL, LOW" in answer[0]
@@ -242,6 +243,6 @@ def test_the_records_answer_compares_queues_or_says_it_cannot():
     assert any("refused at once (503)" in line for line in answer[1:])
     one = two_queue_frame()
     one = one[one["queue"] != "asyncio.PriorityQueue"]
-    [line, *_] = figures.answer(one)
+    [line, *_] = findings.answer(one)
     assert "only `AsyncBucketQueue` ran below saturation" in line and "n=" in line
-    assert "not measured in this run" in figures.answer(pd.DataFrame())[0]
+    assert "not measured in this run" in findings.answer(pd.DataFrame())[0]

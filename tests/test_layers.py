@@ -13,8 +13,8 @@ import pathlib
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1] / "pqlab"
-LAYERS = ("core", "queues", "measure", "scenarios", "harness", "service", "study", "decide", "lab",
-          "cli")
+LAYERS = ("core", "queues", "measure", "scenarios", "harness", "service", "study", "decide",
+          "studies", "record", "lab", "cli")
 TOP = {"pqlab", "pqlab.__main__"}
 
 

@@ -10,6 +10,7 @@ import redis
 from batch_helpers import TINY
 from redis_helpers import require_redis_server
 
+from pqlab import studies
 from pqlab.decide import analysis
 from pqlab.lab import batch
 from pqlab.queues import redisserver
@@ -29,12 +30,12 @@ def no_redis(monkeypatch):
 
 
 def test_it_runs_before_the_notebooks_that_read_the_run():
-    order = [spec.name for spec in config.NOTEBOOKS]
+    order = [spec.name for spec in studies.plan()]
     assert order.index(NAME) < order.index("05-across-machines") < order.index("00-decision")
 
 
 def test_the_batch_skips_it_and_says_why_when_no_redis_can_start(no_redis, tmp_path):
-    spec = config.notebook(NAME)
+    spec = studies.notebook(NAME)
     reason = spec.skip_reason()
     assert "redis-server not found" in reason and INSTALL_HINT in reason
     lines = []
@@ -53,7 +54,7 @@ def test_a_sweep_without_redis_fails_at_once_naming_the_queue(no_redis):
 
 
 def test_the_profiles_size_its_failover_drills():
-    spec = config.notebook(NAME)
+    spec = studies.notebook(NAME)
     assert spec.parameters("quick")["FAILOVER_RUNS"] == 0 == TINY[NAME]["FAILOVER_RUNS"]
     default = spec.parameters("default")  # one drill: ~22 s of the 12-minute batch
     assert default["FAILOVER_RUNS"] == 1 and default["FAILOVER_MIN_REPLICAS"] == [1]

@@ -9,12 +9,13 @@ import papermill
 import pytest
 from kernel_helpers import shared_kernel
 
-from pqlab.decide import adr
+from pqlab import studies
+from pqlab.decide import loadwait
 from pqlab.lab import batch
 from pqlab.study import config, params, store
 from pqlab.study.loadframes import crossing_rho
 
-SPEC = config.notebook("07-load")
+SPEC = studies.notebook("07-load")
 TINY = {"QUEUE": "queue.PriorityQueue", "RHOS": [0.3, 0.6], "SPECTRUM_RHO": 0.6,
         "DURATION_S": 1.0, "WORKERS": 2, "SERVICE_MS": 8.0, "SEED": 3, "AGING_MS": 20.0,
         "PROGRESS": False}
@@ -44,7 +45,7 @@ def kernel():
 
 
 def test_07_is_in_the_batch_before_05():
-    names = [s.name for s in config.NOTEBOOKS]
+    names = [s.name for s in studies.plan()]
     assert names.index("07-load") < names.index("08-overload") < names.index("05-across-machines")
     for profile in config.PROFILES:
         values = SPEC.parameters(profile)
@@ -109,7 +110,7 @@ def _numbers(text):
 def test_the_adr_paragraph_matches_the_stored_load_frame(stored):
     run = stored
     stored = run.frame("load")
-    lines = adr.load_findings(stored, aging=run.frame("load-aging"))
+    lines = loadwait.load_findings(stored, aging=run.frame("load-aging"))
     table = [line for line in lines if line.startswith("| ") and "---" not in line]
     head = [c.strip() for c in table[0].strip("|").split("|")]
     assert head[2:] == ["CRITICAL", "HIGH", "NORMAL", "LOW"]
@@ -127,7 +128,7 @@ def test_the_adr_paragraph_matches_the_stored_load_frame(stored):
             assert theory == pytest.approx(part.loc[prio, "theory_wait_mean_ms"], abs=5e-3)
             assert diff == pytest.approx(part.loc[prio, "wait_mean_rel_diff"] * 100, abs=0.05)
     text = "\n".join(lines)
-    crossing = crossing_rho(stored, target_ms=adr.LOAD_TARGET_MS)
+    crossing = crossing_rho(stored, target_ms=loadwait.LOAD_TARGET_MS)
     if crossing == crossing:
         assert f"at ρ ≈ {crossing:.2f}" in text
     else:
@@ -158,7 +159,7 @@ def test_the_adr_paragraph_matches_the_stored_load_frame(stored):
 def test_the_adr_has_no_load_section_without_load_data():
     import pandas as pd
 
-    assert adr.load_findings(pd.DataFrame()) == []
+    assert loadwait.load_findings(pd.DataFrame()) == []
 
 
 @pytest.mark.slow
@@ -167,7 +168,7 @@ def test_the_crossing_is_reported_when_p99_reaches_the_target(stored):
     frame = stored.frame("load")
     frame.loc[(frame["priority"].astype(str) == "CRITICAL") & (frame["rho"] == 0.6),
               "queue_wait_p99_ms"] = 1_000.0
-    text = "\n".join(adr.load_findings(frame))
+    text = "\n".join(loadwait.load_findings(frame))
     assert f"at ρ ≈ {crossing_rho(frame):.2f}" in text
 
 

@@ -11,6 +11,7 @@ import pytest
 from batch_helpers import TINY
 from kernel_helpers import shared_kernel
 
+from pqlab import studies
 from pqlab.study import config
 from pqlab.study.params import CHECKS
 
@@ -23,9 +24,9 @@ def _read(path):
 
 
 def test_the_batch_plan_lists_every_notebook_but_the_explorer():
-    assert sorted(p.name for p in SOURCES) == sorted(s.filename for s in config.NOTEBOOKS)
+    assert sorted(p.name for p in SOURCES) == sorted(s.filename for s in studies.plan())
     assert config.EXPLORER.is_file() and config.EXPLORER.name not in {
-        s.filename for s in config.NOTEBOOKS}
+        s.filename for s in studies.plan()}
     assert all(re.match(r"\d\d-[a-z0-9-]+\.ipynb$", p.name) for p in SOURCES)
 
 
@@ -75,7 +76,7 @@ def kernel():
 ])
 def test_an_invalid_parameter_stops_in_the_validation_cell(kernel, tmp_path, notebook, bad,
                                                           name):
-    spec = config.notebook(notebook)
+    spec = studies.notebook(notebook)
     parameters = {**spec.parameters("quick"), **TINY.get(notebook, {}), **bad,
                   "OUTPUT_DIR": str(tmp_path)}
     with pytest.raises(papermill.PapermillExecutionError) as info:

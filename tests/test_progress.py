@@ -66,17 +66,15 @@ def test_watching_prints_changes_and_restores_the_environment(monkeypatch):
 
 
 def test_a_load_sweep_reports_each_rho_and_each_aging_run(monkeypatch, tmp_path):
-    from types import SimpleNamespace
 
-    from pqlab import lab
+    from pqlab.studies import load
     from pqlab.study import store
 
     path = tmp_path / "progress.jsonl"
     monkeypatch.setenv(progress.ENV, str(path))
-    p = SimpleNamespace(QUEUE="queue.PriorityQueue", RHOS=[0.2, 0.5], SPECTRUM_RHO=0.5,
-                        WORKERS=1, SERVICE_MS=2.0, DURATION_S=0.3, SEED=1, PROGRESS=False,
-                        AGING_MS=5.0)
-    lab.load_sweep(p, store.Run.create(tmp_path / "data", "load"))
+    p = load.Params(queue="queue.PriorityQueue", rhos=[0.2, 0.5], spectrum_rho=0.5, workers=1,
+                    service_ms=2.0, duration_s=0.3, seed=1, progress=False, aging_ms=5.0)
+    load.sweep(p, store.Run.create(tmp_path / "data", "load"))
     entries = [json.loads(line) for line in path.read_text().splitlines()]
     assert [e["done"] for e in entries] == [0, 1, 2, 3]  # ρ 0.2, ρ 0.5, ρ 0.5 with aging
     assert {e["total"] for e in entries} == {3}

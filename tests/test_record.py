@@ -13,8 +13,9 @@ import pandas as pd
 import pytest
 from test_endtoend import two_queue_frame
 
-from pqlab.decide import adr, decision, endtoend, loadwait, record, saturation
+from pqlab.decide import decision, endtoend, endtoendplots, loadwait, record, saturation
 from pqlab.harness import features
+from pqlab.record import adr
 from pqlab.study import config, store
 
 pytestmark = pytest.mark.slow
@@ -34,8 +35,8 @@ def _render(root: Path, endtoend_frame: pd.DataFrame | None) -> tuple[str, str, 
     run = store.Run.open(paths.data, REFERENCE)
     if endtoend_frame is not None:
         store.write_parquet(run.dir / f"{endtoend.FRAME}.parquet", endtoend_frame)
-        endtoend.latency_vs_rate(endtoend_frame, out_dir=paths.figures_dir(REFERENCE))
-    path = adr.write_adr(REFERENCE, paths, publish=True, draw=False)  # the run's own figures
+        endtoendplots.latency_vs_rate(endtoend_frame, out_dir=paths.figures_dir(REFERENCE))
+    path = adr.write_adr(REFERENCE, paths, publish=True)  # the run's own figures
     return path.read_text(), (path.parent / "appendix.md").read_text(), run
 
 

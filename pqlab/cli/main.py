@@ -496,12 +496,12 @@ def _add_adr(p: argparse.ArgumentParser) -> None:
 
 
 def _cmd_adr(args: argparse.Namespace) -> int:
-    from pqlab.decide import adr
+    from pqlab.record import adr, runs
     from pqlab.study import config
 
     try:
         if args.compare:
-            diff = adr.compare_runs(*args.compare, config.paths(args.output),
+            diff = runs.compare_runs(*args.compare, config.paths(args.output),
                                     (args.reference_tasks, args.reference_workers))
             print("\n".join(diff.lines()))
             return 0 if diff.same else 1

@@ -1,6 +1,6 @@
 """The decision record's appendix (``appendix.md`` beside the record): every detailed table.
 
-The record (``pqlab.decide.adr``) states the answer and the claims; this file
+The record (``pqlab.record.adr``) states the answer and the claims; this file
 holds what they rest on, per context and per cell: the options and their
 probed features, the measured candidates, the cost at the service's rates,
 the open-loop, past-saturation, multi-node and end-to-end sections, and every
@@ -13,7 +13,7 @@ import math
 
 import pandas as pd
 
-from pqlab.decide import analysis, decision, endtoend, loadwait, saturation
+from pqlab.decide import analysis, decision
 from pqlab.decide.decision import Decision
 from pqlab.harness import features
 from pqlab.measure import significance
@@ -227,8 +227,9 @@ def _figure_list(links: list[tuple[str, str]]) -> list[str]:
 
 def render(run: store.Run, decisions: list[Decision], figure_links: list[tuple[str, str]],
            reference: tuple[int, int], feats: pd.DataFrame,
-           processes: pd.DataFrame | None = None) -> str:
-    """The appendix's Markdown: the detailed tables the record links to."""
+           processes: pd.DataFrame | None = None, findings: list[str] | None = None) -> str:
+    """The appendix's Markdown: the detailed tables the record links to; ``findings``: the
+    studies' own detailed findings (``pqlab.record.adr.appendix_findings``)."""
     summary = run.summary()
     table = decision.decision_table(decisions)
     queues = sorted(set(table["queue"]) if not table.empty else set(),
@@ -275,10 +276,7 @@ def render(run: store.Run, decisions: list[Decision], figure_links: list[tuple[s
         *loop_cost_finding(decisions),
         *processes_line(processes if processes is not None else pd.DataFrame()),
         "",
-        *loadwait.load_findings(run.frame("load"), aging=run.frame("load-aging")),
-        *saturation.findings(run.frame("overload")),
-        *saturation.multi_node(run.frame("overload-redis"), run.frame("failover")),
-        *endtoend.findings(run.frame(endtoend.FRAME)),
+        *(findings or []),
         "## The rule",
         "",
         decision.RULE,

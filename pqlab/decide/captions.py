@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from pqlab.decide import decision, endtoend, loadwait, saturation
+from pqlab.decide import endtoend, loadwait, saturation
 from pqlab.decide.decision import Decision
 from pqlab.measure import significance
 
@@ -26,7 +26,7 @@ class Embedded:
     claim: str
 
 
-def _e2e(frame: pd.DataFrame) -> Embedded | None:
+def e2e(frame: pd.DataFrame) -> Embedded | None:
     lines = endtoend.answer(frame)
     if frame.empty or not lines or "not measured" in lines[0]:
         return None
@@ -37,7 +37,7 @@ def _e2e(frame: pd.DataFrame) -> Embedded | None:
                     f"{first} (n on each point).")
 
 
-def _gates(d: Decision) -> Embedded | None:
+def gates(d: Decision) -> Embedded | None:
     if d.choice is None or d.table.empty:
         return None
     passing = d.table[(d.table["set_aside"] == "")
@@ -49,7 +49,7 @@ def _gates(d: Decision) -> Embedded | None:
                     "speed is far inside its gate for every candidate.")
 
 
-def _load(frame: pd.DataFrame) -> Embedded | None:
+def load(frame: pd.DataFrame) -> Embedded | None:
     if frame.empty:
         return None
     top = loadwait.critical_p99(frame)
@@ -61,7 +61,7 @@ def _load(frame: pd.DataFrame) -> Embedded | None:
                     "one run per ρ); the lower levels pay for it.")
 
 
-def _overload(summary: pd.DataFrame) -> Embedded | None:
+def overload(summary: pd.DataFrame) -> Embedded | None:
     if summary.empty or "policy" not in summary:
         return None
     label, _ = saturation.chosen_policy(summary)
@@ -107,23 +107,13 @@ def loop_lag(summary: pd.DataFrame) -> tuple[str, str] | None:
             f"{said(high)}"), low
 
 
-def _mixed(summary: pd.DataFrame) -> Embedded | None:
+def mixed(summary: pd.DataFrame) -> Embedded | None:
     found = loop_lag(summary)
     if found is None:
         return None
     text, _ = found
     return Embedded("loop-lag-vs-workers-mixed", "threads",
                     f"With handlers on the loop and workers in threads, {text}.")
-
-
-def embedded(decisions: list[Decision], summary: pd.DataFrame, frames: dict[str, pd.DataFrame],
-             exists) -> list[Embedded]:
-    """The figures to embed, in the record's order; ``exists(stem)``: whether the run has it."""
-    primary = next(d for d in decisions if d.context.name == decision.MODELMORA)
-    found = [_e2e(frames.get(endtoend.FRAME, pd.DataFrame())), _gates(primary),
-             _load(frames.get("load", pd.DataFrame())),
-             _overload(frames.get("overload", pd.DataFrame())), _mixed(summary)]
-    return [f for f in found if f is not None and exists(f.stem)]
 
 
 def markdown(figure: Embedded, number: int, link: str) -> list[str]:

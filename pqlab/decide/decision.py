@@ -409,3 +409,11 @@ def statements(decisions: list[Decision]) -> dict[str, str]:
         out[f"{name}: speed groups at the reference cell"] = " > ".join(
             f"{{{g}}}" for g in groups)
     return out
+
+
+def cost_frame(decisions: list[Decision]) -> pd.DataFrame:
+    """Per context and queue: CPU µs per task and idle burn (the ``cpu-cost`` figure's input)."""
+    table = decision_table(decisions)
+    if table.empty:
+        return pd.DataFrame(columns=["context", "queue", "cpu_us_per_task", "idle_cores"])
+    return table[["context", "queue", "cpu_us_per_task", "idle_cores"]].copy()

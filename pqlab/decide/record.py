@@ -1,6 +1,6 @@
 """The decision record's own sections: the answer, the gates, Python 3.13, risks, revisiting.
 
-``pqlab.decide.adr`` assembles the record from these and from the claims of
+``pqlab.record.adr`` assembles the record from these and from the claims of
 ``endtoend``, ``loadwait`` and ``saturation``; the detailed tables live in
 ``pqlab.decide.appendix``. Every number is read from the decisions or the
 run's frames. What is reasoning rather than measurement (Python 3.13, a

@@ -1,7 +1,8 @@
 """``python -m pqlab batch``: execute the notebooks with papermill, in order, into one run.
 
-The plan is ``config.NOTEBOOKS`` with the parameters of a named profile, or a
-YAML file (``-f``) that starts from a profile and overrides parameters::
+The plan is ``pqlab.studies.plan()`` (every study's notebook, then 05 and 00)
+with the parameters of a named profile, or a YAML file (``-f``) that starts
+from a profile and overrides parameters::
 
     profile: quick            # the base profile (default: default)
     timeout_s: 600            # per-cell execution timeout
@@ -35,8 +36,9 @@ from typing import Any
 
 import yaml
 
-from pqlab.decide.adr import write_adr
+from pqlab import studies
 from pqlab.measure import quiet
+from pqlab.record.adr import write_adr
 from pqlab.study import config, params, store
 from pqlab.study.progress import PRINT_EVERY_S, watching
 from pqlab.study.sweep import ENV_REMEASURE, REMEASURE_TRIES
@@ -90,7 +92,7 @@ def _check_parameters(spec: config.NotebookSpec, values: dict[str, Any], where: 
             raise PlanError(f"{where}: unknown parameter {name!r} for {spec.name}; "
                             f"known: {', '.join(n for n in known if n not in RESERVED)}")
         try:
-            params.check(name, value)
+            spec.checks[name](name, value) if name in spec.checks else params.check(name, value)
         except params.ParameterError as exc:
             raise PlanError(f"{where}: {spec.name}: {exc}") from None
 
@@ -148,19 +150,18 @@ def load_plan(profile: str | None = None, param_file: Path | None = None) -> Pla
     if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, int)
                                 or timeout <= 0):
         raise PlanError(f"{where}: timeout_s must be a positive integer, got {timeout!r}")
+    named = {}
     for name, values in overrides.items():
         try:
-            config.notebook(str(name))
+            named[studies.notebook(str(name)).name] = values
         except KeyError as exc:
             raise PlanError(f"{where}: {exc.args[0]}") from None
         if not isinstance(values, dict):
             raise PlanError(f"{where}: parameters of {name} must be a mapping, got {values!r}")
     notebooks = []
-    for spec in config.NOTEBOOKS:
+    for spec in studies.plan():
         values = spec.parameters(profile)
-        for name, extra in overrides.items():
-            if config.notebook(str(name)) is spec:
-                values.update(extra)
+        values.update(named.get(spec.name, {}))
         _check_parameters(spec, values, where)
         notebooks.append((spec, values))
     if tries is None:

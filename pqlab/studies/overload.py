@@ -1,0 +1,161 @@
+"""Past saturation (notebook 08): bounded runs with and without a Triton-style queue policy.
+
+Each run offers Poisson arrivals for ``duration_s`` seconds to ``workers``
+workers (exponential service, mean ``service_ms``); clients give up after an
+exponential time of mean ``patience_s`` and cancel their queued request. The
+policy's limits per level are sized by Little's law for ``wait_target_ms``
+at saturation. Stores ``overload`` (one summary row per run) and
+``overload-depth``. Notebook 06 runs the same sweep on Redis with worker
+processes (``redis_sweep``, frame ``overload-redis``). Its record section:
+the policy's effect at the highest ρ and its own target judged
+(``pqlab.decide.saturation`` computes the claims).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from types import SimpleNamespace
+
+import pandas as pd
+
+from pqlab.core.task import Priority
+from pqlab.decide import captions, saturation
+from pqlab.queues.policy import QueuePolicy
+from pqlab.scenarios import loadparams
+from pqlab.studies.base import RunView, Section, Study, typed
+from pqlab.study import frames, loadframes, store
+from pqlab.study.progress import Reporter
+
+FRAMES = ("overload", "overload-depth")
+REDIS_FRAME = "overload-redis"
+
+
+@dataclass(frozen=True)
+class Params:
+    """Notebook 08's parameters (the notebook's upper-case names, checked)."""
+
+    loads: Sequence[float]
+    duration_s: float
+    workers: int = 4
+    service_ms: float = 20.0
+    patience_s: float = 2.0
+    wait_target_ms: float = 250.0
+    timeout_ms: float = 1000.0
+    action: str = "REJECT"
+    policy_queue: str = "ThreadSafeBucketQueue"
+    depth_rho: float | None = None
+    repetitions: int = 1
+    seed: int = 1
+    progress: bool = True
+
+    @classmethod
+    def of(cls, p: SimpleNamespace, **given) -> Params:
+        return typed(cls, p, **given)
+
+    @property
+    def service(self) -> loadparams.ServiceTime:
+        return loadparams.ServiceTime("exp", self.service_ms / 1e3)
+
+    @property
+    def patience(self) -> loadparams.ServiceTime:
+        return loadparams.ServiceTime("exp", self.patience_s)
+
+
+def policy(p: Params) -> tuple[str, QueuePolicy]:
+    """The policy and its label: limits per level sized by Little's law so a request admitted
+    at its level's limit waits about ``wait_target_ms`` when the offered load is at
+    saturation, ρ = 1 (``loadframes.policy_for_wait``), every level timing out after
+    ``timeout_ms`` (0: never) with ``action``."""
+    at_capacity = loadparams.LoadParams.at_utilization(1.0, p.workers, p.service)
+    chosen = loadframes.policy_for_wait(p.wait_target_ms / 1e3, at_capacity.class_rates(),
+                                        p.service.mean_s, p.workers, p.timeout_ms / 1e3,
+                                        p.action)
+    label = loadparams.policy_label(loadparams.LoadParams(policy=chosen, duration_s=1.0))
+    return label, chosen
+
+
+def _with_spec(summary: pd.DataFrame, chosen: QueuePolicy) -> pd.DataFrame:
+    summary["policy_spec"] = [json.dumps(chosen.to_mapping())
+                              if name != loadparams.NO_POLICY_LABEL else ""
+                              for name in summary["policy"]]
+    return summary
+
+
+def _counts_text(extra: dict) -> str:
+    total = {o: sum(extra[f"{o}_{q.name}"] for q in Priority)
+             for o in ("served", "rejected", "expired", "cancelled")}
+    return ", ".join(f"{o} {n:,}" for o, n in total.items())
+
+
+def sweep(p: Params, run: store.Run) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Each of ``loads`` without a policy and with ``policy(p)``, into ``run``: stores
+    ``overload`` (with the policy's JSON and the wait target) and ``overload-depth`` (depth
+    per level over the runs at ``depth_rho``); returns both."""
+    label, chosen = policy(p)
+    policies = {loadparams.NO_POLICY_LABEL: None, label: chosen}
+    depth: list[pd.DataFrame] = []
+    report = Reporter(len(p.loads) * len(policies) * p.repetitions)
+
+    def seen(result) -> None:
+        report.advance()
+        e = result.extra
+        if p.depth_rho is not None and abs(e["rho"] - p.depth_rho) < 1e-9 \
+                and result.repetition == 0:
+            depth.append(loadframes.level_depth_frame(result).assign(
+                policy=e["policy"], rho=p.depth_rho))
+        if p.progress:
+            print(f"ρ = {e['rho']:.2f}, policy {e['policy']}: {result.tasks:,} requests, "
+                  + _counts_text(result.extra))
+
+    summary = loadframes.sweep_overload(
+        p.policy_queue, p.loads, policies=policies, workers=p.workers, service=p.service,
+        patience=p.patience, duration_s=p.duration_s, seed=p.seed,
+        repetitions=p.repetitions, progress=seen)
+    summary = _with_spec(summary, chosen)
+    summary["wait_target_ms"] = p.wait_target_ms
+    summary["service_ms"] = p.service_ms
+    run.save_frames(overload=frames.typed_summary(summary),
+                    **{"overload-depth": pd.concat(depth, ignore_index=True)
+                       if depth else pd.DataFrame()})
+    return run.frame("overload"), run.frame("overload-depth")
+
+
+def redis_sweep(p: Params, run: store.Run) -> pd.DataFrame:
+    """The same points on ``redis`` with worker processes (``driver="processes"``), one run
+    each, without and with the policy. Stores ``overload-redis`` and returns each outcome
+    share beside the replay's (``saturation.replay_gaps``)."""
+    label, chosen = policy(p)
+    policies = {loadparams.NO_POLICY_LABEL: None, label: chosen}
+    report = Reporter(len(p.loads) * len(policies))
+    summary = loadframes.sweep_overload(
+        "redis", p.loads, policies=policies, workers=p.workers, service=p.service,
+        patience=p.patience, duration_s=p.duration_s, seed=p.seed,
+        progress=lambda _: report.advance(), driver="processes")
+    run.save_frames(**{REDIS_FRAME: frames.typed_summary(_with_spec(summary, chosen))})
+    return saturation.replay_gaps(run.frame(REDIS_FRAME))
+
+
+# -- the record ------------------------------------------------------------------------------
+
+
+def section(view: RunView) -> Section:
+    summary = view.frame("overload")
+    return Section("### Past saturation", saturation.record_claims(summary),
+                   view.embeddable(captions.overload(summary)), rank=30)
+
+
+def appendix(view: RunView) -> list[str]:
+    return saturation.findings(view.frame("overload"))
+
+
+STUDY = Study(
+    "overload", "08-overload.ipynb",
+    # Each point DURATION_S seconds of arrivals, without and with the policy (2 runs per ρ):
+    # 8 × 5 s in the default profile.
+    {"quick": {"LOADS": [0.9, 1.5], "DEPTH_RHO": 1.5, "DURATION_S": 2.0},
+     "default": {"LOADS": [0.5, 0.9, 1.2, 1.5], "DEPTH_RHO": 1.5, "DURATION_S": 5.0},
+     "full": {"LOADS": [0.5, 0.7, 0.9, 1.1, 1.2, 1.5, 2.0], "DEPTH_RHO": 1.5,
+              "DURATION_S": 15.0, "REPETITIONS": 2}},
+    frames=FRAMES, section=section, appendix=appendix, appendix_rank=20)
