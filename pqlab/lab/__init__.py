@@ -19,11 +19,10 @@ from types import SimpleNamespace
 import numpy as np
 import pandas as pd
 
-from pqlab.core.task import Priority
 from pqlab.decide import adr, saturation
 from pqlab.harness import idleburn
 from pqlab.harness.runner import run as run_once
-from pqlab.measure import quiet
+from pqlab.measure import levels, quiet
 from pqlab.queues import register_queue, unregister_queue
 from pqlab.queues.policy import QueuePolicy
 from pqlab.queues.syncqueue import ThreadSafeAgingQueue
@@ -164,8 +163,8 @@ def overload_sweep(p: SimpleNamespace, run: store.Run) -> tuple[pd.DataFrame, pd
     Each run offers Poisson arrivals for ``DURATION_S`` seconds to ``WORKERS``
     workers (exponential service, mean ``SERVICE_MS``); clients give up after an
     exponential time of mean ``PATIENCE_S`` and cancel their queued request.
-    Stores ``overload`` (one summary row per run, with the policy's JSON and the
-    wait target) and ``overload-depth`` (depth per level over the runs at
+    Stores ``overload`` (one row per run and priority, ``pqlab.measure.levels``, with the
+    policy's JSON and the wait target) and ``overload-depth`` (depth per level over the runs at
     ``DEPTH_RHO``) in the run; returns both.
     """
     label, policy = overload_policy(p)
@@ -181,10 +180,10 @@ def overload_sweep(p: SimpleNamespace, run: store.Run) -> tuple[pd.DataFrame, pd
                 policy=e["policy"], rho=p.DEPTH_RHO))
         if p.PROGRESS:
             print(f"ρ = {e['rho']:.2f}, policy {e['policy']}: {result.tasks:,} requests, "
-                  f"served {sum(e[f'served_{q.name}'] for q in Priority):,}, rejected "
-                  f"{sum(e[f'rejected_{q.name}'] for q in Priority):,}, expired "
-                  f"{sum(e[f'expired_{q.name}'] for q in Priority):,}, cancelled "
-                  f"{sum(e[f'cancelled_{q.name}'] for q in Priority):,}")
+                  f"served {levels.total(result.levels, 'served'):,}, rejected "
+                  f"{levels.total(result.levels, 'rejected'):,}, expired "
+                  f"{levels.total(result.levels, 'expired'):,}, cancelled "
+                  f"{levels.total(result.levels, 'cancelled'):,}")
 
     summary = loadframes.sweep_overload(
         p.POLICY_QUEUE, p.LOADS, policies=policies, workers=p.WORKERS,
@@ -204,7 +203,7 @@ def overload_sweep(p: SimpleNamespace, run: store.Run) -> tuple[pd.DataFrame, pd
 def overload_redis_sweep(p: SimpleNamespace, run: store.Run) -> pd.DataFrame:
     """Notebook 06's "Past saturation across processes": bounded runs on ``redis`` with worker
     processes (``driver="processes"``) at each of ``LOADS``, without a policy and with
-    notebook 08's (``overload_policy``). Stores ``overload-redis`` (one summary row per run)
+    notebook 08's (``overload_policy``). Stores ``overload-redis`` (one row per run and priority)
     and returns each outcome share beside the replay's (``saturation.replay_gaps``).
     """
     label, policy = overload_policy(p)
