@@ -111,30 +111,32 @@ def hand_records(service_ns: int) -> Records:
 
 
 def test_load_extra_measures_from_the_intended_arrival():
-    e = load_extra(hand_records(10 * MS), LoadParams(1000, service=ServiceTime("exp", 0.01)), 2)
-    assert e["queue_wait_mean_ms_CRITICAL"] == pytest.approx(1.0)
-    assert e["queue_wait_max_ms_LOW"] == pytest.approx(2.0)
-    assert e["queue_wait_uncorrected_mean_ms_LOW"] == pytest.approx(1.5)  # from the late put
-    assert e["sojourn_p50_ms_NORMAL"] == pytest.approx(14.0)
-    assert e["sojourn_uncorrected_mean_ms_LOW"] == pytest.approx(11.5)
+    e, lv = load_extra(hand_records(10 * MS), LoadParams(1000, service=ServiceTime("exp", 0.01)),
+                       2)
+    assert lv["CRITICAL"]["queue_wait_mean_ms"] == pytest.approx(1.0)
+    assert lv["LOW"]["queue_wait_max_ms"] == pytest.approx(2.0)
+    assert lv["LOW"]["queue_wait_uncorrected_mean_ms"] == pytest.approx(1.5)  # from the late put
+    assert lv["NORMAL"]["sojourn_p50_ms"] == pytest.approx(14.0)
+    assert lv["LOW"]["sojourn_uncorrected_mean_ms"] == pytest.approx(11.5)
     assert e["service_mean_ms"] == pytest.approx(10.0)
     assert e["rate_offered_per_s"] == pytest.approx(1000.0)  # 3 gaps in 3 ms
     assert e["rho"] == pytest.approx(5.0) and e["rho_measured"] == pytest.approx(5.0)
     assert e["producer_late_max_ms"] == pytest.approx(0.5)
-    assert e["tasks_HIGH"] == 1
-    assert math.isnan(e["theory_wait_mean_ms_LOW"]) and math.isnan(e["wait_mean_rel_diff_LOW"])
+    assert lv["HIGH"]["tasks"] == 1
+    assert math.isnan(lv["LOW"]["theory_wait_mean_ms"])
+    assert math.isnan(lv["LOW"]["wait_mean_rel_diff"])
 
 
 def test_load_extra_puts_theory_and_replay_beside_the_measurement():
     params = LoadParams(1000, service=ServiceTime("exp", 0.0001))
-    e = load_extra(hand_records(100_000), params, 2)
+    _, lv = load_extra(hand_records(100_000), params, 2)
     expected = theory.priority_waits([250.0] * 4, 0.0001, 2)
     for level, wait_s in zip(Priority, expected, strict=True):
-        n = level.name
-        assert e[f"theory_wait_mean_ms_{n}"] == pytest.approx(wait_s * 1e3)
-        assert e[f"wait_mean_rel_diff_{n}"] == pytest.approx(
-            e[f"queue_wait_mean_ms_{n}"] / (wait_s * 1e3) - 1)
-        assert e[f"replay_wait_mean_ms_{n}"] == 0.0  # 0.1 ms services never overlap
+        v = lv[level.name]
+        assert v["theory_wait_mean_ms"] == pytest.approx(wait_s * 1e3)
+        assert v["wait_mean_rel_diff"] == pytest.approx(
+            v["queue_wait_mean_ms"] / (wait_s * 1e3) - 1)
+        assert v["replay_wait_mean_ms"] == 0.0  # 0.1 ms services never overlap
 
 
 # -- real runs ------------------------------------------------------------------------------
@@ -234,13 +236,13 @@ def test_measured_waits_follow_the_ideal_queue_loosely():
     # end. A queue that serves out of order (LOW first: 2.6 times the slack), or hands
     # tasks over late (a missed wake-up found by a 20 ms poll: 1.5 times), falls outside.
     [rec] = r.records
-    measured = np.array([r.extra[f"queue_wait_uncorrected_mean_ms_{p.name}"] for p in Priority])
+    measured = np.array([r.levels[p.name]["queue_wait_uncorrected_mean_ms"] for p in Priority])
     wake_ms = max(r.extra["service_over_mean_ms"], 0.0)
     replay = _replay_of_what_ran_ms(rec, 2, wake_ms)
     assert np.all(np.abs(measured - replay) <= 0.5 * replay + 3.0 + wake_ms), (
         measured, replay, wake_ms)
-    plain = np.array([r.extra[f"replay_wait_mean_ms_{p.name}"] for p in Priority])
-    theory_ms = np.array([r.extra[f"theory_wait_mean_ms_{p.name}"] for p in Priority])
+    plain = np.array([r.levels[p.name]["replay_wait_mean_ms"] for p in Priority])
+    theory_ms = np.array([r.levels[p.name]["theory_wait_mean_ms"] for p in Priority])
     if r.extra["rho_measured"] >= 1:  # sleeps overran on a busy machine: no steady state
         assert np.all(np.isnan(theory_ms)), theory_ms
     else:

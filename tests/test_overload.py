@@ -8,6 +8,7 @@ import pytest
 import pqlab
 from pqlab.cli.main import main
 from pqlab.core.task import Priority
+from pqlab.measure import levels
 from pqlab.measure.overload import (
     CANCELLED,
     EXPIRED,
@@ -170,17 +171,18 @@ def test_bounded_run_with_policy_and_patience_conserves_every_request(queue):
     r = overload_run(queue, policy=POLICY, patience=ServiceTime("exp", 0.1))
     assert r.ok, r.error_messages  # the pass's conservation checks (and the queue's counts)
     [rec] = r.records
-    e, series = r.extra, rec.series
+    e, lv, series = r.extra, r.levels, rec.series
     for level in Priority:
         n = level.name
-        parts = [e[f"{o}_{n}"] for o in OUTCOMES]
-        assert e[f"offered_{n}"] == sum(parts) > 0
-        assert sum(e[f"share_{o}_{n}"] for o in OUTCOMES) == pytest.approx(1)
+        parts = [lv[n][o] for o in OUTCOMES]
+        assert lv[n]["offered"] == sum(parts) > 0
+        assert sum(lv[n]["share_" + o] for o in OUTCOMES) == pytest.approx(1)
         # Sampled from the queue itself: a level never holds more than its limit.
         assert e["level_depth_source"] == "sampled"
-        assert 0 <= series[f"level_depth_{n}"].min() and series[f"level_depth_{n}"].max() <= LIMIT
-    assert e["rejected_LOW"] > 0 and e["expired_LOW"] + e["cancelled_LOW"] > 0
-    assert e["served_CRITICAL"] > e["served_LOW"]
+        depth = series[levels.key("level_depth", n)]
+        assert 0 <= depth.min() and depth.max() <= LIMIT
+    assert lv["LOW"]["rejected"] > 0 and lv["LOW"]["expired"] + lv["LOW"]["cancelled"] > 0
+    assert lv["CRITICAL"]["served"] > lv["LOW"]["served"]
     _check_no_service_past_deadline(rec)
     _check_cancels(rec)
     frame = level_depth_frame(r)
@@ -214,9 +216,9 @@ def test_a_bounded_run_without_a_policy_ends_at_its_duration_and_counts_the_rest
                   consumers=2, seed=3, params=params)
     assert r.ok, r.error_messages
     assert r.wall_s < 1.0 + 2.0  # one last service at most, never the backlog
-    e = r.extra
+    e, low = r.extra, r.levels["LOW"]
     assert e["level_depth_source"] == "stamps" and e["policy"] == "none"
-    assert e["queued_LOW"] > 0 and e["rejected_LOW"] == e["expired_LOW"] == 0
+    assert low["queued"] > 0 and low["rejected"] == low["expired"] == 0
     assert r.lost == 0 and r.violations == 0
 
 
@@ -236,9 +238,15 @@ def test_sweep_overload_and_its_tidy_frames():
     summary = sweep_overload("ThreadSafeBucketQueue", [1.5], policies={"none": None,
                              "limits": POLICY}, workers=2, service=SERVICE, duration_s=0.5,
                              seed=2)
-    assert summary["policy"].tolist() == ["none", "limits"]
-    assert summary["policy_label"].tolist() == ["none", "limits+timeouts (REJECT)"]
+    # one long levels frame: a row per run and priority, the run's columns on each
+    assert summary["policy"].tolist() == ["none"] * 4 + ["limits"] * 4
+    assert summary["priority"].tolist() == list(levels.LEVELS) * 2
+    assert levels.runs(summary)["policy_label"].tolist() == ["none", "limits+timeouts (REJECT)"]
     assert (summary["errors"] == 0).all()
+    by_name = levels.table(summary, ["policy"])
+    assert by_name.loc[("limits", "LOW"), "offered"] == sum(
+        by_name.loc[("limits", "LOW"), o] for o in OUTCOMES)
+    assert not any(c.endswith("_LOW") for c in summary.columns)
     outcomes = outcomes_frame(summary)
     assert len(outcomes) == 2 * 4 * 5 and set(outcomes["outcome"]) == set(OUTCOMES)
     per_run = outcomes.groupby(["policy", "priority"], observed=True)["share"].sum()
@@ -251,14 +259,14 @@ def test_sweep_overload_and_its_tidy_frames():
 # -- the issue's acceptance: measured shares against the replay's ---------------------------------
 
 
-def _disagreements(extra, rel=0.15, abs_pp=0.01, floor=0.0):
+def _disagreements(per_level, rel=0.15, abs_pp=0.01, floor=0.0):
     """Shares outside the issue's rule (``rel`` of a share >= 5%, ``abs_pp`` below), or
     outside ``floor`` if that is wider."""
     bad = []
     for level in Priority:
         for outcome in OUTCOMES:
-            measured = extra[f"share_{outcome}_{level.name}"]
-            replay = extra[f"replay_share_{outcome}_{level.name}"]
+            measured = per_level[level.name]["share_" + outcome]
+            replay = per_level[level.name]["replay_share_" + outcome]
             room = max(rel * replay if replay >= 0.05 else abs_pp, floor)
             if abs(measured - replay) > room:
                 bad.append((level.name, outcome, round(measured, 3), round(replay, 3)))
@@ -311,11 +319,11 @@ def _replay_of_what_ran(rec, params, workers, wake_ms):
         end_s=params.duration_s)
     replay = np.empty_like(codes)
     replay[order] = codes
-    shares = {}
+    shares = levels.empty()
     for level, counts in outcome_counts(replay, rec.priority, [p.value for p in Priority]
                                         ).items():
         for outcome in OUTCOMES:
-            shares[f"replay_share_{outcome}_{Priority(level).name}"] = (
+            shares[Priority(level).name]["replay_share_" + outcome] = (
                 counts[outcome] / counts["offered"] if counts["offered"] else math.nan)
     return shares
 
@@ -342,7 +350,7 @@ def test_measured_outcome_shares_agree_with_the_replay(rho, policy):
     assert r.ok, r.error_messages
     [rec] = r.records
     replay = _replay_of_what_ran(rec, params, 4, max(r.extra["service_over_p99_ms"], 0.0))
-    assert not _disagreements({**r.extra, **replay}, rel=0.25, abs_pp=0.02, floor=0.03)
+    assert not _disagreements(levels.merge(r.levels, replay), rel=0.25, abs_pp=0.02, floor=0.03)
 
 
 def test_the_overload_warning_says_what_happens_past_saturation():

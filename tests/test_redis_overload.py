@@ -21,6 +21,7 @@ from redis_helpers import private_server
 
 import pqlab
 from pqlab.core.task import Priority
+from pqlab.measure import levels
 from pqlab.measure.overload import CANCELLED, OUTCOMES, SERVED
 from pqlab.queues import QUEUES
 from pqlab.queues.policy import LevelPolicy, QueuePolicy
@@ -57,10 +58,8 @@ def overload_run(duration_s=1.5, **kwargs):
 
 
 def check_outcomes(r):
-    e = r.extra
-    for level in Priority:
-        n = level.name
-        assert e[f"offered_{n}"] == sum(e[f"{o}_{n}"] for o in OUTCOMES) > 0
+    for v in r.levels.values():
+        assert v["offered"] == sum(v[o] for o in OUTCOMES) > 0
 
 
 def check_cancels(rec):
@@ -84,11 +83,12 @@ def test_bounded_run_across_processes_conserves_limits_and_cancels(redis_env):
     assert e["workers_killed"] == 0 and e["redelivered"] == 0
     for level in Priority:
         # The most ever queued at a level, kept by the queue's own scripts.
-        assert 0 < e[f"queued_peak_{level.name}"] <= LIMIT
-        assert rec.series[f"level_depth_{level.name}"].max() <= LIMIT
+        assert 0 < r.levels[level.name]["queued_peak"] <= LIMIT
+        assert rec.series[levels.key("level_depth", level)].max() <= LIMIT
     assert e["level_depth_source"] == "sampled"
-    assert e["rejected_LOW"] > 0 and e["expired_LOW"] + e["cancelled_LOW"] > 0
-    assert e["served_CRITICAL"] > e["served_LOW"]
+    low = r.levels["LOW"]
+    assert low["rejected"] > 0 and low["expired"] + low["cancelled"] > 0
+    assert r.levels["CRITICAL"]["served"] > low["served"]
     check_cancels(rec)
     served = np.flatnonzero(rec.series["outcome"] == SERVED)
     assert (rec.series["service_end_ns"][served] > 0).all()
@@ -99,8 +99,9 @@ def test_bounded_run_without_a_policy_ends_at_its_duration(redis_env):
     assert r.ok, r.error_messages
     check_outcomes(r)
     e = r.extra
-    assert e["policy"] == "none" and e["queued_LOW"] > 0
-    assert e["rejected_LOW"] == e["expired_LOW"] == e["cancelled_LOW"] == 0
+    low = r.levels["LOW"]
+    assert e["policy"] == "none" and low["queued"] > 0
+    assert low["rejected"] == low["expired"] == low["cancelled"] == 0
     assert r.lost == 0 and r.violations == 0
 
 
@@ -149,7 +150,7 @@ def test_workers_killed_mid_service_and_between_ack_and_stamps_still_conserve(
     assert e["workers_killed"] == 2
     assert e["acked_unstamped"] >= 1  # worker 0's; worker 1's too if its kill hit the window
     assert e["redelivered"] <= 1 and e["dead_lettered"] == 0
-    assert e["served_CRITICAL"] > 0
+    assert r.levels["CRITICAL"]["served"] > 0
 
 
 def test_processes_driver_refuses_to_bound_a_queue_that_cannot_cancel_by_id():

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from pqlab.decide import overloadplots, saturation
+from pqlab.measure import levels
 from pqlab.queues.policy import LevelPolicy, QueuePolicy
 from pqlab.queues.redisdeploy import Deployment
 from pqlab.scenarios import failover
@@ -16,12 +17,15 @@ LEVELS = saturation.LEVELS
 POLICY = QueuePolicy(LevelPolicy(0, 1.0), {1: LevelPolicy(50, 1.0), 4: LevelPolicy(3, 1.0)})
 
 
-def run_row(policy: str, rho: float, served_low: float, replay_low: float) -> dict:
+def run_row(policy: str, rho: float, served_low: float,
+            replay_low: float) -> tuple[dict, levels.Levels]:
     row = {"queue": "ThreadSafeBucketQueue", "policy": policy, "rho": rho, "repetition": 0,
            "consumers": 4, "duration_s": 5.0, "patience_mean_s": 2.0,
            "policy_spec": json.dumps(POLICY.to_mapping()) if policy != "none" else "",
            "wait_target_ms": 250.0}
+    per_level = levels.empty()
     for level in LEVELS:
+        v = per_level[level]
         served = served_low if level == "LOW" else 0.98
         rest = 1 - served
         shares = {"served": served, "rejected": rest if policy != "none" else 0.0,
@@ -29,23 +33,33 @@ def run_row(policy: str, rho: float, served_low: float, replay_low: float) -> di
                   "queued": 0.0 if policy != "none" else rest / 2}
         replay = dict(shares, served=replay_low if level == "LOW" else served)
         for outcome, share in shares.items():
-            row[f"share_{outcome}_{level}"] = share
-            row[f"replay_share_{outcome}_{level}"] = replay[outcome]
-            row[f"{outcome}_{level}"] = round(share * 100)
-        row[f"offered_{level}"] = 100
-        row[f"goodput_per_s_{level}"] = 20 * served
-        row[f"replay_goodput_per_s_{level}"] = 20 * served
-        row[f"served_wait_p50_ms_{level}"] = 5.0 if policy != "none" else 50.0
-        row[f"served_wait_p99_ms_{level}"] = 30.0 if policy != "none" else 900.0
-    return row
+            v["share_" + outcome] = share
+            v["replay_share_" + outcome] = replay[outcome]
+            v[outcome] = round(share * 100)
+        v["offered"] = 100
+        v["goodput_per_s"] = 20 * served
+        v["replay_goodput_per_s"] = 20 * served
+        v["served_wait_p50_ms"] = 5.0 if policy != "none" else 50.0
+        v["served_wait_p99_ms"] = 30.0 if policy != "none" else 900.0
+    return row, per_level
+
+
+RUNS = [("none", 1.5, 0.1, 0.1), ("limits+timeouts (REJECT)", 1.5, 0.2, 0.2),
+        ("none", 0.9, 0.98, 0.98), ("limits+timeouts (REJECT)", 0.9, 0.97, 0.80)]
 
 
 @pytest.fixture
 def summary() -> pd.DataFrame:
-    return pd.DataFrame([run_row("none", 1.5, 0.1, 0.1),
-                         run_row("limits+timeouts (REJECT)", 1.5, 0.2, 0.2),
-                         run_row("none", 0.9, 0.98, 0.98),
-                         run_row("limits+timeouts (REJECT)", 0.9, 0.97, 0.80)])
+    """An overload frame as notebook 08 stores it: one row per run and priority."""
+    return levels.frame([run_row(*run) for run in RUNS])
+
+
+def test_a_version_1_frame_one_wide_row_per_run_reads_the_same(summary):
+    wide = pd.DataFrame([{**row, **levels.flat(per_level)}
+                         for row, per_level in (run_row(*run) for run in RUNS)])
+    assert len(wide) == 4 and "share_served_LOW" in wide
+    assert saturation.findings(wide) == saturation.findings(summary)
+    pd.testing.assert_frame_equal(saturation.replay_gaps(wide), saturation.replay_gaps(summary))
 
 
 def test_the_section_reads_its_numbers_from_the_frame(summary):
@@ -63,7 +77,8 @@ def test_the_section_reads_its_numbers_from_the_frame(summary):
 def test_the_policy_is_judged_against_its_own_target_at_every_rho(summary):
     misses = summary.copy()
     policy = misses["policy"] != "none"
-    misses.loc[policy & (misses["rho"] == 0.9), "served_wait_p99_ms_NORMAL"] = 400.0
+    at = policy & (misses["rho"] == 0.9) & (misses["priority"] == "NORMAL")
+    misses.loc[at, "served_wait_p99_ms"] = 400.0
     target, found = saturation.target_misses(misses)
     assert target == 250.0 and found == [(0.9, "NORMAL", 400.0, 98)]
     text = "\n".join(saturation.record_claims(misses))
@@ -104,7 +119,8 @@ def test_empty_frames_give_a_figure_that_says_so():
 
 
 def test_the_multi_node_paragraph_reads_the_redis_frame(summary):
-    redis = summary.assign(queue="redis", redelivered=[0, 2, 0, 1])
+    # a run's own count, on each of its rows: counted once per run
+    redis = summary.assign(queue="redis", redelivered=[n for n in (0, 2, 0, 1) for _ in LEVELS])
     (text, blank, _, _) = saturation.multi_node(redis)
     assert blank == "" and text.startswith("**Across processes** (`overload-redis`")
     assert "With it, at ρ = 1.5: CRITICAL served 98% (p99 wait 30 ms (n=98))" in text

@@ -15,6 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from pqlab.harness.worker import SAMPLES_PER_RUN
+from pqlab.measure import levels
 from pqlab.study import config, frames, store
 from pqlab.study.sweep import Grid, run_sweep
 
@@ -63,8 +64,44 @@ def test_create_open_and_refuse_to_overwrite(tmp_path):
 def test_a_newer_schema_is_refused(tmp_path):
     run = store.Run.create(tmp_path, "r1", machine=MACHINE)
     run.update_manifest(schema_version=store.SCHEMA_VERSION + 1)
-    with pytest.raises(store.StoreError, match="schema version"):
+    with pytest.raises(store.StoreError, match="schema version") as refused:
         store.Run.open(tmp_path, "r1")
+    message = str(refused.value)
+    assert "\n" not in message and f"version {store.SCHEMA_VERSION + 1}" in message
+    assert "python -m pqlab batch --profile default" in message
+
+
+def _v1_overload_row(policy: str, served_low: int) -> dict:
+    row = {"queue": "ThreadSafeBucketQueue", "policy": policy, "rho": 1.5, "repetition": 0}
+    for level, served in zip(levels.LEVELS, (90, 80, 70, served_low), strict=True):
+        row.update({f"served_{level}": served, f"share_served_{level}": served / 100,
+                    f"goodput_per_s_{level}": served / 5})
+    return row
+
+
+def test_a_version_1_run_opens_with_its_wide_frames_made_long(tmp_path):
+    run = store.Run.create(tmp_path, "v1", machine=MACHINE)
+    wide = pd.DataFrame([_v1_overload_row("none", 10), _v1_overload_row("limits", 40)])
+    run.save_frames(overload=wide, load=pd.DataFrame({"priority": ["LOW"], "rho": [0.3]}))
+    run.update_manifest(schema_version=1)
+    old = store.Run.open(tmp_path, "v1")
+    overload = old.frame("overload")
+    assert len(overload) == 2 * len(levels.LEVELS)
+    assert {"served", "share_served", "goodput_per_s"} <= set(overload.columns)
+    assert not any(c.endswith("_LOW") for c in overload.columns)
+    table = levels.table(overload, ["policy"])
+    assert table.loc[("limits", "LOW"), "share_served"] == pytest.approx(0.4)
+    assert table.loc[("none", "CRITICAL"), "served"] == 90
+    pd.testing.assert_frame_equal(old.frame("load"), run.frame("load"))  # long already
+    with pytest.raises(store.StoreError, match="schema version 1"):
+        store.Run.create(tmp_path, "v1", exist_ok=True, machine=MACHINE)  # read, not added to
+    run.update_manifest(schema_version=store.SCHEMA_VERSION)
+    assert store.Run.open(tmp_path, "v1").frame("overload").shape == wide.shape  # as stored
+
+
+def test_the_v1_reader_leaves_a_frame_without_wide_columns_alone():
+    frame = pd.DataFrame({"queue": ["q"], "rho": [0.5], "level_depth_source": ["stamps"]})
+    assert store.v1_frame(frame) is frame
 
 
 def _sweep_into(run, queues=("heapq",), tasks=(200,), reps=1):

@@ -1,8 +1,9 @@
 """Console lines for ``load`` runs: waits per priority beside Cobham's formula.
 
-Formatting only: every number comes from the run's ``extra`` (see
-``loadstats.load_extra``). ``load_options`` turns the ``run`` command's load
-arguments into ``LoadParams`` and a task count.
+Formatting only: every number comes from the run's ``extra`` and, per priority,
+its ``levels`` (see ``loadstats.load_extra``, ``pqlab.measure.levels``).
+``load_options`` turns the ``run`` command's load arguments into ``LoadParams``
+and a task count.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import math
 
 from pqlab.cli.errors import UsageError
-from pqlab.core.task import Priority
+from pqlab.measure.levels import LEVELS, Levels
 from pqlab.measure.metrics import RunResult
 from pqlab.measure.overload import OUTCOMES
 from pqlab.measure.timers import SPIN_NS
@@ -74,39 +75,39 @@ def _lateness(title: str, e: dict, key: str) -> str:
             f"p99 {_ms(e[f'{key}_p99_ms'])} ms, max {_ms(e[f'{key}_max_ms'])} ms")
 
 
-def _wait_table(e: dict) -> list[str]:
+def _wait_table(levels: Levels) -> list[str]:
     head = (f"  {'priority':<10}{'tasks':>7}" + "".join(f"{v:>7}" for v in STAT_LABELS.values())
             + f"{'theory':>8}{'diff':>7}{'replay':>7}{'uncorr':>8}{'p99':>7}")
     lines = ["  waiting time, arrival → start of service, ms (from the intended arrival;"
              " uncorr: from the put):", head]
-    for level in Priority:
-        n = level.name
+    for n in LEVELS:
+        v = levels[n]
         lines.append(
-            f"  {n:<10}{e[f'tasks_{n}']:>7,}"
-            + "".join(f"{_ms(e[f'queue_wait_{s}_ms_{n}']):>7}" for s in STAT_LABELS)
-            + f"{_ms(e[f'theory_wait_mean_ms_{n}']):>8}{_pct(e[f'wait_mean_rel_diff_{n}']):>7}"
-            f"{_ms(e[f'replay_wait_mean_ms_{n}']):>7}"
-            f"{_ms(e[f'queue_wait_uncorrected_mean_ms_{n}']):>8}"
-            f"{_ms(e[f'queue_wait_uncorrected_p99_ms_{n}']):>7}")
+            f"  {n:<10}{v['tasks']:>7,}"
+            + "".join(f"{_ms(v['queue_wait_' + s + '_ms']):>7}" for s in STAT_LABELS)
+            + f"{_ms(v['theory_wait_mean_ms']):>8}{_pct(v['wait_mean_rel_diff']):>7}"
+            f"{_ms(v['replay_wait_mean_ms']):>7}"
+            f"{_ms(v['queue_wait_uncorrected_mean_ms']):>8}"
+            f"{_ms(v['queue_wait_uncorrected_p99_ms']):>7}")
     return lines
 
 
-def _sojourn_table(e: dict) -> list[str]:
+def _sojourn_table(levels: Levels) -> list[str]:
     head = (f"  {'priority':<10}{'':>7}" + "".join(f"{v:>7}" for v in STAT_LABELS.values())
             + f"{'uncorr':>8}{'p99':>7}")
     lines = ["  sojourn time, arrival → done (ms, from the intended arrival):", head]
-    for level in Priority:
-        n = level.name
+    for n in LEVELS:
+        v = levels[n]
         lines.append(
             f"  {n:<10}{'':>7}"
-            + "".join(f"{_ms(e[f'sojourn_{s}_ms_{n}']):>7}" for s in STAT_LABELS)
-            + f"{_ms(e[f'sojourn_uncorrected_mean_ms_{n}']):>8}"
-            f"{_ms(e[f'sojourn_uncorrected_p99_ms_{n}']):>7}")
+            + "".join(f"{_ms(v['sojourn_' + s + '_ms']):>7}" for s in STAT_LABELS)
+            + f"{_ms(v['sojourn_uncorrected_mean_ms']):>8}"
+            f"{_ms(v['sojourn_uncorrected_p99_ms']):>7}")
     return lines
 
 
-def _theory_note(e: dict) -> list[str]:
-    diffs = [e[f"wait_mean_rel_diff_{p.name}"] for p in Priority]
+def _theory_note(levels: Levels) -> list[str]:
+    diffs = [levels[n]["wait_mean_rel_diff"] for n in LEVELS]
     known = [abs(d) for d in diffs if not math.isnan(d)]
     if not known:
         return ["  theory: n/a (Cobham's formula needs Poisson arrivals, exponential service "
@@ -123,23 +124,23 @@ def _share(x: float) -> str:
     return "n/a" if x is None or math.isnan(x) else f"{x:.1%}"
 
 
-def _pair(e: dict, key: str) -> str:
-    return f"{_share(e[key])} / {_share(e['replay_' + key])}"
+def _pair(v: dict, key: str) -> str:
+    return f"{_share(v[key])} / {_share(v['replay_' + key])}"
 
 
-def outcome_lines(e: dict) -> list[str]:
+def outcome_lines(e: dict, levels: Levels) -> list[str]:
     """A bounded run's outcomes per priority, each measured beside the replay's."""
     head = (f"  {'priority':<10}{'offered':>8}" + "".join(f"{o:>16}" for o in OUTCOMES)
             + f"{'goodput/s':>14}{'wait p50':>10}{'p99 ms':>9}")
     lines = [f"  outcomes in {e['duration_s']:g} s, policy {e['policy']}, patience "
              f"{e['patience']} (measured / replay, shares of offered):", head]
-    for level in Priority:
-        n = level.name
+    for n in LEVELS:
+        v = levels[n]
         lines.append(
-            f"  {n:<10}{e[f'offered_{n}']:>8,}"
-            + "".join(f"{_pair(e, f'share_{o}_{n}'):>16}" for o in OUTCOMES)
-            + f"{e[f'goodput_per_s_{n}']:>7.1f} / {e[f'replay_goodput_per_s_{n}']:<4.1f}"
-            f"{_ms(e[f'served_wait_p50_ms_{n}']):>10}{_ms(e[f'served_wait_p99_ms_{n}']):>9}")
+            f"  {n:<10}{v['offered']:>8,}"
+            + "".join(f"{_pair(v, 'share_' + o):>16}" for o in OUTCOMES)
+            + f"{v['goodput_per_s']:>7.1f} / {v['replay_goodput_per_s']:<4.1f}"
+            f"{_ms(v['served_wait_p50_ms']):>10}{_ms(v['served_wait_p99_ms']):>9}")
     lines.append("  goodput: served within the deadline (the level's timeout, else the "
                  "client's patience), per second; waits of the served, from the intended arrival")
     return lines
@@ -148,9 +149,9 @@ def outcome_lines(e: dict) -> list[str]:
 def load_lines(r: RunResult) -> list[str]:
     """The block printed for one ``load`` run (with the outcomes of a bounded one)."""
     e = r.extra
-    lines = _header(r) + _wait_table(e) + _sojourn_table(e) + _theory_note(e)
+    lines = _header(r) + _wait_table(r.levels) + _sojourn_table(r.levels) + _theory_note(r.levels)
     if "policy" in e:
-        lines += outcome_lines(e)
+        lines += outcome_lines(e, r.levels)
     if r.violations or r.lost or r.duplicated:
         lines.append(f"  ! {r.violations} priority violations, {r.lost} lost, "
                      f"{r.duplicated} duplicated")

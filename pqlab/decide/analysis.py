@@ -13,7 +13,8 @@ import numpy as np
 import pandas as pd
 
 from pqlab.core.task import Priority
-from pqlab.measure import significance
+from pqlab.measure import levels, significance
+from pqlab.measure.metrics import WAIT_PERCENTILES
 from pqlab.study import frames
 
 # Verdict bands of docs/design.md (the POC's interpretation guide).
@@ -87,11 +88,12 @@ def latency_quantiles(samples: pd.DataFrame, scenario: str | None = None) -> pd.
 def wait_by_priority(summary: pd.DataFrame, scenario: str) -> pd.DataFrame:
     """Median over repetitions of the wait p50 and p99 (µs) per priority, per cell."""
     df = summary[summary["scenario"] == scenario]
-    cols = [c for c in df.columns if c.startswith("wait_p")]
     keys = [*_cell_cols(df), "repetition"]
-    long = df[keys + cols].melt(id_vars=keys, var_name="column", value_name="wait_us")
-    parts = long["column"].str.extract(r"wait_(?P<percentile>p\d+)_us_(?P<priority>\w+)")
-    long = pd.concat([long.drop(columns="column"), parts], axis=1)
+    per_level = levels.long(df, keys)  # wait_p50_us, wait_p99_us per priority
+    per_level["priority"] = per_level["priority"].astype(str)
+    cols = {"wait_" + p + "_us": p for p in WAIT_PERCENTILES if "wait_" + p + "_us" in per_level}
+    long = per_level[[*keys, "priority", *cols]].rename(columns=cols).melt(
+        id_vars=[*keys, "priority"], var_name="percentile", value_name="wait_us")
     group = [*_cell_cols(df), "priority", "percentile"]
     out = long.groupby(group, observed=True)["wait_us"].median().reset_index()
 

@@ -73,13 +73,13 @@ def overload(summary: pd.DataFrame) -> Embedded | None:
         return None
     with_, without = med.loc[(label, top)], med.loc[(saturation.NO_POLICY, top)]
     first, last = saturation.LEVELS[0], saturation.LEVELS[-1]
-    waited = without[f"share_queued_{last}"] + without[f"share_cancelled_{last}"]
+    waited = without.loc[last, "share_queued"] + without.loc[last, "share_cancelled"]
     return Embedded("overload-outcomes", "overload",
-                    f"At ρ {top:g} the policy refuses {with_[f'share_rejected_{last}']:.0%} of "
+                    f"At ρ {top:g} the policy refuses {with_.loc[last, 'share_rejected']:.0%} of "
                     f"{last} at once where without it {waited:.0%} waited until their client "
                     f"gave up or the run ended; {first} is served "
-                    f"{with_[f'share_served_{first}']:.0%} with it, "
-                    f"{without[f'share_served_{first}']:.0%} without.")
+                    f"{with_.loc[first, 'share_served']:.0%} with it, "
+                    f"{without.loc[first, 'share_served']:.0%} without.")
 
 
 def loop_lag(summary: pd.DataFrame) -> tuple[str, str] | None:

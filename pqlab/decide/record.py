@@ -16,6 +16,7 @@ import pandas as pd
 from pqlab.decide import decision, loadwait
 from pqlab.decide.decision import MODELMORA, MODELMORA_WHY, Decision
 from pqlab.harness import features
+from pqlab.measure import levels
 from pqlab.queues import QUEUES
 
 # Queues whose class is the standard library's: Python 3.13 adds shutdown() to both
@@ -210,10 +211,11 @@ def risks(decisions: list[Decision], redis_summary: pd.DataFrame, drills: pd.Dat
                    "cancelled as it is woken (`tests/test_safety.py`, an expected failure), "
                    "although the cancel-safe probe, a different race, passes.")
     if not redis_summary.empty and "redelivered" in redis_summary:
-        times = int(redis_summary["redelivered"].fillna(0).sum())
+        runs = levels.runs(redis_summary)  # the frame has a row per run and priority
+        times = int(runs["redelivered"].fillna(0).sum())
         out.append(f"- Across processes the Redis queue delivers at least once: a request "
                    f"whose lease lapses runs again ({times} redeliveries in "
-                   f"{len(redis_summary)} runs here; see README, Processes and Redis).")
+                   f"{len(runs)} runs here; see README, Processes and Redis).")
     if not drills.empty:
         wide = drills.pivot_table(index=["scenario", "min_replicas", "run"], columns="metric",
                                   values="value", observed=True).reset_index()

@@ -1,8 +1,9 @@
 """The ADR's section "Past saturation", every number read from the run's overload frames.
 
-Notebook 08 stores ``overload.parquet``: one row per open-loop run past
-saturation (queue, policy label, ρ, repetition, and per priority the counts
-and shares of each outcome, goodput and the waits of the served, beside the
+Notebook 08 stores ``overload.parquet``: the long levels frame of the open-loop
+runs past saturation (``pqlab.measure.levels``: one row per run and priority,
+with the run's queue, policy label, ρ, repetition, and the level's counts and
+shares of each outcome, goodput and the waits of the served, beside the
 replay's through an ideal queue with the same policy). ``findings`` turns it
 into the section: what each priority gets without limits, the policy the
 notebook sized (limits per level from a wait target by Little's law,
@@ -20,9 +21,10 @@ import math
 import pandas as pd
 
 from pqlab.core.task import Priority
+from pqlab.measure import levels
 from pqlab.scenarios.loadparams import NO_POLICY_LABEL as NO_POLICY
 
-LEVELS = [p.name for p in Priority]
+LEVELS = list(levels.LEVELS)
 OUTCOMES = ("served", "rejected", "expired", "cancelled", "queued")
 # The replay check of issue 12: a share of at least 5% within 15% of the replay's,
 # a smaller one within one percentage point.
@@ -44,27 +46,29 @@ def _ms(x: float) -> str:
 
 
 def medians(summary: pd.DataFrame) -> pd.DataFrame:
-    """Per (policy, ρ): the median over repetitions of every numeric column."""
+    """Per (policy, ρ, priority): the median over repetitions of every numeric column;
+    ``medians(s).loc[(policy, rho)]`` is indexed by priority (``.loc[level, metric]``)."""
+    summary = levels.long(summary)
     numeric = summary.select_dtypes("number").columns.difference(["rho", "repetition"])
-    return summary.groupby(["policy", "rho"], sort=True)[list(numeric)].median()
+    return summary.groupby(["policy", "rho", "priority"], sort=True,
+                           observed=True)[list(numeric)].median()
 
 
 def replay_gaps(summary: pd.DataFrame) -> pd.DataFrame:
     """Each run's outcome shares beside the replay's: (policy, ρ, priority, outcome, share,
     replay_share, ok) with ``ok`` the issue's agreement rule."""
     rows = []
-    for _, run in summary.iterrows():
-        for level in LEVELS:
-            for outcome in OUTCOMES:
-                share = float(run.get(f"share_{outcome}_{level}", math.nan))
-                replay = float(run.get(f"replay_share_{outcome}_{level}", math.nan))
-                if not (math.isfinite(share) and math.isfinite(replay)):
-                    continue
-                ok = (abs(share - replay) <= SHARE_REL_TOL * replay if replay >= SHARE_FLOOR
-                      else abs(share - replay) <= SHARE_ABS_TOL)
-                rows.append({"policy": run["policy"], "rho": run["rho"], "priority": level,
-                             "outcome": outcome, "share": share, "replay_share": replay,
-                             "ok": ok})
+    for _, run in levels.long(summary).iterrows():  # run by run, level by level
+        for outcome in OUTCOMES:
+            share = float(run.get("share_" + outcome, math.nan))
+            replay = float(run.get("replay_share_" + outcome, math.nan))
+            if not (math.isfinite(share) and math.isfinite(replay)):
+                continue
+            ok = (abs(share - replay) <= SHARE_REL_TOL * replay if replay >= SHARE_FLOOR
+                  else abs(share - replay) <= SHARE_ABS_TOL)
+            rows.append({"policy": run["policy"], "rho": run["rho"],
+                         "priority": str(run["priority"]), "outcome": outcome, "share": share,
+                         "replay_share": replay, "ok": ok})
     return pd.DataFrame(rows)
 
 
@@ -95,21 +99,21 @@ def runs_text(summary: pd.DataFrame) -> str:
 
 def _p99(row: pd.Series, level: str) -> str:
     """A p99 wait of the served with the count behind it."""
-    return f"{_ms(row[f'served_wait_p99_ms_{level}'])} (n={int(row[f'served_{level}']):,})"
+    return f"{_ms(row.loc[level, 'served_wait_p99_ms'])} (n={int(row.loc[level, 'served']):,})"
 
 
 def _recommendation(med: pd.DataFrame, chosen: str, top: float) -> str:
     """One sentence: the policy to adopt and what it measurably changes at the highest load."""
     a, b = med.loc[(NO_POLICY, top)], med.loc[(chosen, top)]
     first, last = LEVELS[0], LEVELS[-1]
-    waiting = a[f"share_queued_{last}"] + a[f"share_cancelled_{last}"]
+    waiting = a.loc[last, "share_queued"] + a.loc[last, "share_cancelled"]
     return (f"**Recommended:** bound the request queue per priority with a policy of this "
             f"shape (limits sized from the wait target, a timeout, `REJECT`). At ρ = {top:g} "
             f"{first}'s p99 wait is {_p99(b, first)} with it, {_p99(a, first)} without, and "
-            f"its goodput {b[f'goodput_per_s_{first}']:.1f}/s against "
-            f"{a[f'goodput_per_s_{first}']:.1f}/s; of {last}'s requests "
-            f"{_pct(b[f'share_rejected_{last}'])} are refused at once (a 503 the client can "
-            f"retry elsewhere) and {_pct(b[f'share_expired_{last}'])} expire after waiting "
+            f"its goodput {b.loc[first, 'goodput_per_s']:.1f}/s against "
+            f"{a.loc[first, 'goodput_per_s']:.1f}/s; of {last}'s requests "
+            f"{_pct(b.loc[last, 'share_rejected'])} are refused at once (a 503 the client can "
+            f"retry elsewhere) and {_pct(b.loc[last, 'share_expired'])} expire after waiting "
             f"their timeout, where without it {_pct(waiting)} waited until their client gave "
             f"up or the run ended.")
 
@@ -127,9 +131,9 @@ def target_misses(summary: pd.DataFrame) -> tuple[float, list[tuple[float, str, 
         if (chosen, rho) not in med.index:
             continue
         row = med.loc[(chosen, rho)]
-        misses += [(float(rho), level, float(row[f"served_wait_p99_ms_{level}"]),
-                    int(row[f"served_{level}"])) for level in LEVELS
-                   if row[f"served_wait_p99_ms_{level}"] > target]
+        misses += [(float(rho), level, float(row.loc[level, "served_wait_p99_ms"]),
+                    int(row.loc[level, "served"])) for level in LEVELS
+                   if row.loc[level, "served_wait_p99_ms"] > target]
     return target, misses
 
 
@@ -184,11 +188,11 @@ def findings(summary: pd.DataFrame) -> list[str]:
                         "p99 wait of the served (n)", "goodput (/s)"]),
                   _row(["---"] * 6)]
         for level in LEVELS:
-            lines.append(_row([level, _pct(base[f"share_served_{level}"]),
-                               _pct(base[f"share_queued_{level}"]),
-                               _pct(base[f"share_cancelled_{level}"]),
+            lines.append(_row([level, _pct(base.loc[level, "share_served"]),
+                               _pct(base.loc[level, "share_queued"]),
+                               _pct(base.loc[level, "share_cancelled"]),
                                _p99(base, level),
-                               f"{base[f'goodput_per_s_{level}']:.1f}"]))
+                               f"{base.loc[level, 'goodput_per_s']:.1f}"]))
         lines.append("")
     if chosen is not None:
         spec = summary.loc[summary["policy"] == chosen, "policy_spec"].iloc[0] \
@@ -210,9 +214,10 @@ def findings(summary: pd.DataFrame) -> list[str]:
                 for level in LEVELS:
                     lines.append(_row([
                         f"{rho:g}", level,
-                        f"{a[f'goodput_per_s_{level}']:.1f} → {b[f'goodput_per_s_{level}']:.1f}",
+                        f"{a.loc[level, 'goodput_per_s']:.1f} → "
+                        f"{b.loc[level, 'goodput_per_s']:.1f}",
                         f"{_p99(a, level)} → {_p99(b, level)}",
-                        _pct(b[f"share_rejected_{level}"]), _pct(b[f"share_expired_{level}"])]))
+                        _pct(b.loc[level, "share_rejected"]), _pct(b.loc[level, "share_expired"])]))
             lines.append("")
             lines += [_recommendation(med, chosen, top), ""]
     gaps = replay_gaps(summary)
@@ -313,17 +318,17 @@ def multi_node(summary: pd.DataFrame, drills: pd.DataFrame | None = None) -> lis
     if chosen is not None and (chosen, top) in med.index:
         b = med.loc[(chosen, top)]
         lines[0] += (f" With it, at ρ = {top:g}: {first} served "
-                     f"{_pct(b[f'share_served_{first}'])} (p99 wait {_p99(b, first)}), {last} "
-                     f"refused at once {_pct(b[f'share_rejected_{last}'])} and expired "
-                     f"{_pct(b[f'share_expired_{last}'])}")
+                     f"{_pct(b.loc[first, 'share_served'])} (p99 wait {_p99(b, first)}), {last} "
+                     f"refused at once {_pct(b.loc[last, 'share_rejected'])} and expired "
+                     f"{_pct(b.loc[last, 'share_expired'])}")
         if (NO_POLICY, top) in med.index:
             a = med.loc[(NO_POLICY, top)]
             lines[0] += (f"; without it {first}'s p99 wait was {_p99(a, first)} and "
-                         f"{_pct(a[f'share_queued_{last}'] + a[f'share_cancelled_{last}'])} of "
+                         f"{_pct(a.loc[last, 'share_queued'] + a.loc[last, 'share_cancelled'])} of "
                          f"{last} waited until the client gave up or the run ended")
         lines[0] += "."
     if "redelivered" in summary:
-        times = int(summary["redelivered"].fillna(0).sum())
+        times = int(levels.runs(summary)["redelivered"].fillna(0).sum())
         lines[0] += (f" Leases ran out and requests were redelivered {times} "
                      f"{'time' if times == 1 else 'times'} in these runs.")
     gaps = replay_gaps(summary)

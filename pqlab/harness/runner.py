@@ -16,7 +16,7 @@ import psutil
 
 from pqlab.core.checks import positive_int
 from pqlab.core.task import Task
-from pqlab.measure import metrics
+from pqlab.measure import levels, metrics
 from pqlab.measure.metrics import Memory, RunResult
 from pqlab.measure.records import UntimedPass
 from pqlab.measure.verify import verify
@@ -192,7 +192,7 @@ def run(
         cpu_cores=metrics.cpu_cores(untimed.cpu_ns, untimed.wall_ns),
         enqueue_us=metrics.latency_stats_us(metrics.enqueue_ns(main)),
         dequeue_us=metrics.latency_stats_us(metrics.dequeue_ns(main)),
-        wait_us=metrics.wait_by_priority_us(main),
+        levels=levels.merge(metrics.wait_by_priority_us(main), *(r.levels for r in records)),
         violations=sum(v.violations for v in verdicts),
         lost=max(v.lost for v in verdicts),
         duplicated=max(v.duplicated for v in verdicts),

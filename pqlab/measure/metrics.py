@@ -13,13 +13,16 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import psutil
 
 from pqlab.core.task import Priority
+from pqlab.measure import levels as per_level
 from pqlab.measure.records import Records, first_gets
 
 PERCENTILES = {"p50": 50.0, "p90": 90.0, "p99": 99.0, "p99_9": 99.9}
 LATENCY_STATS = ("mean", *PERCENTILES, "max")
+WAIT_PERCENTILES = ("p50", "p99")  # of the wait per priority: levels' wait_p50_us, wait_p99_us
 TIMER_PAIRS = 20_000  # about 2 ms: enough pairs for a stable median
 
 
@@ -57,15 +60,16 @@ def wait_ns(rec: Records) -> tuple[np.ndarray, np.ndarray]:
     return rec.priority[tasks], get_end - rec.put_end[tasks]
 
 
-def wait_by_priority_us(rec: Records) -> dict[str, float]:
-    """p50 and p99 of the time waited in the queue, per priority level, in µs."""
+def wait_by_priority_us(rec: Records) -> per_level.Levels:
+    """p50 and p99 of the time waited in the queue per priority level, in µs:
+    ``wait_p50_us`` and ``wait_p99_us`` of each level."""
     prio, waits = wait_ns(rec)
-    out: dict[str, float] = {}
+    out = per_level.empty()
     for level in Priority:
         mine = waits[prio == level] / 1e3
-        for name in ("p50", "p99"):
+        for name in WAIT_PERCENTILES:
             value = float(np.percentile(mine, PERCENTILES[name])) if len(mine) else math.nan
-            out[f"wait_{name}_us_{level.name}"] = value
+            out[level.name]["wait_" + name + "_us"] = value
     return out
 
 
@@ -138,7 +142,7 @@ class RunResult:
     wall_s: float
     enqueue_us: dict[str, float]
     dequeue_us: dict[str, float]
-    wait_us: dict[str, float]
+    levels: per_level.Levels  # per priority: {metric: value} (pqlab.measure.levels)
     violations: int
     lost: int
     duplicated: int
@@ -159,14 +163,23 @@ class RunResult:
     def ok(self) -> bool:
         return self.violations == 0 and self.lost == 0 and self.duplicated == 0 and not self.errors
 
-    def to_dict(self) -> dict[str, Any]:
-        """A flat record: one ``summary`` row (latencies as ``enqueue_p99_us`` …)."""
+    def run_columns(self) -> dict[str, Any]:
+        """The flat record without the levels: a run's own columns (latencies as
+        ``enqueue_p99_us`` …), repeated on each row of its long levels frame."""
         data = asdict(self)
-        for name in ("records", "enqueue_us", "dequeue_us", "wait_us", "extra"):
+        for name in ("records", "enqueue_us", "dequeue_us", "levels", "extra"):
             data.pop(name)
         for op in ("enqueue", "dequeue"):
             for stat, value in getattr(self, f"{op}_us").items():
                 data[f"{op}_{stat}_us"] = value
-        data.update(self.wait_us)
         data.update(self.extra)
         return data
+
+    def to_dict(self) -> dict[str, Any]:
+        """A flat record: one ``summary`` row, the run's columns and its levels flattened
+        (``levels.flat``)."""
+        return {**self.run_columns(), **per_level.flat(self.levels)}
+
+    def levels_frame(self) -> pd.DataFrame:
+        """This run's long levels frame: one row per priority (``levels.frame``)."""
+        return per_level.frame([(self.run_columns(), self.levels)])

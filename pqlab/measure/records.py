@@ -23,7 +23,8 @@ class Records:
     a lost one not at all): ``get_task`` (task position), ``get_start``,
     ``get_end``, ``consumer``. ``concurrent`` says whether puts and gets ran
     in parallel workers (so the concurrent ordering rule applies).
-    ``extra`` holds scenario-specific scalars for the summary row, ``series``
+    ``extra`` holds scenario-specific scalars for the summary row, ``levels``
+    scenario-specific results per priority (``pqlab.measure.levels``), ``series``
     scenario-specific arrays.
     """
 
@@ -43,6 +44,7 @@ class Records:
     # Scenario-specific scalars (copied into the run's summary row) and arrays
     # (per task or over time, e.g. intended arrival times or event-loop lag).
     extra: dict[str, Any] = field(default_factory=dict)
+    levels: dict[str, dict[str, Any]] = field(default_factory=dict)  # level -> {metric: value}
     series: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property

@@ -20,7 +20,8 @@ arrival), ``service_end_ns`` (service done, 0 if never served) and
 ``service_planned_ns`` (the drawn service time, which a worker's sleep
 overshoots), and over time ``depth_at_ns``/``depth`` (tasks whose put has
 started and that no worker has taken yet, after each put or take).
-``Records.extra`` holds the summary row's load scalars (see ``loadstats.load_extra``).
+``Records.extra`` holds the summary row's load scalars and ``Records.levels`` the results
+per priority (see ``loadstats.load_extra``).
 
 ``LoadParams.driver`` says what runs it (``choose_driver``): ``threads`` (a
 thread-safe queue with a sync face), ``async`` (an async-safe queue with an
@@ -46,6 +47,7 @@ import time
 import numpy as np
 
 from pqlab.core.task import STOP, Task
+from pqlab.measure.levels import merge
 from pqlab.measure.records import Records, UntimedPass, first_gets
 from pqlab.measure.timers import fine_timer_slack, sleep_until
 from pqlab.measure.verify import delay_timeouts
@@ -234,9 +236,13 @@ def _timed(spec: QueueSpec, tasks: list[Task], w: Workers) -> list[Records]:
         rec.series.update(delay_timeouts(rec.priority, params.policy))
     else:
         rec.series.update(_series(run, sched, rec))
-    rec.extra.update(load_extra(rec, params, w.consumers))
+    scalars, levels = load_extra(rec, params, w.consumers)
+    rec.extra.update(scalars)
+    rec.levels = levels
     if params.bounded:
-        rec.extra.update(overload_extra(rec, params, w.consumers))
+        scalars, levels = overload_extra(rec, params, w.consumers)
+        rec.extra.update(scalars)
+        rec.levels = merge(rec.levels, levels, ends[0].levels)
         rec.extra["level_depth_source"] = "sampled" if ends[0].samples else "stamps"
         rec.extra.update(ends[0].extra)
     rec.extra["timer_slack_ns"] = slack_ns

@@ -44,6 +44,7 @@ from typing import Any
 import numpy as np
 
 from pqlab.core.task import PRIORITY_LEVELS, STOP, Priority, Task
+from pqlab.measure.levels import key
 from pqlab.measure.overload import (
     CANCELLED,
     EXPIRED,
@@ -94,6 +95,7 @@ class Ends:
         self.counts: dict[int, dict[str, int]] | None = None
         self.samples: list[tuple[int, dict[int, int]]] = []
         self.extra: dict[str, Any] = {}  # the driver's own summary columns (redeliveries...)
+        self.levels: dict[str, dict[str, Any]] = {}  # the driver's own per level (levels.Levels)
 
     def stamp_expiry(self, task: Task) -> None:
         """The queue's ``on_expired``: when it found ``task`` expired."""
@@ -453,7 +455,7 @@ def level_depth_series(rec: Records, ends: Ends) -> dict[str, Any]:
     """
     if ends.samples:
         at = np.fromiter((t for t, _ in ends.samples), np.int64, len(ends.samples))
-        series = {f"level_depth_{p.name}": np.fromiter(
+        series = {key("level_depth", p): np.fromiter(
             (d.get(int(p), 0) for _, d in ends.samples), np.int64, len(ends.samples))
             for p in Priority}
         return {"level_depth_at_ns": at, **series}
@@ -484,13 +486,13 @@ def events_depth(rec: Records, ends: Ends) -> dict[str, np.ndarray]:
     prio = rec.priority[pos]
     series = {"level_depth_at_ns": at}
     for level in PRIORITY_LEVELS:
-        series[f"level_depth_{Priority(level).name}"] = np.cumsum(np.where(prio == level, step, 0))
+        series[key("level_depth", level)] = np.cumsum(np.where(prio == level, step, 0))
     return series
 
 
 def queue_depth_series(level_series: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """The total depth (``depth_at_ns``, ``depth``) from the per-level series."""
-    total = sum(level_series[f"level_depth_{p.name}"] for p in Priority)
+    total = sum(level_series[key("level_depth", p)] for p in Priority)
     return {"depth_at_ns": level_series["level_depth_at_ns"], "depth": np.asarray(total)}
 
 

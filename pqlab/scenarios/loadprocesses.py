@@ -44,7 +44,8 @@ import signal
 import threading
 import time
 
-from pqlab.core.task import STOP, Priority, Task
+from pqlab.core.task import STOP, Task
+from pqlab.measure.levels import merge
 from pqlab.measure.timers import fine_timer_slack, sleep_until
 from pqlab.queues import QueueSpec, sync_face
 from pqlab.queues.redisqueue import COUNTED, DEFAULT_RETAIN, AckStatus
@@ -401,8 +402,8 @@ class BoundedPool(ProcessPool):
             ends.counts = {level: {k: row[k] for k in COUNTED} for level, row in snapshot.items()}
             for name in ("redelivered", "dead_lettered"):
                 ends.extra[name] = sum(row[name] for row in snapshot.values())
-            ends.extra.update({f"queued_peak_{Priority(level).name}": row["peak"]
-                               for level, row in snapshot.items()})
+            ends.levels = merge({level: {"queued_peak": row["peak"]}
+                                 for level, row in snapshot.items()})
         killed = [w.killed for w in self.workers if w.killed]
         ends.extra["workers_killed"] = len(killed)
         ends.extra["acked_unstamped"] = self._place_acked_unstamped()

@@ -2,12 +2,14 @@
 
 ``load_extra`` turns one run's ``Records`` (with the series ``pqlab.scenarios.load``
 adds: intended arrivals, service ends, planned service times) into the
-summary row's load scalars: waits and sojourns per priority measured from the
+run's load scalars and its results per priority (``pqlab.measure.levels``):
+waits and sojourns per priority measured from the
 intended arrival and from the actual put, the rates, ρ, how late producers
 put and how far service sleeps overshot, and beside the measured means
 Cobham's (``pqlab.measure.theory``) and the replay's (the same arrivals through an
 ideal queue). ``overload_extra`` adds, for a bounded run, the outcomes per
 priority beside the replay's under the same policy (``pqlab.measure.overload``).
+Both return ``(scalars, levels)``: the run's own columns and a ``levels.Levels``.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from pqlab.core.task import PRIORITY_LEVELS, Priority
+from pqlab.measure import levels as per_level
 from pqlab.measure import overload, theory
 from pqlab.measure.metrics import duration_stats
 from pqlab.measure.records import Records, first_gets
@@ -35,16 +38,17 @@ def _rate(stamps_ns: np.ndarray) -> float:
     return float((len(stamps_ns) - 1) / span) if span > 0 else math.nan
 
 
-def load_extra(rec: Records, params: LoadParams, workers: int) -> dict[str, Any]:
-    """The load scalars of the summary row, all derived from ``rec``.
+def load_extra(rec: Records, params: LoadParams,
+               workers: int) -> tuple[dict[str, Any], per_level.Levels]:
+    """The load scalars of the run and its levels, all derived from ``rec``.
 
-    Per priority P: ``queue_wait_{stat}_ms_P`` (intended arrival → start of
-    service) and ``sojourn_{stat}_ms_P`` (intended arrival → done) for stat in
-    mean, p50, p90, p99, p99_9, max, each also ``…_uncorrected_…`` (from the
-    actual put instead); ``theory_wait_mean_ms_P`` (Cobham at the realized
-    arrival rate and measured mean service time), ``wait_mean_rel_diff_P``
-    ((measured − theory)/theory) and ``replay_wait_mean_ms_P`` (the same
-    arrivals and service times through an ideal queue: sampling noise alone).
+    Per priority (the levels' metrics): ``tasks``, ``queue_wait_{stat}_ms``
+    (intended arrival → start of service) and ``sojourn_{stat}_ms`` (intended
+    arrival → done) for stat in mean, p50, p90, p99, p99_9, max, each also
+    ``…_uncorrected_…`` (from the actual put instead); ``theory_wait_mean_ms``
+    (Cobham at the realized arrival rate and measured mean service time),
+    ``wait_mean_rel_diff`` ((measured − theory)/theory) and ``replay_wait_mean_ms``
+    (the same arrivals and service times through an ideal queue: sampling noise alone).
     Run-wide: rates, ρ (target and measured), service mean (target and
     measured) and how late the producers put tasks.
     """
@@ -79,19 +83,20 @@ def load_extra(rec: Records, params: LoadParams, workers: int) -> dict[str, Any]
     }
     theory_s = _theory_s(rec, params, workers, offered_rate, service_mean_s)
     replay_s = _replay_s(intended[idx], service_s, prio, workers)
+    levels = per_level.empty()
     for k, level in enumerate(Priority):
-        mine = prio == level
-        extra[f"tasks_{level.name}"] = int(np.count_nonzero(rec.priority == level))
+        mine, out = prio == level, levels[level.name]
+        out["tasks"] = int(np.count_nonzero(rec.priority == level))
         for name, ns in measured.items():
             for stat, value in _stats_ms(ns[mine]).items():
-                extra[f"{name}_{stat}_ms_{level.name}"] = value
-        mean_ms = extra[f"queue_wait_mean_ms_{level.name}"]
-        extra[f"theory_wait_mean_ms_{level.name}"] = theory_s[k] * 1e3
-        extra[f"wait_mean_rel_diff_{level.name}"] = (mean_ms / (theory_s[k] * 1e3) - 1
-                                                     if theory_s[k] > 0 else math.nan)
-        extra[f"replay_wait_mean_ms_{level.name}"] = (float(replay_s[mine].mean()) * 1e3
-                                                      if mine.any() else math.nan)
-    return extra
+                out[name + "_" + stat + "_ms"] = value
+        mean_ms = out["queue_wait_mean_ms"]
+        out["theory_wait_mean_ms"] = theory_s[k] * 1e3
+        out["wait_mean_rel_diff"] = (mean_ms / (theory_s[k] * 1e3) - 1
+                                     if theory_s[k] > 0 else math.nan)
+        out["replay_wait_mean_ms"] = (float(replay_s[mine].mean()) * 1e3
+                                      if mine.any() else math.nan)
+    return extra, levels
 
 
 def _theory_s(rec: Records, params: LoadParams, workers: int, offered_rate: float,
@@ -113,19 +118,20 @@ def _replay_s(intended_ns: np.ndarray, service_s: np.ndarray, prio: np.ndarray,
     return waits
 
 
-def overload_extra(rec: Records, params: LoadParams, workers: int) -> dict[str, Any]:
-    """The summary row's outcome columns of a bounded run, measured and replayed.
+def overload_extra(rec: Records, params: LoadParams,
+                   workers: int) -> tuple[dict[str, Any], per_level.Levels]:
+    """The outcome scalars of a bounded run and its levels, measured and replayed.
 
-    Per priority P: ``offered_P`` and the count of each outcome (``served_P``,
-    ``rejected_P``, ``expired_P``, ``cancelled_P``, ``queued_P``: they add up to
-    ``offered_P``, which the pass checked), ``share_{outcome}_P`` (of offered),
-    ``goodput_per_s_P`` (served within the deadline, per second of the run: the
+    Per priority (the levels' metrics): ``offered`` and the count of each outcome
+    (``served``, ``rejected``, ``expired``, ``cancelled``, ``queued``: they add up
+    to ``offered``, which the pass checked), ``share_{outcome}`` (of offered),
+    ``goodput_per_s`` (served within the deadline, per second of the run: the
     level's timeout under the policy, else the request's patience, else none),
-    ``served_wait_p50_ms_P`` and ``served_wait_p99_ms_P`` (intended arrival →
-    start of service); the replay's ``replay_share_{outcome}_P``,
-    ``replay_goodput_per_s_P``, ``replay_served_wait_p99_ms_P``, and
-    ``replay_wait_mean_ms_P`` now over the replay's served requests. Run-wide:
-    ``policy`` (a label), ``duration_s``, ``patience``, ``patience_mean_s``.
+    ``served_wait_p50_ms`` and ``served_wait_p99_ms`` (intended arrival → start of
+    service); the replay's ``replay_share_{outcome}``, ``replay_goodput_per_s``,
+    ``replay_served_wait_p99_ms``, and ``replay_wait_mean_ms`` now over the
+    replay's served requests. Run-wide: ``policy`` (a label), ``duration_s``,
+    ``patience``, ``patience_mean_s``.
     """
     codes, prio = rec.series["outcome"], rec.priority
     waits_s = np.full(rec.tasks, math.nan)
@@ -140,25 +146,26 @@ def overload_extra(rec: Records, params: LoadParams, workers: int) -> dict[str, 
         "policy": policy_label(params), "duration_s": params.duration_s,
         "patience": str(params.patience) if params.patience else "none",
         "patience_mean_s": params.patience.mean_s if params.patience else math.nan}
+    levels = per_level.empty()
     for name, (c, w) in {"": (codes, waits_s), "replay_": (replay_codes, replay_waits_s)}.items():
         for level, counts in overload.outcome_counts(c, prio, PRIORITY_LEVELS).items():
-            p = Priority(level).name
+            out = levels[Priority(level).name]
             offered = counts["offered"]
             if not name:
-                extra.update({f"{k}_{p}": v for k, v in counts.items()})
+                out.update(counts)
             for outcome in overload.OUTCOMES:
-                extra[f"{name}share_{outcome}_{p}"] = (counts[outcome] / offered if offered
-                                                       else math.nan)
+                out[name + "share_" + outcome] = (counts[outcome] / offered if offered
+                                                  else math.nan)
             good = overload.goodput_count(c, w, deadline_s, prio == level)
-            extra[f"{name}goodput_per_s_{p}"] = good / params.duration_s
+            out[name + "goodput_per_s"] = good / params.duration_s
             served_ms = w[(prio == level) & (c == overload.SERVED)] * 1e3
             stats = _percentiles(served_ms)
-            extra[f"{name}served_wait_p50_ms_{p}"] = stats[0]
-            extra[f"{name}served_wait_p99_ms_{p}"] = stats[1]
+            out[name + "served_wait_p50_ms"] = stats[0]
+            out[name + "served_wait_p99_ms"] = stats[1]
             if name:
-                extra[f"replay_wait_mean_ms_{p}"] = (float(served_ms.mean()) if len(served_ms)
-                                                     else math.nan)
-    return extra
+                out["replay_wait_mean_ms"] = (float(served_ms.mean()) if len(served_ms)
+                                              else math.nan)
+    return extra, levels
 
 
 def _percentiles(ms: np.ndarray) -> tuple[float, float]:

@@ -4,9 +4,10 @@ Each run offers Poisson arrivals for ``duration_s`` seconds to ``workers``
 workers (exponential service, mean ``service_ms``); clients give up after an
 exponential time of mean ``patience_s`` and cancel their queued request. The
 policy's limits per level are sized by Little's law for ``wait_target_ms``
-at saturation. Stores ``overload`` (one summary row per run) and
-``overload-depth``. Notebook 06 runs the same sweep on Redis with worker
-processes (``redis_sweep``, frame ``overload-redis``). Its record section:
+at saturation. Stores ``overload`` (one row per run and priority,
+``pqlab.measure.levels``) and ``overload-depth``. Notebook 06 runs the same
+sweep on Redis with worker processes (``redis_sweep``, frame
+``overload-redis``). Its record section:
 the policy's effect at the highest ρ and its own target judged
 (``pqlab.decide.saturation`` computes the claims).
 """
@@ -20,8 +21,8 @@ from types import SimpleNamespace
 
 import pandas as pd
 
-from pqlab.core.task import Priority
 from pqlab.decide import captions, saturation
+from pqlab.measure import levels
 from pqlab.queues.policy import QueuePolicy
 from pqlab.scenarios import loadparams
 from pqlab.studies.base import RunView, Section, Study, typed
@@ -83,15 +84,10 @@ def _with_spec(summary: pd.DataFrame, chosen: QueuePolicy) -> pd.DataFrame:
     return summary
 
 
-def _counts_text(extra: dict) -> str:
-    total = {o: sum(extra[f"{o}_{q.name}"] for q in Priority)
-             for o in ("served", "rejected", "expired", "cancelled")}
-    return ", ".join(f"{o} {n:,}" for o, n in total.items())
-
-
 def sweep(p: Params, run: store.Run) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Each of ``loads`` without a policy and with ``policy(p)``, into ``run``: stores
-    ``overload`` (with the policy's JSON and the wait target) and ``overload-depth`` (depth
+    ``overload`` (one row per run and priority, with the policy's JSON and the wait target)
+    and ``overload-depth`` (depth
     per level over the runs at ``depth_rho``); returns both."""
     label, chosen = policy(p)
     policies = {loadparams.NO_POLICY_LABEL: None, label: chosen}
@@ -107,7 +103,8 @@ def sweep(p: Params, run: store.Run) -> tuple[pd.DataFrame, pd.DataFrame]:
                 policy=e["policy"], rho=p.depth_rho))
         if p.progress:
             print(f"ρ = {e['rho']:.2f}, policy {e['policy']}: {result.tasks:,} requests, "
-                  + _counts_text(result.extra))
+                  + ", ".join(f"{outcome} {levels.total(result.levels, outcome):,}"
+                              for outcome in ("served", "rejected", "expired", "cancelled")))
 
     summary = loadframes.sweep_overload(
         p.policy_queue, p.loads, policies=policies, workers=p.workers, service=p.service,

@@ -7,8 +7,9 @@ one run's waits; ``depth_frame`` its queue depth over time; ``crossing_rho``
 where a priority's p99 wait reaches a target.
 
 Past saturation (notebook 08, the ADR's "Past saturation"): ``sweep_overload``
-runs bounded points with and without queue policies (one summary row per
-run), ``outcomes_frame`` and ``goodput_frame`` make them tidy,
+runs bounded points with and without queue policies (one row per run and
+priority, ``pqlab.measure.levels``), ``outcomes_frame`` and ``goodput_frame``
+select from it,
 ``level_depth_frame`` gives one run's depth per level over time, and
 ``policy_for_wait`` sizes a policy from a wait target by Little's law.
 """
@@ -23,6 +24,7 @@ import pandas as pd
 
 from pqlab.core.task import Priority
 from pqlab.harness.runner import run
+from pqlab.measure import levels
 from pqlab.measure.overload import OUTCOMES
 from pqlab.measure.records import first_gets
 from pqlab.queues.policy import LevelPolicy, QueuePolicy, TimeoutAction
@@ -38,18 +40,10 @@ def waits_frame(result) -> pd.DataFrame:
     stat, ``{measure}_{stat}_ms``.
     """
     extra = result.extra
-    rows = []
-    for level in Priority:
-        suffix = f"_{level.name}"
-        row = {"queue": result.queue, "seed": result.seed, "workers": result.consumers,
-               "rate_target_per_s": extra["rate_target_per_s"], "rho": extra["rho"],
-               "rho_measured": extra["rho_measured"], "priority": level.name}
-        row.update({k[: -len(suffix)]: v for k, v in extra.items() if k.endswith(suffix)})
-        rows.append(row)
-    frame = pd.DataFrame(rows)
-    frame["priority"] = pd.Categorical(frame["priority"], [p.name for p in Priority],
-                                       ordered=True)
-    return frame
+    run_columns = {"queue": result.queue, "seed": result.seed, "workers": result.consumers,
+                   "rate_target_per_s": extra["rate_target_per_s"], "rho": extra["rho"],
+                   "rho_measured": extra["rho_measured"]}
+    return levels.frame([(run_columns, result.levels)])
 
 
 def sweep_utilization(queue: str, rhos: Sequence[float], *, workers: int = 4,
@@ -148,7 +142,8 @@ def sweep_overload(queue: str, rhos: Sequence[float], *,
                    duration_s: float = 6.0, seed: int = 0, repetitions: int = 1,
                    weights: Sequence[float] = (1.0, 1.0, 1.0, 1.0), producers: int = 1,
                    progress=None, driver: str = "auto") -> pd.DataFrame:
-    """Bounded ``load`` runs at each ρ under each named policy: one summary row per run.
+    """Bounded ``load`` runs at each ρ under each named policy, as one long levels frame:
+    one row per run and priority (``levels.frame``), the run's summary columns on each.
 
     Each run lasts ``duration_s`` (``LoadParams.duration_s``); repetition r of
     the i-th ρ uses seed ``seed + 1000 r + i``, the same for every policy, so
@@ -170,35 +165,34 @@ def sweep_overload(queue: str, rhos: Sequence[float], *,
                              params=params)
                 if progress is not None:
                     progress(result)
-                row = result.to_dict()
+                row = result.run_columns()
                 row["policy_label"], row["policy"] = row["policy"], name
-                rows.append(row)
-    return pd.DataFrame(rows)
+                rows.append((row, result.levels))
+    return levels.frame(rows)
 
 
-def _per_priority(summary: pd.DataFrame, keys: Sequence[str],
-                  columns: dict[str, str]) -> pd.DataFrame:
-    rows = []
-    for _, run_row in summary.iterrows():
-        for level in Priority:
-            row = {k: run_row[k] for k in keys}
-            row["priority"] = level.name
-            row.update({out: run_row[f"{col}_{level.name}"] for out, col in columns.items()})
-            rows.append(row)
-    frame = pd.DataFrame(rows)
-    frame["priority"] = pd.Categorical(frame["priority"], [p.name for p in Priority],
-                                       ordered=True)
-    return frame
+RUN_KEYS = ("queue", "policy", "rho", "repetition")
+
+
+def _per_priority(summary: pd.DataFrame, columns: dict[str, str]) -> pd.DataFrame:
+    """Of ``sweep_overload``'s long frame: ``RUN_KEYS``, priority and ``columns`` (out: in)."""
+    summary = levels.long(summary)  # a version-1 frame has one row per run
+    frame = summary[[*RUN_KEYS, "priority"]].copy()
+    for key in RUN_KEYS:  # plain values, as the runs' own rows give them
+        if isinstance(frame[key].dtype, pd.CategoricalDtype):
+            frame[key] = frame[key].astype(object)
+    for out, col in columns.items():
+        frame[out] = summary[col].to_numpy()
+    return frame.reset_index(drop=True)
 
 
 def outcomes_frame(summary: pd.DataFrame) -> pd.DataFrame:
-    """Long outcome shares of ``sweep_overload`` rows: queue, policy, rho, repetition,
+    """Long outcome shares of ``sweep_overload``'s frame: queue, policy, rho, repetition,
     priority, outcome, share, replay_share (shares of the offered requests)."""
     parts = []
     for outcome in OUTCOMES:
-        part = _per_priority(summary, ("queue", "policy", "rho", "repetition"),
-                             {"share": f"share_{outcome}",
-                              "replay_share": f"replay_share_{outcome}"})
+        part = _per_priority(summary, {"share": "share_" + outcome,
+                                       "replay_share": "replay_share_" + outcome})
         part.insert(5, "outcome", outcome)
         parts.append(part)
     frame = pd.concat(parts, ignore_index=True)
@@ -207,13 +201,12 @@ def outcomes_frame(summary: pd.DataFrame) -> pd.DataFrame:
 
 
 def goodput_frame(summary: pd.DataFrame) -> pd.DataFrame:
-    """Goodput and waits of the served per priority of ``sweep_overload`` rows: queue,
+    """Goodput and waits of the served per priority of ``sweep_overload``'s frame: queue,
     policy, rho, repetition, priority, goodput_per_s, replay_goodput_per_s,
     served_wait_p50_ms, served_wait_p99_ms."""
     names = ("goodput_per_s", "replay_goodput_per_s", "served_wait_p50_ms",
              "served_wait_p99_ms")
-    return _per_priority(summary, ("queue", "policy", "rho", "repetition"),
-                         {name: name for name in names})
+    return _per_priority(summary, {name: name for name in names})
 
 
 def level_depth_frame(result) -> pd.DataFrame:
@@ -226,7 +219,7 @@ def level_depth_frame(result) -> pd.DataFrame:
     base_ns = int(series["intended_ns"][0] - series["arrival_offset_ns"][0])
     t_s = (series["level_depth_at_ns"] - base_ns) / 1e9
     frame = pd.concat([pd.DataFrame({"t_s": t_s, "priority": level.name,
-                                     "depth": series[f"level_depth_{level.name}"]})
+                                     "depth": series[levels.key("level_depth", level)]})
                        for level in Priority], ignore_index=True)
     frame["priority"] = pd.Categorical(frame["priority"], [p.name for p in Priority],
                                        ordered=True)

@@ -7,7 +7,10 @@ A run folder holds::
     summary.parquet   one row per unit (a cell of the grid at one repetition)
     samples.parquet   one row per task (integer ns), thinned for large runs
     <name>.parquet    a notebook's own frames (``Run.save_frames``/``Run.frame``), e.g.
-                      notebook 07's load, load-spectrum and load-aging
+                      notebook 07's load, load-spectrum and load-aging; results per
+                      priority are long frames, one row per run and priority
+                      (``pqlab.measure.levels``; a version-1 run's wide ones are
+                      made long on reading, ``v1_frame``)
     idle.parquet      idle burn: cores consumers use on an empty queue (notebooks 02, 03)
     cells/            per-unit files of a sweep still under way
     notebooks/        executed copies of the notebooks (written by the batch)
@@ -32,10 +35,13 @@ from typing import Any
 
 import pandas as pd
 
+from pqlab.measure import levels
 from pqlab.study import frames
 from pqlab.study.machine import fingerprint
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: per-priority frames are long (pqlab.measure.levels); 1 still reads
+READABLE_VERSIONS = (1, SCHEMA_VERSION)
+REGENERATE = "python -m pqlab batch --profile default"
 RUN_FILE = "run.json"
 MACHINE_FILE = "machine.json"
 SUMMARY_FILE = "summary.parquet"
@@ -162,6 +168,9 @@ class Run:
                 raise StoreError(f"run {run_id!r} already exists in {data_dir} "
                                  "(resume it, or choose another run id)")
             run._check_same_machine(info)
+            if run.schema_version() != SCHEMA_VERSION:
+                raise StoreError(f"run {run_id!r} has schema version {run.schema_version()}: "
+                                 "it can be read, not added to (choose another run id)")
             run.clean_temp()
             return run
         write_json(run.dir / MACHINE_FILE, info)
@@ -178,12 +187,14 @@ class Run:
         if not (run.dir / RUN_FILE).is_file():
             known = ", ".join(list_runs(data_dir)) or "none"
             raise StoreError(f"no run {run_id!r} in {data_dir} (runs there: {known})")
-        manifest = run.manifest()
-        if manifest.get("schema_version") != SCHEMA_VERSION:
-            raise StoreError(f"run {run_id!r} has schema version "
-                             f"{manifest.get('schema_version')}; this pqlab reads "
-                             f"{SCHEMA_VERSION}")
+        version = run.schema_version()
+        if version not in READABLE_VERSIONS:
+            raise StoreError(f"run {run_id!r} has schema version {version}, which this pqlab "
+                             f"cannot read; regenerate it with `{REGENERATE}`")
         return run
+
+    def schema_version(self) -> Any:
+        return self.manifest().get("schema_version")
 
     def _check_same_machine(self, info: dict[str, Any]) -> None:
         mine = self.machine().get("machine_id")
@@ -297,7 +308,9 @@ class Run:
         if not FRAME_NAME.fullmatch(name):
             raise ValueError(f"frame name {name!r} must match {FRAME_NAME.pattern}")
         df = self._read(f"{name}.parquet")
-        return df if df is not None else pd.DataFrame()
+        if df is None:
+            return pd.DataFrame()
+        return v1_frame(df) if self.schema_version() == 1 else df
 
     def save_idle(self, idle: pd.DataFrame) -> None:
         """Add idle-burn rows (``pqlab.harness.idleburn.idle_frame``) to ``idle.parquet``; a row
@@ -321,6 +334,15 @@ class Run:
         out = Path(out_dir) if out_dir else self.dir
         return [write_csv(out / "summary.csv", self.summary()),
                 write_csv(out / "samples.csv", self.samples())]
+
+
+def v1_frame(df: pd.DataFrame) -> pd.DataFrame:
+    """A version-1 run's frame in today's shape: one with wide per-priority columns
+    (``share_served_CRITICAL`` ...: notebook 08's ``overload``, 06's ``overload-redis``)
+    becomes the long levels frame (``levels.long``); any other frame is unchanged."""
+    if "priority" in df.columns or not levels.is_flat(df.columns):
+        return df
+    return levels.long(df)
 
 
 def _without(df: pd.DataFrame | None, keys: set[str]) -> pd.DataFrame | None:
