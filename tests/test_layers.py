@@ -180,3 +180,16 @@ def test_a_deferred_cycle_is_found(tmp_path):
     root = write(tmp_path, {**BASE, "core/a.py": "from pqlab.core import b\n",
                             "core/b.py": "def f():\n    from pqlab.core import a\n"})
     assert cycles(package_edges(graph(root)[0])) == [["pqlab.core.a", "pqlab.core.b"]]
+
+
+def test_the_runner_and_the_worker_name_no_scenario():
+    """They call the scenarios' hooks; a case on a scenario's name would be a hidden contract
+    (docs/design.md: "the runner has no case for any scenario by name")."""
+    from pqlab.scenarios import SCENARIOS
+
+    for name in ("harness/runner.py", "harness/worker.py"):
+        cases = [n for n in ast.walk(ast.parse((ROOT / name).read_text()))
+                 if isinstance(n, ast.Compare | ast.match_case)]
+        literals = {c.value for case in cases for c in ast.walk(case)
+                    if isinstance(c, ast.Constant) and isinstance(c.value, str)}
+        assert not literals & set(SCENARIOS), f"{name} names {literals & set(SCENARIOS)}"

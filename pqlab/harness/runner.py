@@ -164,7 +164,7 @@ def run(
     if sc.open_loop:
         # Its CPU is read around the whole pass (thread start-up: ms against a
         # pass of seconds); worker processes' CPU is not in this clock: NaN.
-        cpu_ns = math.nan if records[-1].label == "processes" else timed_cpu_ns
+        cpu_ns = math.nan if records[-1].cpu_elsewhere else timed_cpu_ns
         untimed = UntimedPass(records[-1].wall_ns, len(records[-1].get_task), cpu_ns=cpu_ns)
         memory = False
     else:

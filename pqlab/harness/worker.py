@@ -110,7 +110,8 @@ def measure(spec: UnitSpec) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     window = quiet.UnitWindow()
     result = run(spec.queue, spec.scenario, tasks=spec.tasks, repetition=spec.repetition,
                  **kwargs)
-    row = {**result.to_dict(), **window.close(in_process=spec.scenario != "processes")}
+    in_process = not any(r.cpu_elsewhere for r in result.records)
+    row = {**result.to_dict(), **window.close(in_process=in_process)}
     row.update(quiet.judge(row, os.cpu_count() or 1))
     row["error_messages"] = "; ".join(row["error_messages"])
     samples = task_samples(result.records, spec.max_samples, spec.seed)

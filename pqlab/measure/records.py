@@ -41,6 +41,9 @@ class Records:
     wall_ns: int
     errors: list[str] = field(default_factory=list)
     label: str = ""
+    # True when the work ran in worker processes: this process's CPU clock did not see it,
+    # and the quiet-machine readings cannot tell their load from another program's.
+    cpu_elsewhere: bool = False
     # Scenario-specific scalars (copied into the run's summary row) and arrays
     # (per task or over time, e.g. intended arrival times or event-loop lag).
     extra: dict[str, Any] = field(default_factory=dict)

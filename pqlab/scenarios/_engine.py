@@ -122,8 +122,9 @@ class PassState:
         last = max(self.spans, key=lambda s: s[1])
         return float(last[3] - first[2])
 
-    def records(self, concurrent: bool, label: str) -> Records:
-        """The pass's stamps as ``Records`` (get events of unknown tasks get position -1)."""
+    def records(self, concurrent: bool, label: str, cpu_elsewhere: bool = False) -> Records:
+        """The pass's stamps as ``Records`` (get events of unknown tasks get position -1);
+        ``cpu_elsewhere``: the work ran in worker processes (``Records.cpu_elsewhere``)."""
         tasks, n = self.tasks, self.n
         position = {t.seq: i for i, t in enumerate(tasks)}
         put_start = np.zeros(n, np.int64)
@@ -144,6 +145,7 @@ class PassState:
             get_task=ev[:, 0], get_start=ev[:, 1], get_end=ev[:, 2],
             consumer=ev[:, 3].astype(np.int16), concurrent=concurrent,
             wall_ns=self.wall_ns(), errors=list(self.errors), label=label,
+            cpu_elsewhere=cpu_elsewhere,
         )
 
 

@@ -230,7 +230,7 @@ def _timed(spec: QueueSpec, tasks: list[Task], w: Workers) -> list[Records]:
     finally:
         if was_enabled:
             gc.enable()
-    rec = run.records(True, driver)
+    rec = run.records(True, driver, cpu_elsewhere=driver == "processes")
     if params.bounded:
         rec.series.update(_bounded_series(run, sched, rec, ends[0]))
         rec.series.update(delay_timeouts(rec.priority, params.policy))

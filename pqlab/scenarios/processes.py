@@ -305,7 +305,8 @@ def _pool(spec: QueueSpec, tasks: list[Task], w: Workers, timed: bool) -> Proces
 
 
 def _timed(spec: QueueSpec, tasks: list[Task], w: Workers) -> list[Records]:
-    return [_pool(spec, tasks, w, True).execute().records(True, "processes")]
+    run = _pool(spec, tasks, w, True).execute()
+    return [run.records(True, "processes", cpu_elsewhere=True)]
 
 
 def _untimed(spec: QueueSpec, tasks: list[Task], w: Workers) -> UntimedPass:
