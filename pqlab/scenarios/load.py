@@ -62,15 +62,14 @@ from pqlab.scenarios._engine import (
     watch_tasks,
     watch_threads,
 )
-from pqlab.scenarios.loadbounded import (
+from pqlab.scenarios.loadbounded import async_pass, threads_pass
+from pqlab.scenarios.loadoutcomes import (
     Ends,
-    async_pass,
     events_depth,
     level_depth_series,
     outcome_series,
     patience_series,
     queue_depth_series,
-    threads_pass,
 )
 from pqlab.scenarios.loadparams import (
     SERVICE_S,

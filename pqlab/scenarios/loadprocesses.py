@@ -32,7 +32,7 @@ worker SIGKILL itself right after acknowledging its n-th task, before its
 stamps: a fault-injection point for the tests. The parent runs the
 producers, the canceller (by id), the depth sampler and, at the end, drains
 the expired and empties the queue; then checks conservation against the
-queue's counters in Redis (``loadbounded.outcome_series``).
+queue's counters in Redis (``loadoutcomes.outcome_series``).
 """
 
 from __future__ import annotations
@@ -51,13 +51,13 @@ from pqlab.queues import QueueSpec, sync_face
 from pqlab.queues.redisqueue import COUNTED, DEFAULT_RETAIN, AckStatus
 from pqlab.scenarios._engine import EMPTY_ERRORS, PassState, Workers, guard
 from pqlab.scenarios.loadbounded import (
-    Ends,
     cancel_on_give_up,
     give_ups,
     helpers_for,
     produce_until_end,
     sample_depths,
 )
+from pqlab.scenarios.loadoutcomes import Ends
 from pqlab.scenarios.loadparams import SERVICE_S, LoadParams
 from pqlab.scenarios.loadschedule import (
     IDLE_POLL_S,
