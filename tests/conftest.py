@@ -199,3 +199,19 @@ def pytest_collection_modifyitems(config, items):
         return tiny, tiny and "tiny_batch" in getattr(item, "fixturenames", ())
 
     items.sort(key=key)
+
+
+@pytest.fixture(scope="session")
+def deployment():
+    """A replicated Redis (a primary, two replicas, three Sentinels; 5 s to start) that
+    the test files of several modules share (tests/queues/test_redis*.py,
+    tests/cli/test_redisbench.py): their tests leave it as they found it. A test that
+    fails it over starts its own (tests/scenarios/test_failover.py)."""
+    from redis_helpers import require_redis_server
+
+    from pqlab.queues.redisdeploy import Deployment
+
+    require_redis_server()
+    d = Deployment().start()
+    yield d
+    d.stop()

@@ -22,17 +22,23 @@ from redis_helpers import private_server
 import pqlab
 from pqlab.core.task import Priority
 from pqlab.measure.overload import CANCELLED, OUTCOMES, SERVED
-from pqlab.queues import QUEUES
 from pqlab.queues.policy import LevelPolicy, QueuePolicy
 from pqlab.queues.redisqueue import RedisPriorityQueue
-from pqlab.scenarios.loadparams import LoadParams, ServiceTime, choose_driver
+from pqlab.scenarios.loadparams import LoadParams, ServiceTime
 from pqlab.scenarios.loadprocesses import KILL_AFTER_ACK_ENV
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
 
+
 LIMIT, TIMEOUT_S = 8, 0.15
+
+
 POLICY = QueuePolicy(LevelPolicy(max_queue_size=LIMIT, default_timeout_s=TIMEOUT_S))
+
+
 SERVICE = ServiceTime("exp", 0.01)
+
+
 WAIT_S = 60.0  # generous: a wait polls a condition and fails only past this
 
 
@@ -150,13 +156,3 @@ def test_workers_killed_mid_service_and_between_ack_and_stamps_still_conserve(
     assert e["acked_unstamped"] >= 1  # worker 0's; worker 1's too if its kill hit the window
     assert e["redelivered"] <= 1 and e["dead_lettered"] == 0
     assert e["served_CRITICAL"] > 0
-
-
-def test_processes_driver_refuses_to_bound_a_queue_that_cannot_cancel_by_id():
-    with pytest.raises(ValueError, match="driver 'processes' cannot bound a run of queue "
-                                         "'multiprocessing'.*allowed for it: auto, threads"):
-        choose_driver(QUEUES["multiprocessing"], "processes", LoadParams(duration_s=1))
-    with pytest.raises(ValueError, match="driver 'threads' cannot bound a run of queue 'redis'"):
-        choose_driver(QUEUES["redis"], "threads", LoadParams(duration_s=1, policy=POLICY))
-    assert choose_driver(QUEUES["redis"], "auto", LoadParams(duration_s=1, policy=POLICY)
-                         ) == "processes"
