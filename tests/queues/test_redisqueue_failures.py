@@ -19,10 +19,7 @@ from pqlab.queues.redisserver import RedisUnavailable
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
 
-
 LEASE_S = 0.5
-
-
 CRASH_AFTER = 200  # acknowledged puts before the server is killed
 
 

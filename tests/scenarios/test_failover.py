@@ -11,7 +11,6 @@ from pqlab.scenarios.failover import run_failover
 
 pytestmark = pytest.mark.redis
 
-
 FAILOVER_BOUND_S = 30.0  # Sentinels fail over in ~2-3 s here (1 s to notice, then a vote)
 
 

@@ -9,8 +9,6 @@ from pqlab.queues.policy import LevelPolicy, QueuePolicy
 from pqlab.scenarios.loadparams import LoadParams, choose_driver
 
 LIMIT, TIMEOUT_S = 8, 0.15
-
-
 POLICY = QueuePolicy(LevelPolicy(max_queue_size=LIMIT, default_timeout_s=TIMEOUT_S))
 
 

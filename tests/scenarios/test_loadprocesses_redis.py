@@ -29,16 +29,9 @@ from pqlab.scenarios.loadprocesses import KILL_AFTER_ACK_ENV
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
 
-
 LIMIT, TIMEOUT_S = 8, 0.15
-
-
 POLICY = QueuePolicy(LevelPolicy(max_queue_size=LIMIT, default_timeout_s=TIMEOUT_S))
-
-
 SERVICE = ServiceTime("exp", 0.01)
-
-
 WAIT_S = 60.0  # generous: a wait polls a condition and fails only past this
 
 
