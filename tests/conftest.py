@@ -28,6 +28,15 @@ import pqlab
 # of that behaviour set their tries themselves; a batch sets its plan's for its notebooks.
 os.environ.setdefault("PQLAB_REMEASURE_TRIES", "0")
 
+# The tests mirror the package: tests/<layer>/test_<module>.py for pqlab/<layer>/<module>.py
+# (tests/test_layout.py checks it). Each tests/<layer>/ is a package (its __init__.py), so
+# two layers may hold test files of one name (study.test_endtoend, decide.test_endtoend);
+# tests/ itself is not one, so pytest puts it on sys.path and the helpers beside this file
+# import as ``from redis_helpers import ...`` from any folder. Said here too, so that
+# holds however pytest is started.
+if str(Path(__file__).resolve().parent) not in sys.path:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+
 
 class LifoWithinPriority:
     """Wrong on purpose: priority order kept, but last in first out within a priority."""
@@ -190,3 +199,19 @@ def pytest_collection_modifyitems(config, items):
         return tiny, tiny and "tiny_batch" in getattr(item, "fixturenames", ())
 
     items.sort(key=key)
+
+
+@pytest.fixture(scope="session")
+def deployment():
+    """A replicated Redis (a primary, two replicas, three Sentinels; 5 s to start) that
+    the test files of several modules share (tests/queues/test_redis*.py,
+    tests/cli/test_redisbench.py): their tests leave it as they found it. A test that
+    fails it over starts its own (tests/scenarios/test_failover.py)."""
+    from redis_helpers import require_redis_server
+
+    from pqlab.queues.redisdeploy import Deployment
+
+    require_redis_server()
+    d = Deployment().start()
+    yield d
+    d.stop()

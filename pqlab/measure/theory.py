@@ -18,7 +18,7 @@ a class. ρ = Σλ_k / (Cμ).
   Research 2(1), 1954, pp. 70–76; in textbook form in Gross, Shortle,
   Thompson & Harris, *Fundamentals of Queueing Theory*, the section on
   non-preemptive priorities, multi-server case with equal service rates; and
-  checked here against ``simulate_waits`` in tests/test_theory.py). W0 is the
+  checked here against ``simulate_waits`` in tests/measure/test_theory.py). W0 is the
   mean time until some server frees up,
   counted over all arrivals: a task finds every server busy with probability
   C(c, a) and then waits 1/(Cμ) on average (memoryless service). For C = 1,

@@ -8,7 +8,7 @@ sets one event, so start-up is never measured.
 Stamps are ``time.perf_counter_ns``, which on Linux is
 ``clock_gettime(CLOCK_MONOTONIC)`` (``time.get_clock_info("perf_counter")``
 says so): one clock for the whole system, so a put stamped in one process
-and a get stamped in another compare directly (tests/test_processes.py
+and a get stamped in another compare directly (tests/scenarios/test_processes.py
 checks that children's stamps fall between two of the parent's). On macOS
 and Windows the clock behind it is system-wide too.
 

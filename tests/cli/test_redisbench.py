@@ -6,6 +6,7 @@ import pytest
 from redis_helpers import private_server, require_redis_server
 
 from pqlab.cli import redisbench as rb
+from pqlab.cli.redisbench import format_replica_cost, replica_costs
 
 pytestmark = pytest.mark.redis
 
@@ -45,3 +46,10 @@ def test_the_whole_bench_prints_its_three_parts(server):
     rates = [float(line.split()[3].replace(",", "")) for line in lines
              if line.strip().startswith(("enqueue", "claim"))]
     assert rates and all(r > 0 for r in rates)
+
+
+def test_the_bench_measures_put_and_ack_with_and_without_replica_acknowledgement(deployment):
+    costs = replica_costs(deployment.url, calls=20, repeats=1)
+    assert [c.operation for c in costs] == ["put", "ack"]
+    assert all(c.plain_us[0] > 0 and c.confirmed_us[0] > 0 and c.ratio > 0 for c in costs)
+    assert "x" in format_replica_cost(costs[0])

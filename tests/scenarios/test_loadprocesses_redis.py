@@ -23,10 +23,9 @@ import pqlab
 from pqlab.core.task import Priority
 from pqlab.measure import levels
 from pqlab.measure.overload import CANCELLED, OUTCOMES, SERVED
-from pqlab.queues import QUEUES
 from pqlab.queues.policy import LevelPolicy, QueuePolicy
 from pqlab.queues.redisqueue import RedisPriorityQueue
-from pqlab.scenarios.loadparams import LoadParams, ServiceTime, choose_driver
+from pqlab.scenarios.loadparams import LoadParams, ServiceTime
 from pqlab.scenarios.loadprocesses import KILL_AFTER_ACK_ENV
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
@@ -151,13 +150,3 @@ def test_workers_killed_mid_service_and_between_ack_and_stamps_still_conserve(
     assert e["acked_unstamped"] >= 1  # worker 0's; worker 1's too if its kill hit the window
     assert e["redelivered"] <= 1 and e["dead_lettered"] == 0
     assert r.levels["CRITICAL"]["served"] > 0
-
-
-def test_processes_driver_refuses_to_bound_a_queue_that_cannot_cancel_by_id():
-    with pytest.raises(ValueError, match="driver 'processes' cannot bound a run of queue "
-                                         "'multiprocessing'.*allowed for it: auto, threads"):
-        choose_driver(QUEUES["multiprocessing"], "processes", LoadParams(duration_s=1))
-    with pytest.raises(ValueError, match="driver 'threads' cannot bound a run of queue 'redis'"):
-        choose_driver(QUEUES["redis"], "threads", LoadParams(duration_s=1, policy=POLICY))
-    assert choose_driver(QUEUES["redis"], "auto", LoadParams(duration_s=1, policy=POLICY)
-                         ) == "processes"

@@ -3,6 +3,9 @@ import subprocess
 import sys
 
 import pytest
+from redis_helpers import dead_url
+
+from pqlab.cli.main import main
 
 
 def pqlab_cli(*args):
@@ -76,3 +79,46 @@ def test_poc_report_has_the_poc_layout():
 def test_queues_lists_the_registry():
     p = pqlab_cli("queues")
     assert p.returncode == 0 and "ThreadSafeHeapQueue" in p.stdout and "threads" in p.stdout
+
+
+@pytest.mark.redis
+@pytest.mark.slow
+@pytest.mark.parametrize("command", ["run", "redis-bench"])
+def test_cli_names_the_unreachable_url_and_exits_2(capsys, command):
+    url = dead_url()
+    argv = [command, "--redis-url", url] + (["--queues", "redis"] if command == "run" else [])
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and url in err and "Traceback" not in err
+
+
+BAD_SERVE = [
+    (["--queue", "nope"], "unknown queue 'nope'; allowed: heapq"),
+    (["--queue", "heapq"], "queue 'heapq' cannot serve worker mode 'async'"),
+    (["--queue", "asyncio.PriorityQueue", "--worker-mode", "threads"],
+     "cannot serve worker mode 'threads', which needs a bridging queue"),
+    (["--queue", "janus.PriorityQueue", "--policy", '{"default": {"max_queue_size": 5}}'],
+     "takes no queue policy (--policy); queues that do in mode async: AsyncBucketQueue"),
+    (["--queue", "AsyncBucketQueue", "--policy", '{"default": {"max_queue_size": -1}}'],
+     "max_queue_size must be a non-negative integer"),
+    (["--queue", "AsyncBucketQueue", "--policy", "{nope"], "not a valid JSON or YAML policy"),
+    (["--queue", "AsyncBucketQueue", "--workers", "0"], "must be a positive integer"),
+    (["--queue", "AsyncBucketQueue", "--service", "exp:-1ms"], "bad service time"),
+    (["--queue", "AsyncBucketQueue", "--service-holds-gil"], "is for worker mode threads"),
+    (["--queue", "AsyncBucketQueue", "--port", "70000"], "must be a port number 0-65535"),
+]
+
+
+@pytest.mark.parametrize(("args", "message"), BAD_SERVE)
+def test_bad_input_to_serve_is_one_line_and_exit_2(capsys, args, message):
+    assert main(["serve", *args]) == 2  # refused before anything starts: safe in-process
+    out, err = capsys.readouterr()
+    lines = err.strip().splitlines()
+    assert out == "" and len(lines) == 1 and message in lines[0], err
+
+
+def test_bad_input_to_serve_from_the_command_line():
+    p = pqlab_cli("serve", "--queue", "heapq")
+    assert p.returncode == 2 and p.stdout == ""
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("pqlab serve: queue 'heapq'"), p.stderr

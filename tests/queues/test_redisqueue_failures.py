@@ -13,11 +13,9 @@ import pytest
 from redis_helpers import dead_url, private_server
 
 import pqlab
-from pqlab.cli.main import main
 from pqlab.core.task import make_workload
-from pqlab.queues import redisserver
 from pqlab.queues.redisqueue import RedisPriorityQueue, make_queue
-from pqlab.queues.redisserver import INSTALL_HINT, RedisServer, RedisUnavailable, prepare_queues
+from pqlab.queues.redisserver import RedisUnavailable
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
 
@@ -139,26 +137,6 @@ def test_clients_fail_clearly_when_the_server_stays_down(server):
     assert not consumer.is_alive() and server.url in failures[0]
 
 
-def _stop_as_a_forked_childs_exit_would(server: RedisServer) -> None:
-    server.stop()  # a forked child's exit runs the parent's atexit handlers: shared_server's
-    server.kill()
-
-
-def test_a_forked_child_cannot_stop_its_parents_server_or_delete_its_data(server):
-    """A forked child's copy of the server's handle saw no child process (its poll said
-    "exited") and deleted the data directory of the server its parent still runs."""
-    q = RedisPriorityQueue(server.url)
-    q.put(make_workload(1, seed=1)[0])
-    child = multiprocessing.get_context("fork").Process(
-        target=_stop_as_a_forked_childs_exit_would, args=(server,))
-    child.start()
-    child.join(60)
-    assert child.exitcode == 0
-    assert server.running and (server.data_dir / "redis.log").exists()
-    assert q.qsize() == 1
-    q.delete()
-
-
 def test_no_server_from_the_start_fails_within_seconds(monkeypatch):
     url = dead_url()
     start = time.monotonic()
@@ -168,32 +146,3 @@ def test_no_server_from_the_start_fails_within_seconds(monkeypatch):
     with pytest.raises(RedisUnavailable, match=re.escape(url)):
         pqlab.run("redis", "single", tasks=10)
     assert time.monotonic() - start < 10
-
-
-@pytest.mark.parametrize("command", ["run", "redis-bench"])
-def test_cli_names_the_unreachable_url_and_exits_2(capsys, command):
-    url = dead_url()
-    argv = [command, "--redis-url", url] + (["--queues", "redis"] if command == "run" else [])
-    assert main(argv) == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and url in err and "Traceback" not in err
-
-
-def test_missing_binary_says_how_to_install():
-    with pytest.raises(RedisUnavailable, match=re.escape(INSTALL_HINT)):
-        RedisServer(binary="pqlab-no-such-redis-server").start()
-
-
-def test_without_any_server_redis_is_skipped_only_when_not_asked_for(monkeypatch):
-    def missing():
-        raise RedisUnavailable(f"redis-server not found on PATH; {INSTALL_HINT}")
-
-    monkeypatch.delenv("PQLAB_REDIS_URL", raising=False)
-    monkeypatch.setattr(redisserver, "shared_server", missing)
-    notes = []
-    chosen = prepare_queues(None, None, notes.append)
-    assert "redis" not in chosen and "multiprocessing" in chosen
-    assert "skipping queue 'redis'" in notes[0] and INSTALL_HINT in notes[0]
-    with pytest.raises(RedisUnavailable):
-        prepare_queues(["redis"], None)
-    assert prepare_queues(["heapq"], None) == ["heapq"]

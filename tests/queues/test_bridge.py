@@ -194,15 +194,6 @@ def test_each_face_raises_its_own_shutdown():
     run(main())
 
 
-@pytest.mark.parametrize("cls", [JanusPriorityQueue, CulsansPriorityQueue])
-def test_library_bridges_hold_priority_order_entries(cls):
-    q = cls()
-    tasks = make_workload(100, seed=6)
-    for t in tasks:
-        q.sync_q.put(t)
-    assert [q.sync_q.get() for _ in tasks] == sorted(tasks)
-
-
 @pytest.mark.timing
 def test_the_loop_hands_a_starving_getter_thread_the_gil():
     """Puts that never suspend would keep the GIL from a woken thread for 5 ms."""

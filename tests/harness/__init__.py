@@ -1,0 +1,1 @@
+"""Tests of pqlab.harness, one file per module: tests/harness/test_<module>.py."""

@@ -1,0 +1,1 @@
+"""Tests of pqlab.measure, one file per module: tests/measure/test_<module>.py."""

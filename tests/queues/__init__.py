@@ -1,0 +1,1 @@
+"""Tests of pqlab.queues, one file per module: tests/queues/test_<module>.py."""

@@ -1,0 +1,82 @@
+"""pqlab.scenarios.loadstats: the load run's summary numbers, and a bounded run's outcomes
+measured beside the replay's.
+
+``load_extra`` on hand-made records is also checked in tests/test_load.py.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+import pqlab
+from pqlab.core.task import Priority
+from pqlab.measure.overload import OUTCOMES
+from pqlab.queues.policy import LevelPolicy, QueuePolicy
+from pqlab.scenarios.loadparams import LoadParams, ServiceTime
+from pqlab.scenarios.loadstats import _percentiles, _rate, _replay_s, overload_extra
+
+MS = 1_000_000
+
+
+def test_a_rate_counts_gaps_over_the_span():
+    assert _rate(np.array([0, 10 * MS, 20 * MS, 40 * MS])) == pytest.approx(75.0)
+    assert math.isnan(_rate(np.array([5])))
+    assert math.isnan(_rate(np.array([5, 5])))  # no span
+
+
+def test_the_replay_waits_only_when_the_workers_are_busy():
+    intended = np.array([0, 1, 2, 3]) * MS
+    service_s = np.full(4, 0.010)
+    prio = np.array([4, 4, 1, 4])
+    # One worker: the first runs at once; at 10 ms the CRITICAL one (arrived at 2 ms) goes
+    # first, then the two LOWs in arrival order.
+    waits = _replay_s(intended, service_s, prio, workers=1)
+    assert waits == pytest.approx([0.0, 0.019, 0.008, 0.027])
+    assert _replay_s(intended, service_s, prio, workers=4) == pytest.approx([0, 0, 0, 0])
+    shuffled = [2, 0, 3, 1]  # the order of the records does not matter
+    assert _replay_s(intended[shuffled], service_s, prio[shuffled], 1) == pytest.approx(
+        waits[shuffled])
+
+
+def test_percentiles_of_nothing_are_nan():
+    assert all(math.isnan(x) for x in _percentiles(np.array([])))
+    assert _percentiles(np.arange(101.0)) == (50.0, 99.0)
+
+
+POLICY = QueuePolicy(LevelPolicy(max_queue_size=4, default_timeout_s=0.02))
+OVER = LoadParams(1500, "poisson", ServiceTime("exp", 0.002), duration_s=0.3, policy=POLICY)
+
+
+@pytest.fixture(scope="module")
+def bounded():
+    r = pqlab.run("ThreadSafeBucketQueue", "load", tasks=OVER.tasks_for(0.3), consumers=2,
+                  seed=11, params=OVER)
+    assert r.ok, r.error_messages
+    return r
+
+
+def test_a_bounded_run_s_outcomes_add_up_per_level_measured_and_replayed(bounded):
+    e = bounded.extra
+    assert e["duration_s"] == 0.3 and e["patience"] == "none" and math.isnan(e["patience_mean_s"])
+    [rec] = bounded.records
+    assert sum(e[f"offered_{p.name}"] for p in Priority) == int((rec.put_end > 0).sum())
+    for level in Priority:
+        n = level.name
+        assert sum(e[f"{o}_{n}"] for o in OUTCOMES) == e[f"offered_{n}"]
+        for prefix in ("", "replay_"):
+            assert sum(e[f"{prefix}share_{o}_{n}"] for o in OUTCOMES) == pytest.approx(1.0)
+            served_per_s = e[f"share_served_{n}"] * e[f"offered_{n}"] / 0.3
+            assert 0 <= e[f"goodput_per_s_{n}"] <= served_per_s + 1e-9
+        if e[f"served_{n}"]:
+            assert 0 <= e[f"served_wait_p50_ms_{n}"] <= e[f"served_wait_p99_ms_{n}"]
+
+
+def test_overload_extra_is_what_the_run_put_in_its_row(bounded):
+    [rec] = bounded.records
+    again = overload_extra(rec, OVER, workers=2)
+    for key, value in again.items():
+        assert bounded.extra[key] == value or (
+            isinstance(value, float) and math.isnan(value) and math.isnan(bounded.extra[key])), key
