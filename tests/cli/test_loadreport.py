@@ -33,12 +33,12 @@ def test_the_block_says_what_ran_and_has_a_wait_and_a_sojourn_row_per_priority(l
     assert "at 2000/s" in lines[1] and "ρ = 0.500 target" in lines[2]
     waits = lines.index(next(x for x in lines if x.startswith("  waiting time")))
     sojourns = lines.index(next(x for x in lines if x.startswith("  sojourn time")))
-    e = load_run.extra
+    levels = load_run.levels
     for i, level in enumerate(Priority):
         wait_row, sojourn_row = lines[waits + 2 + i].split(), lines[sojourns + 2 + i].split()
         assert wait_row[0] == sojourn_row[0] == level.name
-        assert int(wait_row[1].replace(",", "")) == e[f"tasks_{level.name}"]
-    assert sum(e[f"tasks_{p.name}"] for p in Priority) == 120
+        assert int(wait_row[1].replace(",", "")) == levels[level.name]["tasks"]
+    assert sum(levels[p.name]["tasks"] for p in Priority) == 120
     assert any(x.startswith("  theory:") for x in lines)
     assert not any("outcomes in" in x for x in lines)  # unbounded: no outcome table
     assert not any(x.startswith("  !") for x in lines)
@@ -51,21 +51,22 @@ def test_a_run_with_errors_ends_with_them(load_run):
                           "  ! consumer 1 raised"]
 
 
-def _outcomes() -> dict:
+def _outcomes() -> tuple[dict, dict]:
     e = {"duration_s": 2.0, "policy": "limits", "patience": "none"}
+    levels = {}
     for level in Priority:
-        n = level.name
-        e[f"offered_{n}"] = 1000 * int(level)
+        m = {"offered": 1000 * int(level), "goodput_per_s": 12.34,
+             "replay_goodput_per_s": 5.0, "served_wait_p50_ms": 1.234,
+             "served_wait_p99_ms": math.nan}
         for o in OUTCOMES:
-            e[f"share_{o}_{n}"] = 0.25
-            e[f"replay_share_{o}_{n}"] = math.nan if level == Priority.LOW else 0.5
-        e[f"goodput_per_s_{n}"], e[f"replay_goodput_per_s_{n}"] = 12.34, 5.0
-        e[f"served_wait_p50_ms_{n}"], e[f"served_wait_p99_ms_{n}"] = 1.234, math.nan
-    return e
+            m[f"share_{o}"] = 0.25
+            m[f"replay_share_{o}"] = math.nan if level == Priority.LOW else 0.5
+        levels[level.name] = m
+    return e, levels
 
 
 def test_the_outcome_table_pairs_each_share_with_the_replay_s():
-    lines = outcome_lines(_outcomes())
+    lines = outcome_lines(*_outcomes())
     assert lines[0] == ("  outcomes in 2 s, policy limits, patience none (measured / replay, "
                         "shares of offered):")
     assert lines[1].split()[:2] == ["priority", "offered"] and all(o in lines[1] for o in OUTCOMES)

@@ -59,24 +59,30 @@ def bounded():
 
 
 def test_a_bounded_run_s_outcomes_add_up_per_level_measured_and_replayed(bounded):
-    e = bounded.extra
+    e, levels = bounded.extra, bounded.levels
     assert e["duration_s"] == 0.3 and e["patience"] == "none" and math.isnan(e["patience_mean_s"])
     [rec] = bounded.records
-    assert sum(e[f"offered_{p.name}"] for p in Priority) == int((rec.put_end > 0).sum())
+    assert sum(levels[p.name]["offered"] for p in Priority) == int((rec.put_end > 0).sum())
     for level in Priority:
-        n = level.name
-        assert sum(e[f"{o}_{n}"] for o in OUTCOMES) == e[f"offered_{n}"]
+        m = levels[level.name]
+        assert sum(m[o] for o in OUTCOMES) == m["offered"]
         for prefix in ("", "replay_"):
-            assert sum(e[f"{prefix}share_{o}_{n}"] for o in OUTCOMES) == pytest.approx(1.0)
-            served_per_s = e[f"share_served_{n}"] * e[f"offered_{n}"] / 0.3
-            assert 0 <= e[f"goodput_per_s_{n}"] <= served_per_s + 1e-9
-        if e[f"served_{n}"]:
-            assert 0 <= e[f"served_wait_p50_ms_{n}"] <= e[f"served_wait_p99_ms_{n}"]
+            assert sum(m[f"{prefix}share_{o}"] for o in OUTCOMES) == pytest.approx(1.0)
+            served_per_s = m["share_served"] * m["offered"] / 0.3
+            assert 0 <= m["goodput_per_s"] <= served_per_s + 1e-9
+        if m["served"]:
+            assert 0 <= m["served_wait_p50_ms"] <= m["served_wait_p99_ms"]
+
+
+def _same(a, b) -> bool:
+    return a == b or (isinstance(a, float) and math.isnan(a) and math.isnan(b))
 
 
 def test_overload_extra_is_what_the_run_put_in_its_row(bounded):
     [rec] = bounded.records
-    again = overload_extra(rec, OVER, workers=2)
-    for key, value in again.items():
-        assert bounded.extra[key] == value or (
-            isinstance(value, float) and math.isnan(value) and math.isnan(bounded.extra[key])), key
+    scalars, levels = overload_extra(rec, OVER, workers=2)
+    for key, value in scalars.items():
+        assert _same(value, bounded.extra[key]), key
+    for level, metrics in levels.items():
+        for metric, value in metrics.items():
+            assert _same(value, bounded.levels[level][metric]), (level, metric)
