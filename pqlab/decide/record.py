@@ -208,7 +208,8 @@ def risks(decisions: list[Decision], redis_summary: pd.DataFrame, drills: pd.Dat
     candidates = {q for d_ in decisions for q in d_.table.get("queue", [])}
     if "janus.PriorityQueue" in candidates:
         out.append("- janus on Python < 3.13 loses a wake-up when an async getter is "
-                   "cancelled as it is woken (`tests/queues/test_registry_safety.py`, an expected failure), "
+                   "cancelled as it is woken (`tests/queues/test_registry_safety.py`, an "
+                   "expected failure), "
                    "although the cancel-safe probe, a different race, passes.")
     if not redis_summary.empty and "redelivered" in redis_summary:
         runs = levels.runs(redis_summary)  # the frame has a row per run and priority
