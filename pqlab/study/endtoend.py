@@ -544,32 +544,53 @@ def with_ceiling_shares(frame: pd.DataFrame) -> pd.DataFrame:
 def sweep(s: Settings, run: Any, echo: Callable[[str], None] = print) -> pd.DataFrame:
     """Measure the box's ceiling and every point of ``plan(s)`` into ``run`` (frame
     ``endtoend``, saved after each point, so an interrupted sweep keeps what it measured);
-    return the frame."""
+    return the frame. A point the run's frame already holds is not measured again (a
+    resumed batch), nor is its rate's no-op baseline or the ceiling; seeds stay those of
+    the points' places in the plan."""
     points, left_out = plan(s)
-    reporter = Reporter(len(points))
+    stored = run.frame(FRAME)
+    frames: list[pd.DataFrame] = [stored] if not stored.empty else []
+    done = _stored(stored, ("below", "past"), "point")
+    baselined = _stored(stored, ("baseline",), "mode", "rate_target_per_s")
+    ceiling = not stored.empty and bool((stored["tier"] == "ceiling").any())
+    todo = [(i, p) for i, p in enumerate(points) if p.key not in done]
+    reporter = Reporter(len(points), len(points) - len(todo))
     say = echo if s.progress else (lambda _line: None)
     for line in left_out:
         say(f"not measured: {line}")
-    frames: list[pd.DataFrame] = []
+    if len(todo) < len(points):
+        say(f"{len(points) - len(todo)} of {len(points)} points already in run "
+            f"{run.run_id}: not measured again")
 
     def save() -> pd.DataFrame:
         frame = tidy(with_ceiling_shares(pd.concat(frames, ignore_index=True)))
         run.save_frames(replace=(FRAME,), **{FRAME: frame})
         return frame
 
-    baselined: set[tuple[str, float]] = set()
-    for i, point in enumerate(points):
+    for i, point in todo:
         baseline = point.tier == "below" and (point.mode, point.rate_per_s) not in baselined
         baselined.add((point.mode, point.rate_per_s))
-        measured = measure_point(point, s, s.seed + i, baseline=baseline, ceiling=i == 0,
-                                 say=say)
+        measured = measure_point(point, s, s.seed + i, baseline=baseline,
+                                 ceiling=not ceiling, say=say)
         frames += measured
         reporter.advance()
         frame = save()
-        if i == 0:
+        if not ceiling:
             say(f"the box's ceiling (no-op endpoint): {ceiling_of(frame):,.0f} replies/s")
-        say(point_line(measured[1 if i == 0 else 0], point))
+        say(point_line(measured[0 if ceiling else 1], point))
+        ceiling = True
     return save() if frames else pd.DataFrame()
+
+
+def _stored(frame: pd.DataFrame, tiers: tuple[str, ...], *columns: str) -> set:
+    """The distinct values of ``columns`` (one, or a tuple of several) in the rows of
+    ``tiers``."""
+    if frame.empty:
+        return set()
+    rows = frame[frame["tier"].astype(str).isin(tiers)]
+    if len(columns) == 1:
+        return set(rows[columns[0]])
+    return set(zip(*(rows[c] for c in columns), strict=True))
 
 
 def point_line(frame: pd.DataFrame, point: Point) -> str:
