@@ -1,13 +1,17 @@
 """Tidy frames of load runs for notebooks (07) and the ADR.
 
-``sweep_utilization`` runs ``load`` at each target ρ and returns the waits of
+One run's rows (``waits_frame``, ``overload_frame``, ``wait_spectrum``,
+``depth_frame``, ``level_depth_frame``) are built in ``pqlab.measure.loadrows``,
+where a sweep unit's process builds them too; the studies' sweeps run their
+points as units (``pqlab.study.opensweep``). ``sweep_utilization`` runs
+``load`` at each target ρ here, in this process, and returns the waits of
 all runs (``waits_frame``: one row per priority and run); ``theory_frame``
 gives Cobham's lines for the same grid; ``wait_spectrum`` the percentiles of
 one run's waits; ``depth_frame`` its queue depth over time; ``crossing_rho``
 where a priority's p99 wait reaches a target.
 
 Past saturation (notebook 08, the ADR's "Past saturation"): ``sweep_overload``
-runs bounded points with and without queue policies (one row per run and
+runs bounded points here with and without queue policies (one row per run and
 priority, ``pqlab.measure.levels``), ``outcomes_frame`` and ``goodput_frame``
 select from it,
 ``level_depth_frame`` gives one run's depth per level over time, and
