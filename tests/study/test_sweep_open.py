@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 
 import pytest
@@ -11,7 +12,7 @@ from pqlab.harness.zygote import Zygote
 from pqlab.queues import QUEUES
 from pqlab.scenarios.loadparams import LoadParams, ServiceTime
 from pqlab.studies import load, overload
-from pqlab.study import opensweep, store
+from pqlab.study import opensweep, progress, store
 from pqlab.study.sweep import SweepError
 
 
@@ -116,3 +117,13 @@ def test_the_overload_plan_gives_both_policies_the_same_arrivals_per_point():
     redis = overload.plan(p, "redis", overload.REDIS_FRAME, driver="processes")
     assert len(redis) == 4 and not any(u.spec.depth for u in redis)
     assert {LoadParams.from_mapping(u.spec.load).driver for u in redis} == {"processes"}
+
+
+def test_a_resumed_sweep_counts_the_units_found_done_for_the_batch(tmp_path, monkeypatch):
+    run = _run(tmp_path)
+    load.sweep(_params(rhos=[0.2], spectrum_rho=0.2), run)
+    path = tmp_path / "progress.jsonl"
+    monkeypatch.setenv(progress.ENV, str(path))
+    load.sweep(_params(rhos=[0.2, 0.5], spectrum_rho=0.2), run)
+    entries = [json.loads(line) for line in path.read_text().splitlines()]
+    assert [(e["done"], e["total"]) for e in entries] == [(1, 2), (2, 2)]
