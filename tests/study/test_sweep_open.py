@@ -127,3 +127,16 @@ def test_a_resumed_sweep_counts_the_units_found_done_for_the_batch(tmp_path, mon
     load.sweep(_params(rhos=[0.2, 0.5], spectrum_rho=0.2), run)
     entries = [json.loads(line) for line in path.read_text().splitlines()]
     assert [(e["done"], e["total"]) for e in entries] == [(1, 2), (2, 2)]
+
+
+def test_a_busy_open_loop_unit_keeps_its_flag_and_is_not_measured_again(tmp_path, monkeypatch):
+    from pqlab.measure import quiet
+
+    monkeypatch.setenv("PQLAB_REMEASURE_TRIES", "2")
+    monkeypatch.setattr(quiet, "judge", lambda row, cores: {"busy": True, "busy_why": "test"})
+    seen = []
+    result = opensweep.run_open_sweep(load.plan(_params()), _run(tmp_path), fresh_process=False,
+                                      progress=False, on_unit=lambda u, info: seen.append(u))
+    assert len(seen) == 2 and result.measured == 2
+    assert all(info["quiet"]["busy"] and info["quiet"]["busy_why"] == "test"
+               for info in result.infos)
