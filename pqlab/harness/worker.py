@@ -1,9 +1,10 @@
 """Measure one sweep unit (one cell at one repetition); the part a fresh process runs.
 
 ``python -m pqlab.harness.worker SPEC_JSON OUT_PATH`` runs a warm-up, then the
-measured run, and pickles ``(summary_row, samples)`` to ``OUT_PATH``.
-It imports numpy and the core only (no pandas), so a fresh process starts
-in about 0.2 s. Frames are built by the parent (``pqlab.study.sweep``).
+measured run, and pickles ``(summary_row, samples)`` to ``OUT_PATH``; for an
+open-loop unit (``{"open": ...}``, ``pqlab.harness.openunit``) the rows of its
+study's frames instead (``openunit.measure_open``). Frames of closed-loop units
+are built by the parent (``pqlab.study.sweep``).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from pqlab.harness.openunit import OpenSpec, measure_open
 from pqlab.harness.runner import run
 from pqlab.measure import metrics, quiet
 from pqlab.measure.records import Records, first_gets
@@ -120,9 +122,16 @@ def measure(spec: UnitSpec) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     return row, samples
 
 
+def spec_from_json(text: str) -> UnitSpec | OpenSpec:
+    """A closed-loop ``UnitSpec`` or, for ``{"open": ...}``, an open-loop ``OpenSpec``."""
+    data = json.loads(text)
+    return OpenSpec.from_mapping(data["open"]) if "open" in data else UnitSpec(**data)
+
+
 def main(argv: list[str]) -> int:
     spec_json, out_path = argv
-    outcome = measure(UnitSpec.from_json(spec_json))
+    spec = spec_from_json(spec_json)
+    outcome = measure_open(spec) if isinstance(spec, OpenSpec) else measure(spec)
     tmp = f"{out_path}.tmp-{os.getpid()}"
     with open(tmp, "wb") as fh:
         pickle.dump(outcome, fh, protocol=pickle.HIGHEST_PROTOCOL)

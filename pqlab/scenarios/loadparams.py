@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import NamedTuple
+from dataclasses import dataclass, field, fields
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -72,6 +72,10 @@ class ServiceTime:
     def __str__(self) -> str:
         return f"{self.kind}:{self.mean_s * 1e3:g}ms"
 
+    def to_mapping(self) -> dict[str, Any]:
+        """``kind`` and ``mean_s`` as plain values (exact, unlike ``str``'s ``:g``)."""
+        return {"kind": self.kind, "mean_s": self.mean_s}
+
 
 @dataclass(frozen=True)
 class LoadParams:
@@ -118,6 +122,35 @@ class LoadParams:
         if self.duration_s is None and (self.policy is not None or self.patience is not None):
             raise ValueError("a policy or patience needs duration_s: past saturation each "
                              "point is bounded (set duration_s, or --duration)")
+
+    def to_mapping(self) -> dict[str, Any]:
+        """Plain values (JSON) that ``from_mapping`` turns back into equal parameters: how a
+        sweep unit's parameters reach the process that measures it."""
+        return {"rate_per_s": self.rate_per_s, "arrivals": self.arrivals,
+                "service": self.service.to_mapping(), "weights": list(self.weights),
+                "driver": self.driver,
+                "policy": self.policy.to_mapping() if self.policy is not None else None,
+                "patience": self.patience.to_mapping() if self.patience is not None else None,
+                "duration_s": self.duration_s}
+
+    @classmethod
+    def from_mapping(cls, data: Any) -> LoadParams:
+        """The parameters ``to_mapping`` gave; ``ValueError`` names a bad or unknown field."""
+        if not isinstance(data, dict):
+            raise ValueError(f"load parameters must be a mapping, got {data!r}")
+        unknown = sorted(set(data) - {f.name for f in fields(cls)})
+        if unknown:
+            raise ValueError(f"{unknown[0]} is not a load parameter: allowed are "
+                             f"{', '.join(f.name for f in fields(cls))}")
+        values = dict(data)
+        for name in ("service", "patience"):
+            if isinstance(values.get(name), dict):
+                values[name] = ServiceTime(**values[name])
+        if values.get("policy") is not None:
+            values["policy"] = QueuePolicy.from_mapping(values["policy"])
+        if "weights" in values:
+            values["weights"] = tuple(values["weights"])
+        return cls(**values)
 
     @property
     def bounded(self) -> bool:

@@ -2,16 +2,15 @@
 
 Exponential service with mean ``service_ms`` on ``workers`` workers, Poisson
 arrivals for ``duration_s`` seconds per ρ; the runs at ρ ≥ ``spectrum_rho``
-again on the aging queue. Stores ``load`` (waits per ρ and priority),
-``load-spectrum`` (percentiles at ``spectrum_rho``) and ``load-aging``. Its
-record section: CRITICAL's p99 against the target, aging, the theory check
-(``pqlab.decide.loadwait`` computes the claims).
+again on the aging queue. Each run is a unit of the sweep machinery
+(``pqlab.study.opensweep``: a fresh process each, resumable). Stores ``load``
+(waits per ρ and priority), ``load-spectrum`` (percentiles at ``spectrum_rho``)
+and ``load-aging``. Its record section: CRITICAL's p99 against the target,
+aging, the theory check (``pqlab.decide.loadwait`` computes the claims).
 """
 
 from __future__ import annotations
 
-import contextlib
-import functools
 from dataclasses import dataclass
 from types import SimpleNamespace
 
@@ -19,13 +18,11 @@ import numpy as np
 import pandas as pd
 
 from pqlab.decide import captions, loadwait
-from pqlab.harness.runner import run as run_once
-from pqlab.queues import register_queue, unregister_queue
-from pqlab.queues.syncqueue import ThreadSafeAgingQueue
+from pqlab.harness.openunit import WARMUP_S, OpenSpec, aging_queue_name
 from pqlab.scenarios import loadparams
 from pqlab.studies.base import RunView, Section, Study, typed
-from pqlab.study import loadframes, store
-from pqlab.study.progress import Reporter
+from pqlab.study import loadframes, opensweep, store
+from pqlab.study.opensweep import OpenUnit
 
 FRAMES = ("load", "load-spectrum", "load-aging")
 
@@ -44,6 +41,7 @@ class Params:
     target_ms: float = loadwait.LOAD_TARGET_MS
     aging_ms: float = 0.0
     progress: bool = True
+    fresh_process: bool = True  # False: every run in this process (faster, for tests)
 
     @classmethod
     def of(cls, p: SimpleNamespace) -> Params:
@@ -54,77 +52,65 @@ class Params:
         return loadparams.ServiceTime("exp", self.service_ms / 1e3)
 
 
+def plan(p: Params) -> list[OpenUnit]:
+    """The sweep's units: each of ``rhos`` (seed ``seed + i`` for the i-th; the spectrum at
+    ``spectrum_rho``), then with ``aging_ms`` the same runs (same seeds, so the same
+    arrivals) on the aging queue at each ρ ≥ ``spectrum_rho``."""
+    def unit(i: int, rho: float, frame: str, queue: str, aging_ms: float = 0.0) -> OpenUnit:
+        params = loadparams.LoadParams.at_utilization(rho, p.workers, p.service)
+        spectrum = frame == "load" and abs(rho - p.spectrum_rho) < 1e-9
+        spec = OpenSpec(queue, params.to_mapping(), params.tasks_for(p.duration_s),
+                        p.workers, p.seed + i, spectrum=spectrum, aging_ms=aging_ms,
+                        warmup_s=WARMUP_S)
+        return OpenUnit(spec, frame, rho)
+
+    units = [unit(i, rho, "load", p.queue) for i, rho in enumerate(p.rhos)]
+    if p.aging_ms > 0:
+        units += [unit(i, rho, "load-aging", aging_queue_name(p.aging_ms), p.aging_ms)
+                  for i, rho in enumerate(p.rhos) if rho >= p.spectrum_rho]
+    return units
+
+
 def sweep(p: Params, run: store.Run) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Open-loop load at each of ``rhos`` into ``run``: (waits per ρ and priority, spectrum).
 
-    Both frames and the aging runs are stored in the run (``store.Run.save_frames``); a
-    rerun replaces them.
+    Each ρ, and each aging run, is a unit of the sweep machinery
+    (``pqlab.study.opensweep``): measured in a fresh process unless
+    ``fresh_process`` is false, stored at once, skipped when ``run`` has it. Both
+    frames and the aging runs are stored in the run (``store.Run.save_frames``),
+    from this sweep's units; a rerun replaces them.
     """
-    spectra: list[pd.DataFrame] = []
-    aging_runs = sum(rho >= p.spectrum_rho for rho in p.rhos) if p.aging_ms > 0 else 0
-    report = Reporter(len(p.rhos) + aging_runs)  # units for the batch's console
+    def seen(unit: OpenUnit, info: dict) -> None:
+        if not p.progress or unit.frame != "load":
+            return
+        e = info["run"]
+        print(f"ρ = {e['rho']:.2f}: {e['tasks']:,} tasks in {e['wall_s']:.1f} s, "
+              f"ρ measured {e['rho_measured']:.3f}, producers late p99 "
+              f"{e['producer_late_p99_ms']:.2f} ms")
 
-    def seen(result) -> None:
-        report.advance()
-        rho = result.extra["rho"]
-        if abs(rho - p.spectrum_rho) < 1e-9:
-            spectra.append(loadframes.wait_spectrum(result).assign(rho=p.spectrum_rho))
-        if p.progress:
-            late = result.extra["producer_late_p99_ms"]
-            print(f"ρ = {rho:.2f}: {result.tasks:,} tasks in {result.wall_s:.1f} s, "
-                  f"ρ measured {result.extra['rho_measured']:.3f}, producers late p99 "
-                  f"{late:.2f} ms")
-
-    _warm_up(p)
-    frame = _tidy(loadframes.sweep_utilization(
-        p.queue, p.rhos, workers=p.workers, service=p.service, duration_s=p.duration_s,
-        seed=p.seed, progress=seen), p)
-    spectrum = pd.concat(spectra, ignore_index=True) if spectra else pd.DataFrame()
-    aging = _aging_sweep(p, report) if p.aging_ms > 0 else pd.DataFrame()
+    result = opensweep.run_open_sweep(plan(p), run, fresh_process=p.fresh_process,
+                                      progress=p.progress, on_unit=seen)
+    frame = _tidy(_concat(rows for _, _, rows in result.parts("load")), p)
+    spectrum = _concat(rows.assign(rho=p.spectrum_rho)
+                       for _, _, rows in result.parts("load", "spectrum"))
+    aging = _concat(rows for _, _, rows in result.parts("load-aging"))
+    if not aging.empty:
+        aging = _tidy(aging, p)
+        aging["aging_ms"] = p.aging_ms
     run.save_frames(replace=("load-aging",), load=frame, **{"load-spectrum": spectrum,
                                                              "load-aging": aging})
     return run.frame("load"), run.frame("load-spectrum")
 
 
-def _warm_up(p: Params, seconds: float = 0.5) -> None:
-    """A short unrecorded load run first: imports, thread start-up and caches are paid there."""
-    params = loadparams.LoadParams.at_utilization(min(p.rhos), p.workers, p.service)
-    run_once(p.queue, "load", tasks=params.tasks_for(seconds), consumers=p.workers,
-             seed=p.seed, params=params)
+def _concat(parts) -> pd.DataFrame:
+    parts = list(parts)
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
 
 
 def _tidy(frame: pd.DataFrame, p: Params) -> pd.DataFrame:
     frame["rho"] = frame["rho"].round(6)  # ρ·C/E[S]·E[S]/C is not exactly ρ in floats
     frame["service_ms"] = p.service_ms
     frame["duration_s"] = p.duration_s
-    return frame
-
-
-@contextlib.contextmanager
-def aging_queue(age_ms: float):
-    """A ``ThreadSafeAgingQueue`` registered under a temporary name for the duration."""
-    name = f"ThreadSafeAgingQueue(age={age_ms:g}ms)"
-    register_queue(name, functools.partial(ThreadSafeAgingQueue, age_s=age_ms / 1e3),
-                   thread_safe=True, async_safe=False,
-                   description="pqlab: bucket storage with aging (starvation guard)")
-    try:
-        yield name
-    finally:
-        unregister_queue(name)
-
-
-def _aging_sweep(p: Params, report: Reporter) -> pd.DataFrame:
-    """The same runs (same seeds) on the aging queue at each ρ ≥ ``spectrum_rho``."""
-    frames = []
-    with aging_queue(p.aging_ms) as name:
-        for i, rho in enumerate(p.rhos):
-            if rho >= p.spectrum_rho:
-                frames.append(loadframes.sweep_utilization(
-                    name, [rho], workers=p.workers, service=p.service,
-                    duration_s=p.duration_s, seed=p.seed + i,
-                    progress=lambda _result: report.advance()))
-    frame = _tidy(pd.concat(frames, ignore_index=True), p)
-    frame["aging_ms"] = p.aging_ms
     return frame
 
 

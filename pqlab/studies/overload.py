@@ -22,12 +22,13 @@ from types import SimpleNamespace
 import pandas as pd
 
 from pqlab.decide import captions, saturation
+from pqlab.harness.openunit import OpenSpec
 from pqlab.measure import levels
 from pqlab.queues.policy import QueuePolicy
 from pqlab.scenarios import loadparams
 from pqlab.studies.base import RunView, Section, Study, typed
-from pqlab.study import frames, loadframes, store
-from pqlab.study.progress import Reporter
+from pqlab.study import frames, loadframes, opensweep, store
+from pqlab.study.opensweep import OpenUnit
 
 FRAMES = ("overload", "overload-depth")
 REDIS_FRAME = "overload-redis"
@@ -50,6 +51,7 @@ class Params:
     repetitions: int = 1
     seed: int = 1
     progress: bool = True
+    fresh_process: bool = True  # False: every run in this process (faster, for tests)
 
     @classmethod
     def of(cls, p: SimpleNamespace, **given) -> Params:
@@ -84,35 +86,56 @@ def _with_spec(summary: pd.DataFrame, chosen: QueuePolicy) -> pd.DataFrame:
     return summary
 
 
+def plan(p: Params, queue: str | None = None, frame: str = "overload",
+         driver: str = "auto") -> list[OpenUnit]:
+    """The sweep's units, repetitions outermost: each of ``loads`` without a policy and with
+    ``policy(p)``, on ``queue`` (``policy_queue``); repetition r of the i-th ρ uses seed
+    ``seed + 1000 r + i`` for both policies (the same arrivals). The depth per level is
+    kept of the runs at ``depth_rho`` in repetition 0 (not on ``overload-redis``)."""
+    label, chosen = policy(p)
+    units = []
+    for repetition in range(p.repetitions if frame == "overload" else 1):
+        for i, rho in enumerate(p.loads):
+            for name, rules in ((loadparams.NO_POLICY_LABEL, None), (label, chosen)):
+                params = loadparams.LoadParams.at_utilization(
+                    rho, p.workers, p.service, "poisson", driver=driver, policy=rules,
+                    patience=p.patience, duration_s=p.duration_s)
+                depth = (frame == "overload" and p.depth_rho is not None
+                         and abs(rho - p.depth_rho) < 1e-9 and repetition == 0)
+                spec = OpenSpec(queue or p.policy_queue, params.to_mapping(),
+                                params.tasks_for(p.duration_s), p.workers,
+                                p.seed + 1000 * repetition + i, repetition, rows="overload",
+                                policy_name=name, depth=depth)
+                units.append(OpenUnit(spec, frame, rho, name))
+    return units
+
+
+def _levels(result: opensweep.OpenSweepResult, frame: str) -> pd.DataFrame:
+    parts = [rows for _, _, rows in result.parts(frame)]
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+
+
 def sweep(p: Params, run: store.Run) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Each of ``loads`` without a policy and with ``policy(p)``, into ``run``: stores
     ``overload`` (one row per run and priority, with the policy's JSON and the wait target)
-    and ``overload-depth`` (depth
-    per level over the runs at ``depth_rho``); returns both."""
-    label, chosen = policy(p)
-    policies = {loadparams.NO_POLICY_LABEL: None, label: chosen}
-    depth: list[pd.DataFrame] = []
-    report = Reporter(len(p.loads) * len(policies) * p.repetitions)
+    and ``overload-depth`` (depth per level over the runs at ``depth_rho``); returns both.
+    Each run is a unit of the sweep machinery (``pqlab.study.opensweep``)."""
+    _, chosen = policy(p)
 
-    def seen(result) -> None:
-        report.advance()
-        e = result.extra
-        if p.depth_rho is not None and abs(e["rho"] - p.depth_rho) < 1e-9 \
-                and result.repetition == 0:
-            depth.append(loadframes.level_depth_frame(result).assign(
-                policy=e["policy"], rho=p.depth_rho))
+    def seen(_unit: OpenUnit, info: dict) -> None:
         if p.progress:
-            print(f"ρ = {e['rho']:.2f}, policy {e['policy']}: {result.tasks:,} requests, "
-                  + ", ".join(f"{outcome} {levels.total(result.levels, outcome):,}"
+            e = info["run"]
+            print(f"ρ = {e['rho']:.2f}, policy {e['policy']}: {e['tasks']:,} requests, "
+                  + ", ".join(f"{outcome} {levels.total(info['levels'], outcome):,}"
                               for outcome in ("served", "rejected", "expired", "cancelled")))
 
-    summary = loadframes.sweep_overload(
-        p.policy_queue, p.loads, policies=policies, workers=p.workers, service=p.service,
-        patience=p.patience, duration_s=p.duration_s, seed=p.seed,
-        repetitions=p.repetitions, progress=seen)
-    summary = _with_spec(summary, chosen)
+    result = opensweep.run_open_sweep(plan(p), run, fresh_process=p.fresh_process,
+                                      progress=p.progress, on_unit=seen)
+    summary = _with_spec(_levels(result, "overload"), chosen)
     summary["wait_target_ms"] = p.wait_target_ms
     summary["service_ms"] = p.service_ms
+    depth = [rows.assign(policy=info["run"]["policy"], rho=p.depth_rho)
+             for _, info, rows in result.parts("overload", "depth")]
     run.save_frames(overload=frames.typed_summary(summary),
                     **{"overload-depth": pd.concat(depth, ignore_index=True)
                        if depth else pd.DataFrame()})
@@ -121,16 +144,14 @@ def sweep(p: Params, run: store.Run) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 def redis_sweep(p: Params, run: store.Run) -> pd.DataFrame:
     """The same points on ``redis`` with worker processes (``driver="processes"``), one run
-    each, without and with the policy. Stores ``overload-redis`` and returns each outcome
-    share beside the replay's (``saturation.replay_gaps``)."""
-    label, chosen = policy(p)
-    policies = {loadparams.NO_POLICY_LABEL: None, label: chosen}
-    report = Reporter(len(p.loads) * len(policies))
-    summary = loadframes.sweep_overload(
-        "redis", p.loads, policies=policies, workers=p.workers, service=p.service,
-        patience=p.patience, duration_s=p.duration_s, seed=p.seed,
-        progress=lambda _: report.advance(), driver="processes")
-    run.save_frames(**{REDIS_FRAME: frames.typed_summary(_with_spec(summary, chosen))})
+    each, without and with the policy, as units of the sweep machinery (which starts the
+    Redis they share). Stores ``overload-redis`` and returns each outcome share beside the
+    replay's (``saturation.replay_gaps``)."""
+    _, chosen = policy(p)
+    result = opensweep.run_open_sweep(plan(p, "redis", REDIS_FRAME, driver="processes"), run,
+                                      fresh_process=p.fresh_process, progress=p.progress)
+    summary = _with_spec(_levels(result, REDIS_FRAME), chosen)
+    run.save_frames(**{REDIS_FRAME: frames.typed_summary(summary)})
     return saturation.replay_gaps(run.frame(REDIS_FRAME))
 
 

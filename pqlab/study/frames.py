@@ -94,13 +94,19 @@ def concat(frames: list[pd.DataFrame], typed=typed_summary) -> pd.DataFrame:
     return typed(pd.concat(plain, ignore_index=True))
 
 
+def file_safe(name: str) -> str:
+    """``name`` as a part of a file name: other characters replaced, and then a short hash
+    of ``name`` added, so two names that differ only in replaced characters stay apart."""
+    safe = re.sub(r"[^A-Za-z0-9.\-]+", "_", name)
+    if safe != name:
+        safe += "-" + hashlib.sha1(name.encode()).hexdigest()[:6]
+    return safe
+
+
 def unit_key(queue: str, scenario: str, tasks: int, producers: int, consumers: int,
              repetition: int) -> str:
     """A file-name-safe key for one unit (a cell at one repetition)."""
-    safe = re.sub(r"[^A-Za-z0-9.\-]+", "_", queue)
-    if safe != queue:  # keep two names that differ only in replaced characters apart
-        safe += "-" + hashlib.sha1(queue.encode()).hexdigest()[:6]
-    return f"{scenario}__{safe}__t{tasks}__p{producers}c{consumers}__r{repetition}"
+    return f"{scenario}__{file_safe(queue)}__t{tasks}__p{producers}c{consumers}__r{repetition}"
 
 
 def unit_keys(df: pd.DataFrame) -> list[str]:

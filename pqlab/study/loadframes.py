@@ -1,13 +1,17 @@
 """Tidy frames of load runs for notebooks (07) and the ADR.
 
-``sweep_utilization`` runs ``load`` at each target ρ and returns the waits of
+One run's rows (``waits_frame``, ``overload_frame``, ``wait_spectrum``,
+``depth_frame``, ``level_depth_frame``) are built in ``pqlab.measure.loadrows``,
+where a sweep unit's process builds them too; the studies' sweeps run their
+points as units (``pqlab.study.opensweep``). ``sweep_utilization`` runs
+``load`` at each target ρ here, in this process, and returns the waits of
 all runs (``waits_frame``: one row per priority and run); ``theory_frame``
 gives Cobham's lines for the same grid; ``wait_spectrum`` the percentiles of
 one run's waits; ``depth_frame`` its queue depth over time; ``crossing_rho``
 where a priority's p99 wait reaches a target.
 
 Past saturation (notebook 08, the ADR's "Past saturation"): ``sweep_overload``
-runs bounded points with and without queue policies (one row per run and
+runs bounded points here with and without queue policies (one row per run and
 priority, ``pqlab.measure.levels``), ``outcomes_frame`` and ``goodput_frame``
 select from it,
 ``level_depth_frame`` gives one run's depth per level over time, and
@@ -25,25 +29,16 @@ import pandas as pd
 from pqlab.core.task import Priority
 from pqlab.harness.runner import run
 from pqlab.measure import levels
+from pqlab.measure.loadrows import (  # noqa: F401 - the frames' builders, named here too
+    depth_frame,
+    level_depth_frame,
+    overload_frame,
+    wait_spectrum,
+    waits_frame,
+)
 from pqlab.measure.overload import OUTCOMES
-from pqlab.measure.records import first_gets
 from pqlab.queues.policy import LevelPolicy, QueuePolicy, TimeoutAction
 from pqlab.scenarios.loadparams import LoadParams, ServiceTime
-
-
-def waits_frame(result) -> pd.DataFrame:
-    """Tidy per-priority waits of one load ``RunResult``: one row per priority.
-
-    Columns: rho, rho_measured, priority, tasks, theory_wait_mean_ms,
-    replay_wait_mean_ms, wait_mean_rel_diff and, for each measure
-    (queue_wait, queue_wait_uncorrected, sojourn, sojourn_uncorrected) and
-    stat, ``{measure}_{stat}_ms``.
-    """
-    extra = result.extra
-    run_columns = {"queue": result.queue, "seed": result.seed, "workers": result.consumers,
-                   "rate_target_per_s": extra["rate_target_per_s"], "rho": extra["rho"],
-                   "rho_measured": extra["rho_measured"]}
-    return levels.frame([(run_columns, result.levels)])
 
 
 def sweep_utilization(queue: str, rhos: Sequence[float], *, workers: int = 4,
@@ -84,38 +79,6 @@ def theory_frame(rhos: Sequence[float], *, workers: int = 4,
     return pd.DataFrame(rows)
 
 
-def wait_spectrum(result, percentiles: Sequence[float] = (50, 75, 90, 95, 99, 99.5, 99.9, 100),
-                  measure: str = "queue_wait") -> pd.DataFrame:
-    """Percentiles of one load run's waits per priority (ms), tidy: priority, percentile, ms.
-
-    ``measure`` is ``queue_wait`` or ``sojourn``, measured from the intended
-    arrival; add ``_uncorrected`` to measure from the actual put.
-    """
-    rec = result.records[-1]
-    idx, _, started = first_gets(rec)
-    end = {"queue_wait": started, "sojourn": rec.series["service_end_ns"][idx]}
-    base = measure.removesuffix("_uncorrected")
-    if base not in end:
-        raise ValueError(f"measure {measure!r} unknown; allowed: queue_wait, sojourn, "
-                         "queue_wait_uncorrected, sojourn_uncorrected")
-    start = rec.put_start[idx] if measure.endswith("_uncorrected") else rec.series[
-        "intended_ns"][idx]
-    ms = (end[base] - start) / 1e6
-    prio = rec.priority[idx]
-    rows = [{"priority": level.name, "percentile": q,
-             "ms": float(np.percentile(ms[prio == level], q))}
-            for level in Priority if (prio == level).any() for q in percentiles]
-    return pd.DataFrame(rows)
-
-
-def depth_frame(result) -> pd.DataFrame:
-    """Queue depth over one load run: seconds since the first intended arrival, depth."""
-    rec = result.records[-1]
-    start = rec.series["intended_ns"].min()
-    return pd.DataFrame({"t_s": (rec.series["depth_at_ns"] - start) / 1e9,
-                         "depth": rec.series["depth"]})
-
-
 def crossing_rho(frame: pd.DataFrame, *, priority: str = "CRITICAL",
                  column: str = "queue_wait_p99_ms", target_ms: float = 50.0) -> float:
     """The ρ at which ``column`` of ``priority`` first reaches ``target_ms`` in a sweep frame.
@@ -152,7 +115,7 @@ def sweep_overload(queue: str, rhos: Sequence[float], *,
     ``RunResult``. Raises ``ValueError`` as ``LoadParams`` and ``run`` do.
     """
     service = service or ServiceTime("exp", 0.02)
-    rows = []
+    parts = []
     for repetition in range(repetitions):
         for i, rho in enumerate(rhos):
             for name, policy in policies.items():
@@ -165,10 +128,8 @@ def sweep_overload(queue: str, rhos: Sequence[float], *,
                              params=params)
                 if progress is not None:
                     progress(result)
-                row = result.run_columns()
-                row["policy_label"], row["policy"] = row["policy"], name
-                rows.append((row, result.levels))
-    return levels.frame(rows)
+                parts.append(overload_frame(result, name))
+    return pd.concat(parts, ignore_index=True)
 
 
 RUN_KEYS = ("queue", "policy", "rho", "repetition")
@@ -207,23 +168,6 @@ def goodput_frame(summary: pd.DataFrame) -> pd.DataFrame:
     names = ("goodput_per_s", "replay_goodput_per_s", "served_wait_p50_ms",
              "served_wait_p99_ms")
     return _per_priority(summary, {name: name for name in names})
-
-
-def level_depth_frame(result) -> pd.DataFrame:
-    """Depth per level over one bounded load run, tidy: t_s (since the schedule's start),
-    priority, depth. Sampled from the queue where it has ``depths()``, else from stamps
-    (the run's ``level_depth_source``)."""
-    series = result.records[-1].series
-    if "level_depth_at_ns" not in series:
-        raise ValueError("level_depth_frame needs a bounded load run (LoadParams.duration_s)")
-    base_ns = int(series["intended_ns"][0] - series["arrival_offset_ns"][0])
-    t_s = (series["level_depth_at_ns"] - base_ns) / 1e9
-    frame = pd.concat([pd.DataFrame({"t_s": t_s, "priority": level.name,
-                                     "depth": series[levels.key("level_depth", level)]})
-                       for level in Priority], ignore_index=True)
-    frame["priority"] = pd.Categorical(frame["priority"], [p.name for p in Priority],
-                                       ordered=True)
-    return frame
 
 
 def policy_for_wait(target_wait_s: float, rates_per_s: Sequence[float], service_mean_s: float,

@@ -13,13 +13,18 @@ A run folder holds::
                       made long on reading, ``v1_frame``)
     idle.parquet      idle burn: cores consumers use on an empty queue (notebooks 02, 03)
     cells/            per-unit files of a sweep still under way
+    units/            open-loop units (``pqlab.study.opensweep``): per unit ``<key>.json``
+                      (what it measured, its readings; written last, it marks the unit
+                      done) and ``<key>.<kind>.parquet``, the rows of its study's frames
     notebooks/        executed copies of the notebooks (written by the batch)
 
 Every file is written to a temporary name in the same folder and renamed into
 place, so a killed sweep never leaves a truncated file. Each finished unit is
 saved under ``cells/`` (samples first, then the summary that marks it done);
 ``consolidate()`` merges them into the two frames and only then removes them.
-A resumed sweep skips every unit already done. One writer per run at a time.
+A resumed sweep skips every unit already done. Open-loop units stay under
+``units/``: their study writes its named frames from them after each sweep,
+so a resumed or extended sweep finds the units it has. One writer per run at a time.
 """
 
 from __future__ import annotations
@@ -50,6 +55,7 @@ FRAME_NAME = re.compile(r"[a-z][a-z0-9]*(?:[-_][a-z0-9]+)*")  # notebooks' frame
 IDLE_FILE = "idle.parquet"
 IDLE_KEYS = ["queue", "scenario", "consumers"]
 CELLS_DIR = "cells"
+OPEN_UNITS_DIR = "units"
 TMP_MARK = ".tmp-"
 RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]*$")
 
@@ -270,6 +276,32 @@ class Run:
         for k in keys:  # the marker goes first: an orphan samples file is ignored later
             (cells / f"{k}.summary.parquet").unlink(missing_ok=True)
             (cells / f"{k}.samples.parquet").unlink(missing_ok=True)
+
+    # open-loop units
+    @property
+    def open_units_dir(self) -> Path:
+        return self.dir / OPEN_UNITS_DIR
+
+    def done_open_units(self) -> set[str]:
+        """Keys of every open-loop unit stored (``save_open_unit``)."""
+        if not self.open_units_dir.is_dir():
+            return set()
+        return {p.name[: -len(".json")] for p in self.open_units_dir.glob("*.json")
+                if TMP_MARK not in p.name}
+
+    def save_open_unit(self, key: str, rows: dict[str, pd.DataFrame],
+                       info: dict[str, Any]) -> None:
+        """Store one open-loop unit: its rows by kind (``levels``, ``spectrum``, ...), then
+        ``info`` (JSON) with the kinds stored, which marks it done; replaces an earlier one."""
+        for kind, frame in rows.items():
+            write_parquet(self.open_units_dir / f"{key}.{kind}.parquet", frame)
+        write_json(self.open_units_dir / f"{key}.json", {**info, "rows": sorted(rows)})
+
+    def open_unit(self, key: str) -> tuple[dict[str, Any], dict[str, pd.DataFrame]]:
+        """A stored open-loop unit: its ``info`` and its rows by kind."""
+        info = json.loads((self.open_units_dir / f"{key}.json").read_text())
+        return info, {kind: pd.read_parquet(self.open_units_dir / f"{key}.{kind}.parquet")
+                      for kind in info["rows"]}
 
     def _read(self, name: str) -> pd.DataFrame | None:
         path = self.dir / name

@@ -1,5 +1,9 @@
 """Sweeps: a grid of queues × scenarios × task counts × worker counts × repetitions.
 
+Every sweep runs its units through one loop, ``run_units``: the closed-loop grid
+here (``run_sweep``) and the open-loop points of notebooks 06, 07 and 08
+(``pqlab.study.opensweep``).
+
 Each repetition runs in a fresh Python process by default (as pyperf does),
 after a warm-up in that process, so repetitions share no heap, caches or
 thread state. The processes are forked from a zygote that has only imported
@@ -23,16 +27,17 @@ import pickle
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from pqlab.harness.openunit import OpenSpec, measure_open
 from pqlab.harness.runner import frozen_heap, supported_pairs
 from pqlab.harness.worker import SAMPLES_PER_RUN, UnitFields, UnitSpec, measure
 from pqlab.harness.zygote import Zygote, ZygoteError
@@ -164,13 +169,18 @@ def _result_path(scratch: Path | None) -> Iterator[Path]:
         path.unlink(missing_ok=True)
 
 
-def measure_fresh(spec: UnitSpec, timeout_s: float = UNIT_TIMEOUT_S,
-                  scratch: Path | None = None, zygote: Zygote | None = None
-                  ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+def measure_fresh(spec: UnitSpec | OpenSpec, timeout_s: float = UNIT_TIMEOUT_S,
+                  scratch: Path | None = None, zygote: Zygote | None = None,
+                  what: str | None = None) -> Any:
     """Measure one unit in a fresh process: forked by ``zygote`` (``pqlab.harness.zygote``),
-    else a new ``python -m pqlab.harness.worker`` interpreter."""
+    else a new ``python -m pqlab.harness.worker`` interpreter. What the worker returns:
+    (summary row, samples) for a ``UnitSpec``, ``openunit.measure_open``'s for an
+    ``OpenSpec``. A failure is a ``SweepError`` whose one line starts with ``what`` (the
+    unit's label; by default its queue, scenario and size)."""
+    if what is None:
+        what = (f"{spec.queue} load n={spec.tasks}" if isinstance(spec, OpenSpec)
+                else f"{spec.queue} {spec.scenario} n={spec.tasks}")
     with _result_path(scratch) as out:
-        what = f"{spec.queue} {spec.scenario} n={spec.tasks}"
         try:
             if zygote is not None:
                 code, last = zygote.run(spec.to_json(), out, timeout_s)
@@ -188,7 +198,7 @@ def measure_fresh(spec: UnitSpec, timeout_s: float = UNIT_TIMEOUT_S,
             return pickle.load(fh)
 
 
-def _run_interpreter(spec: UnitSpec, out: Path, timeout_s: float) -> tuple[int, str]:
+def _run_interpreter(spec: UnitSpec | OpenSpec, out: Path, timeout_s: float) -> tuple[int, str]:
     """Measure one unit in a new interpreter: its exit code and last line of standard error."""
     cmd = [sys.executable, "-m", "pqlab.harness.worker", spec.to_json(), str(out)]
     try:
@@ -200,8 +210,8 @@ def _run_interpreter(spec: UnitSpec, out: Path, timeout_s: float) -> tuple[int, 
     return proc.returncode, lines[-1]
 
 
-def measure_here(spec: UnitSpec) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """Measure one unit in this process, on a helper thread.
+def measure_here(spec: UnitSpec | OpenSpec) -> Any:
+    """Measure one unit in this process, on a helper thread (what ``measure_fresh`` returns).
 
     A notebook kernel runs an event loop in the main thread, and the async
     scenarios need ``asyncio.run``, which refuses to start inside a running loop.
@@ -211,7 +221,8 @@ def measure_here(spec: UnitSpec) -> tuple[dict[str, Any], dict[str, np.ndarray]]
     """
     with frozen_heap(), ThreadPoolExecutor(max_workers=1,
                                            thread_name_prefix="pqlab-unit") as pool:
-        return pool.submit(measure, spec).result()
+        work = measure_open if isinstance(spec, OpenSpec) else measure
+        return pool.submit(work, spec).result()
 
 
 def _frames(run_id: str, row: dict[str, Any], samples: dict[str, np.ndarray],
@@ -221,7 +232,7 @@ def _frames(run_id: str, row: dict[str, Any], samples: dict[str, np.ndarray],
     return summary, frames.samples_rows(keys, samples)
 
 
-def _start_servers(stack: contextlib.ExitStack, units: list[Unit]) -> None:
+def _start_servers(stack: contextlib.ExitStack, units: Sequence[SweepUnit]) -> None:
     """Start what the units need for the whole sweep: one Redis that every unit's process
     shares (``redisserver.serving``), instead of a private server per fresh process."""
     if not any(u.queue == REDIS_QUEUE for u in units):
@@ -249,20 +260,69 @@ def run_sweep(grid: Grid, run: Run | None = None, *, fresh_process: bool = True,
     Raises ``SweepError`` if a fresh process fails (units done so far are
     kept) or the Redis that ``redis`` units need cannot be started or reached.
     """
-    if remeasure_tries is None:
-        remeasure_tries = int(os.environ.get(ENV_REMEASURE, REMEASURE_TRIES))
-    params.non_negative_int("remeasure_tries", remeasure_tries)
     units = grid.units()
-    done = run.done_units() if run is not None else set()
-    todo = [u for u in units if u.key not in done]
     if run is not None:
         run.update_manifest(samples_per_run_max=max_samples)
     measurer = _Measurer(grid, run, fresh_process, max_samples, deadline_s, unit_timeout_s)
+    done = run.done_units() if run is not None else set()
+    measured = run_units(units, done, measurer, fresh_process=fresh_process,
+                         progress=progress, remeasure_tries=remeasure_tries)
+    if run is not None:
+        wanted = {u.key for u in units}
+        summary_df, samples_df = _select(run.summary(), wanted), _select(run.samples(), wanted)
+    else:
+        summary_df = frames.concat([measurer.kept[u.key][0] for u in units])
+        samples_df = frames.concat([measurer.kept[u.key][1] for u in units],
+                                   typed=frames.typed_samples)
+    return SweepResult(summary_df, samples_df, run, measured, len(units) - measured, units)
+
+
+class SweepUnit(Protocol):
+    """What the unit loop needs of a unit: its store key, its queue (for the servers it
+    needs) and a label for progress and errors."""
+
+    @property
+    def key(self) -> str: ...
+
+    @property
+    def queue(self) -> str: ...
+
+    def label(self) -> str: ...
+
+
+class UnitMeasurer(Protocol):
+    """Measures and stores one unit; ``zygote`` is set while fresh processes are forked."""
+
+    zygote: Zygote | None
+    run: Run | None
+
+    def measure(self, unit: Any) -> bool:
+        """Measure ``unit`` and store it; True to measure it again (busy)."""
+        ...
+
+
+def run_units(units: Sequence[SweepUnit], done: set[str], measurer: UnitMeasurer, *,
+              fresh_process: bool = True, progress: bool = True,
+              remeasure_tries: int | None = None, desc: str = "sweep") -> int:
+    """The unit loop every sweep runs: measure each of ``units`` whose key is not in
+    ``done`` with ``measurer``, in order; return how many were measured.
+
+    Starts the servers the units need (``_start_servers``) and, for
+    ``fresh_process``, one zygote for all of them; shows a tqdm bar and reports
+    to the batch's console (``Reporter``); measures again, up to
+    ``remeasure_tries`` more times, the units ``measurer.measure`` says were
+    measured on a busy machine; consolidates the run's closed-loop units at
+    the end, also when a unit fails.
+    """
+    if remeasure_tries is None:
+        remeasure_tries = int(os.environ.get(ENV_REMEASURE, REMEASURE_TRIES))
+    params.non_negative_int("remeasure_tries", remeasure_tries)
+    todo = [u for u in units if u.key not in done]
     servers = contextlib.ExitStack()
     _start_servers(servers, todo)
     if fresh_process and todo:  # after the servers: the children see their URLs
         measurer.zygote = servers.enter_context(Zygote(_child_env()))
-    bar = tqdm(total=len(units), initial=len(units) - len(todo), unit="run", desc="sweep",
+    bar = tqdm(total=len(units), initial=len(units) - len(todo), unit="run", desc=desc,
                disable=not progress, mininterval=1.0, file=sys.stderr, dynamic_ncols=True)
     report = Reporter(len(units), len(units) - len(todo))
     try:
@@ -280,16 +340,10 @@ def run_sweep(grid: Grid, run: Run | None = None, *, fresh_process: bool = True,
     finally:
         bar.close()
         servers.close()
-        if run is not None:
-            run.consolidate()
-    if run is not None:
-        wanted = {u.key for u in units}
-        summary_df, samples_df = _select(run.summary(), wanted), _select(run.samples(), wanted)
-    else:
-        summary_df = frames.concat([measurer.kept[u.key][0] for u in units])
-        samples_df = frames.concat([measurer.kept[u.key][1] for u in units],
-                                   typed=frames.typed_samples)
-    return SweepResult(summary_df, samples_df, run, len(todo), len(units) - len(todo), units)
+        measurer.zygote = None
+        if measurer.run is not None:
+            measurer.run.consolidate()
+    return len(todo)
 
 
 @dataclass
@@ -330,8 +384,8 @@ def _units(n: int) -> str:
     return f"{n} unit" if n == 1 else f"{n} units"
 
 
-def _measure_all(measurer: _Measurer, units: list[Unit], bar: tqdm,
-                 report: Reporter) -> list[Unit]:
+def _measure_all(measurer: UnitMeasurer, units: list[Any], bar: tqdm,
+                 report: Reporter) -> list[Any]:
     """Measure ``units`` in order, showing progress; the ones measured on a busy machine."""
     busy = []
     for unit in units:
