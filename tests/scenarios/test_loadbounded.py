@@ -9,10 +9,6 @@ from pqlab.queues.policy import LevelPolicy, QueuePolicy
 from pqlab.scenarios.loadbounded import give_ups
 from pqlab.scenarios.loadparams import LoadParams, ServiceTime, make_load_workload
 
-POLICY = QueuePolicy(LevelPolicy(max_queue_size=4, default_timeout_s=0.02))
-# ρ = 1500 x 2 ms / 2 workers = 1.5: past saturation, so levels fill and requests wait.
-OVER = LoadParams(1500, "poisson", ServiceTime("exp", 0.002), duration_s=0.3, policy=POLICY)
-
 
 def test_give_ups_are_in_time_order_and_only_before_the_end():
     params = LoadParams(1000, service=ServiceTime("exp", 0.001),
