@@ -16,11 +16,8 @@ NOT_YET_MIRRORED = ("study", "decide", "lab")
 # path -> that file. An entry holds only while the flat file exists and the mirrored one
 # does not (test_held_back_entries_are_still_needed); remove it when the file moves.
 HELD_BACK = {
-    "measure/metrics.py": "tests/test_metrics.py",
     "measure/overload.py": "tests/test_overload.py",
     "scenarios/load.py": "tests/test_load.py",
-    "scenarios/loadprocesses.py": "tests/test_loadprocesses.py",
-    "cli/report.py": "tests/test_report.py",
 }
 
 
