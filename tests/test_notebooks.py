@@ -15,7 +15,7 @@ from pqlab import studies
 from pqlab.study import config
 from pqlab.study.params import CHECKS
 
-# The batch's notebooks; the explorer has its own checks (test_explore.py).
+# The batch's notebooks; the explorer has its own checks (tests/lab/test_explore.py).
 SOURCES = sorted(p for p in config.NOTEBOOKS_DIR.glob("*.ipynb") if p != config.EXPLORER)
 
 

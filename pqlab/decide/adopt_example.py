@@ -1,7 +1,7 @@
 """The decision record's "How to adopt" snippet: the chosen queue in a FastAPI service.
 
 The record prints this file with ``QUEUE`` and ``POLICY`` set from the run
-(``pqlab.decide.adoption``); tests/test_adoption.py executes the printed text
+(``pqlab.decide.adoption``); tests/decide/test_adopt_example.py executes the printed text
 against a test client, so the snippet cannot rot. Inference is a placeholder
 coroutine: in ModelMora a worker coroutine awaits a worker process (POC 1).
 """

@@ -2,7 +2,7 @@
 
 The code is ``adopt_example.py`` beside this module, printed with the run's
 choice and policy in place of its ``QUEUE`` and ``POLICY`` lines; the test
-suite runs the printed text (tests/test_adoption.py). The modules a copy
+suite runs the printed text (tests/decide/test_adopt_example.py). The modules a copy
 needs are found by following the chosen queue's module's pqlab imports, so
 the list follows the code.
 """

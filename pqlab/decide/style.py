@@ -38,7 +38,7 @@ class Family:
 # Hues near the Okabe-Ito colour-blind-safe set (blue, purple, vermillion, bluish
 # green) plus greys, each stretched into a lightness ramp: families sit at least 60
 # degrees of hue apart, members of a family at least 0.08 apart in HLS lightness
-# (tests/test_plots.py checks both). Simulated deuteranopia turns the greens grey and
+# (tests/decide/test_style.py checks both). Simulated deuteranopia turns the greens grey and
 # the oranges olive, so every registered queue also has a marker of its own.
 FAMILIES = (
     Family("stdlib heap", ("heapq", "queue.PriorityQueue", "asyncio.PriorityQueue"),

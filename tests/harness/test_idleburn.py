@@ -13,7 +13,6 @@ from pqlab.decide.decision import IDLE_LIMIT_CORES
 from pqlab.harness import idleburn
 from pqlab.harness.idleburn import IdleBurnError, idle_burn, idle_frame
 from pqlab.queues import register_queue, unregister_queue
-from pqlab.studies import closedloop
 from pqlab.study import store
 
 
@@ -101,18 +100,3 @@ def test_the_store_keeps_idle_rows_and_replaces_a_remeasured_one(tmp_path):
         ("ThreadSafeHeapQueue", 0.7), ("asyncio.PriorityQueue", 0.002),
         ("queue.PriorityQueue", 0.001)]
     assert not list(run.dir.glob(f"*{store.TMP_MARK}*"))
-
-
-def test_the_lab_measures_once_and_a_rerun_reads_what_is_stored(tmp_path, monkeypatch):
-    run = store.Run.create(tmp_path, "r1", machine={"machine_id": "m"})
-    p = closedloop.Params(queues=["queue.PriorityQueue"], task_counts=[1], repetitions=1,
-                          seed=1, progress=False)
-    first = closedloop.idle_burn(p, run, ["threads"])
-    assert list(first["queue"]) == ["queue.PriorityQueue"] and first["idle_cores"][0] < 0.05
-
-    def measured_again(*args, **kwargs):
-        raise AssertionError("a stored row was measured again")
-
-    monkeypatch.setattr(idleburn, "idle_burn", measured_again)
-    again = closedloop.idle_burn(p, run, ["threads"])
-    pd.testing.assert_frame_equal(first, again)

@@ -6,12 +6,11 @@ import json
 import pandas as pd
 import pytest
 
-from pqlab.decide import overloadplots, saturation
+from pqlab.decide import saturation
 from pqlab.measure import levels
 from pqlab.queues.policy import LevelPolicy, QueuePolicy
 from pqlab.queues.redisdeploy import Deployment
 from pqlab.scenarios import failover
-from pqlab.study import loadframes, params
 
 LEVELS = saturation.LEVELS
 POLICY = QueuePolicy(LevelPolicy(0, 1.0), {1: LevelPolicy(50, 1.0), 4: LevelPolicy(3, 1.0)})
@@ -101,23 +100,6 @@ def test_no_overload_runs_no_section():
     assert saturation.findings(pd.DataFrame()) == []
 
 
-def test_the_figures_draw_from_the_tidy_frames(summary, tmp_path):
-    overloadplots.overload_goodput(loadframes.goodput_frame(summary), out_dir=tmp_path)
-    overloadplots.overload_outcomes(loadframes.outcomes_frame(summary), out_dir=tmp_path)
-    depth = pd.DataFrame({"t_s": [0.0, 0.5, 0.0, 0.5], "priority": ["LOW"] * 4,
-                          "depth": [0, 3, 0, 1], "policy": ["none", "none", "p", "p"],
-                          "rho": 1.5})
-    overloadplots.overload_depth(depth, out_dir=tmp_path)
-    for name in ("overload-goodput", "overload-outcomes", "overload-depth"):
-        assert (tmp_path / f"{name}.png").stat().st_size > 10_000
-        assert not pd.read_csv(tmp_path / f"{name}.csv").empty
-
-
-def test_empty_frames_give_a_figure_that_says_so():
-    fig = overloadplots.overload_goodput(pd.DataFrame())
-    assert "no overload runs" in fig.axes[0].texts[0].get_text()
-
-
 def test_the_multi_node_paragraph_reads_the_redis_frame(summary):
     # a run's own count, on each of its rows: counted once per run
     redis = summary.assign(queue="redis", redelivered=[n for n in (0, 2, 0, 1) for _ in LEVELS])
@@ -185,44 +167,3 @@ def test_without_the_failover_frame_it_says_what_measures_it(summary, drills):
     assert "`min_replicas=1` 2.10 s (1 run)" in text and "0 of 2,400" in text
     assert "--paused-replica --min-replicas 0,1" in text  # what this run did not measure
     assert saturation.multi_node(pd.DataFrame(), one)[0] == text
-
-
-def test_the_failover_figure_draws_each_setting_with_its_n(drills, tmp_path):
-    fig = overloadplots.failover_outcomes(drills, out_dir=tmp_path)
-    assert (tmp_path / "failover.png").stat().st_size > 10_000
-    notes = [t.get_text() for ax in fig.axes for t in ax.texts]
-    assert sum("n = 3" in t for t in notes) == 8  # 2 panels x 2 scenarios x 2 settings
-    assert "6 of\n7,200\nn = 3" in notes
-    behind = pd.read_csv(tmp_path / "failover.csv")
-    assert len(behind) == 12 and {"lost", "no_service_s"} <= set(behind.columns)
-    assert overloadplots.failover_outcomes(pd.DataFrame(), out_dir=tmp_path / "none") is None
-    assert not (tmp_path / "none").exists()
-
-
-def test_the_failover_parameters_are_checked():
-    assert params.check("FAILOVER_RUNS", 0) == 0
-    assert params.check("FAILOVER_MIN_REPLICAS", [1, 0]) == [0, 1]
-    for name, bad in (("FAILOVER_RUNS", -1), ("FAILOVER_PAUSED", 1),
-                      ("FAILOVER_MIN_REPLICAS", [3]), ("FAILOVER_MIN_REPLICAS", [])):
-        with pytest.raises(params.ParameterError, match=name):
-            params.check(name, bad)
-
-
-def test_the_depth_figure_draws_each_levels_limit(tmp_path):
-    depth = pd.DataFrame({"t_s": [0.0, 0.5] * 4, "priority": ["LOW"] * 4 + ["CRITICAL"] * 4,
-                          "depth": [0, 3, 0, 1] * 2,
-                          "policy": ["none", "none", "p", "p"] * 2, "rho": 1.5})
-    limits = saturation.level_limits(json.dumps(POLICY.to_mapping()))
-    assert limits == {"CRITICAL": 50, "LOW": 3}
-    fig = overloadplots.overload_depth(depth, limits=limits)
-    dashed = {ax.get_title(): sorted(line.get_ydata()[0] for line in ax.get_lines()
-                                     if line.get_linestyle() == "--") for ax in fig.axes}
-    assert dashed == {"policy: none": [], "policy: p": [3, 50]}
-
-
-def test_the_failover_figure_says_one_run_and_names_only_the_scenarios_it_drew(drills, tmp_path):
-    title = overloadplots.failover_outcomes(drills, out_dir=tmp_path)._suptitle.get_text()
-    assert "median over runs" in title and "paused replica" in title  # 3 runs, both drills
-    one = drills[(drills["scenario"] == "plain") & (drills["run"] == 1)]
-    title = overloadplots.failover_outcomes(one, out_dir=tmp_path)._suptitle.get_text()
-    assert "one run per bar" in title and "median" not in title and "paused" not in title

@@ -2,8 +2,8 @@ import math
 
 import numpy as np
 import pytest
-from test_verify import make_records
 
+from measure.test_verify import make_records
 from pqlab.measure.metrics import (
     latency_stats_us,
     measure_memory,

@@ -1,4 +1,5 @@
-"""pqlab.decide.adr: the decision is derived from the data; its numbers match the run's frames."""
+"""pqlab.record.adr: the decision is derived from the data; its numbers match the run's frames;
+the studies' sections are ordered by rank."""
 
 from __future__ import annotations
 
@@ -6,12 +7,14 @@ import re
 
 import pytest
 
+from pqlab import studies
 from pqlab.cli.main import main
 from pqlab.decide import decision, record
 from pqlab.harness import idleburn
 from pqlab.lab import decision_figures, store_features
 from pqlab.measure import significance
 from pqlab.record import adr
+from pqlab.studies.base import RunView, Study
 from pqlab.study import config, store
 from pqlab.study.sweep import Grid, run_sweep
 
@@ -251,3 +254,17 @@ def test_the_adr_links_the_run_and_its_figures(lab):
     links = re.findall(r"\]\(([^)]+\.svg)\)", text)
     assert links and all((paths.adr_dir / link).resolve().is_file() for link in links)
     assert any("decision-overview" in link for link in links)
+
+
+def test_a_section_without_claims_is_left_out_and_ranks_order_the_rest(monkeypatch):
+    from pqlab.studies.base import Section
+
+    def ranked(rank, heading):
+        return Study(heading, "x.ipynb", {}, section=lambda view: Section(
+            heading, [f"- {heading} claim."] if rank is not None else [], rank=rank or 0))
+
+    view = RunView(None, [])  # the sections here read nothing
+    monkeypatch.setattr(adr, "gates_section", lambda view: Section("gates", ["- g."], rank=10))
+    monkeypatch.setattr(studies, "STUDIES", (ranked(50, "late"), ranked(None, "empty"),
+                                             ranked(5, "early")))
+    assert [s.heading for s in adr.sections(view)] == ["early", "gates", "late"]

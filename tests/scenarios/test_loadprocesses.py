@@ -13,12 +13,11 @@ import pytest
 from redis_helpers import private_server
 
 import pqlab
-from pqlab.cli.main import main
 from pqlab.core.task import Priority
-from pqlab.queues import QUEUES, QueueSpec
+from pqlab.queues import QueueSpec
 from pqlab.queues.mpqueue import make_queue
 from pqlab.scenarios import SCENARIOS, Workers
-from pqlab.scenarios.loadparams import LoadParams, ServiceTime, choose_driver, make_load_workload
+from pqlab.scenarios.loadparams import LoadParams, ServiceTime, make_load_workload
 from pqlab.study.loadframes import waits_frame
 
 ON_PROCESSES = LoadParams(300, "poisson", ServiceTime("const", 0.001), driver="processes")
@@ -140,48 +139,6 @@ def test_a_failing_worker_ends_the_run_with_an_error(cls, message):
     assert rec.label == "processes"
     assert any(message in e for e in rec.errors), rec.errors
     assert not workers_alive()
-
-
-# -- choosing the driver ------------------------------------------------------------------
-
-
-def test_auto_prefers_processes_then_threads_then_async():
-    assert choose_driver(QUEUES["multiprocessing"]) == "processes"
-    assert choose_driver(QUEUES["redis"]) == "processes"
-    assert choose_driver(QUEUES["queue.PriorityQueue"]) == "threads"
-    assert choose_driver(QUEUES["BridgeBucketQueue"]) == "threads"
-    assert choose_driver(QUEUES["asyncio.PriorityQueue"]) == "async"
-    assert choose_driver(QUEUES["multiprocessing"], "threads") == "threads"
-
-
-def test_bad_driver_raises_naming_the_allowed_ones():
-    with pytest.raises(ValueError, match="load driver 'forks' unknown; allowed: auto, threads, "
-                                         "async, processes"):
-        LoadParams(driver="forks")
-    with pytest.raises(ValueError, match="queue 'queue.PriorityQueue' cannot run load on driver "
-                                         "'processes', which needs a process-safe queue with a "
-                                         "sync face; allowed for it: auto, threads"):
-        pqlab.run("queue.PriorityQueue", "load", tasks=10, params=LoadParams(driver="processes"))
-    with pytest.raises(ValueError, match="cannot run load on driver 'async'"):
-        choose_driver(QUEUES["multiprocessing"], "async")
-
-
-@pytest.mark.parametrize("args, message", [
-    (["--queues", "queue.PriorityQueue", "--load-driver", "processes"],
-     "pqlab run: queue 'queue.PriorityQueue' cannot run load on driver 'processes', which "
-     "needs a process-safe queue with a sync face; allowed for it: auto, threads"),
-    (["--queues", "multiprocessing", "--load-driver", "async"],
-     "cannot run load on driver 'async', which needs an async-safe queue with an async face; "
-     "allowed for it: auto, processes, threads"),
-    (["--queues", "multiprocessing", "--load-driver", "forks"],
-     "argument --load-driver: invalid choice: 'forks' (choose from 'auto', 'threads', 'async', "
-     "'processes')"),
-])
-def test_cli_driver_the_queue_cannot_do_is_one_line_exit_2(capsys, args, message):
-    assert main(["run", "--scenarios", "load", "--tasks", "10", *args]) == 2
-    captured = capsys.readouterr()
-    lines = captured.err.strip().splitlines()
-    assert captured.out == "" and len(lines) == 1 and message in lines[0], lines
 
 
 def test_cli_runs_load_on_worker_processes():

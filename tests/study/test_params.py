@@ -7,6 +7,7 @@ import queue
 import pytest
 
 from pqlab import QUEUES, register_queue, unregister_queue
+from pqlab.study import params
 from pqlab.study.params import CHECKS, ParameterError, check, in_process_queues, validate
 
 
@@ -50,3 +51,12 @@ def test_process_backed_queues_only_when_named():
 def test_counts_are_sorted_and_deduplicated():
     assert check("WORKER_COUNTS", [4, 1, 4]) == [1, 4]
     assert set(CHECKS) >= {"RUN_ID", "OUTPUT_DIR", "QUEUES", "TASK_COUNTS", "REPETITIONS"}
+
+
+def test_the_failover_parameters_are_checked():
+    assert params.check("FAILOVER_RUNS", 0) == 0
+    assert params.check("FAILOVER_MIN_REPLICAS", [1, 0]) == [0, 1]
+    for name, bad in (("FAILOVER_RUNS", -1), ("FAILOVER_PAUSED", 1),
+                      ("FAILOVER_MIN_REPLICAS", [3]), ("FAILOVER_MIN_REPLICAS", [])):
+        with pytest.raises(params.ParameterError, match=name):
+            params.check(name, bad)

@@ -13,7 +13,6 @@ import pytest
 from pqlab import studies
 from pqlab.lab import batch, decision_figures, store_features
 from pqlab.record import adr
-from pqlab.studies.base import RunView, Study
 from pqlab.study import config, store
 
 TOY_MODULE = '''
@@ -124,17 +123,3 @@ def test_every_study_declares_every_profile_and_frames_it_stores():
         assert all(store.FRAME_NAME.fullmatch(f) for f in s.frames), s.name
     frames = [f for s in studies.STUDIES for f in s.frames]
     assert len(frames) == len(set(frames)), "two studies claim one frame"
-
-
-def test_a_section_without_claims_is_left_out_and_ranks_order_the_rest(monkeypatch):
-    from pqlab.studies.base import Section
-
-    def ranked(rank, heading):
-        return Study(heading, "x.ipynb", {}, section=lambda view: Section(
-            heading, [f"- {heading} claim."] if rank is not None else [], rank=rank or 0))
-
-    view = RunView(None, [])  # the sections here read nothing
-    monkeypatch.setattr(adr, "gates_section", lambda view: Section("gates", ["- g."], rank=10))
-    monkeypatch.setattr(studies, "STUDIES", (ranked(50, "late"), ranked(None, "empty"),
-                                             ranked(5, "early")))
-    assert [s.heading for s in adr.sections(view)] == ["early", "gates", "late"]

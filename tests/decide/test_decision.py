@@ -8,7 +8,6 @@ import pytest
 
 from pqlab.decide import decision
 from pqlab.harness import features
-from pqlab.record import runs
 
 QUEUES = {  # queue -> (median throughput in async, bytes per task)
     "asyncio.PriorityQueue": (170_000, 8.5),
@@ -112,22 +111,6 @@ def test_the_decision_does_not_move_with_noise():
     decisions = [the(decision.decide(summary(seed=s, noise=0.15), idle=IDLE,
                                      features=FEATURES)) for s in range(8)]
     assert {d.choice for d in decisions} == {"AsyncBucketQueue"}
-
-
-def test_compare_accepts_noise_and_catches_a_changed_decision():
-    a = decision.decide(summary(seed=1, noise=0.1), idle=IDLE, features=FEATURES)
-    b = decision.decide(summary(seed=2, noise=0.1), idle=IDLE, features=FEATURES)
-    same = runs.compare_decisions(a, b)
-    assert same.same and all(agree for *_, agree in same.contexts)
-    idle = IDLE.copy()
-    idle.loc[idle["queue"] == "AsyncBucketQueue", "idle_cores"] = 0.5
-    c = decision.decide(summary(seed=2, noise=0.1), idle=idle, features=FEATURES)
-    changed = runs.compare_decisions(a, c)
-    assert not changed.same
-    subjects = {s for s, *_ in changed.differing}
-    assert "async API server: decision" in subjects
-    assert "async API server: AsyncBucketQueue set aside" in subjects
-    assert any("DIFFERS: async API server" in line for line in changed.lines())
 
 
 def test_statements_carry_no_measured_numbers():

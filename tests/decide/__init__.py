@@ -1,0 +1,1 @@
+"""Tests of pqlab.decide, one file per module: tests/decide/test_<module>.py."""

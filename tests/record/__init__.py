@@ -1,0 +1,1 @@
+"""Tests of pqlab.record, one file per module: tests/record/test_<module>.py."""
