@@ -187,7 +187,7 @@ def test_the_runner_and_the_worker_name_no_scenario():
     (docs/design.md: "the runner has no case for any scenario by name")."""
     from pqlab.scenarios import SCENARIOS
 
-    for name in ("harness/runner.py", "harness/worker.py"):
+    for name in ("harness/runner.py", "harness/worker.py", "harness/openunit.py"):
         cases = [n for n in ast.walk(ast.parse((ROOT / name).read_text()))
                  if isinstance(n, ast.Compare | ast.match_case)]
         literals = {c.value for case in cases for c in ast.walk(case)

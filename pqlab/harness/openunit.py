@@ -131,7 +131,7 @@ def measure_open(spec: OpenSpec) -> dict[str, Any]:
         window = quiet.UnitWindow()
         result = run(spec.queue, "load", tasks=spec.tasks, seed=spec.seed,
                      repetition=spec.repetition, **kwargs)
-        readings = window.close(in_process=result.records[-1].label != "processes")
+        readings = window.close(in_process=not result.records[-1].cpu_elsewhere)
     readings.update(quiet.judge({**readings, "scenario": "load"}, os.cpu_count() or 1))
     rows = {"levels": (loadrows.waits_frame(result) if spec.rows == "waits"
                        else loadrows.overload_frame(result, spec.policy_name))}

@@ -9,7 +9,12 @@ import pytest
 import pqlab
 from pqlab.core.task import Priority
 from pqlab.measure.levels import key
-from pqlab.measure.overload import NOT_OFFERED, OUTCOME_CODES, REJECTED, SERVED
+from pqlab.measure.overload import (
+    NOT_OFFERED,
+    OUTCOME_CODES,
+    REJECTED,
+    SERVED,
+)
 from pqlab.queues.policy import LevelPolicy, QueuePolicy
 from pqlab.scenarios.loadoutcomes import Ends, patience_series, queue_depth_series
 from pqlab.scenarios.loadparams import LoadParams, ServiceTime, make_load_workload

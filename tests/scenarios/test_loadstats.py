@@ -13,10 +13,26 @@ import pytest
 
 import pqlab
 from pqlab.core.task import Priority
+from pqlab.measure import theory
 from pqlab.measure.overload import OUTCOMES
+from pqlab.measure.records import Records
 from pqlab.queues.policy import LevelPolicy, QueuePolicy
 from pqlab.scenarios.loadparams import LoadParams, ServiceTime
-from pqlab.scenarios.loadstats import _percentiles, _rate, _replay_s, overload_extra
+from pqlab.scenarios.loadstats import _percentiles, _rate, _replay_s, load_extra, overload_extra
+
+
+def hand_records(service_ns: int) -> Records:
+    """Four tasks, one per priority, intended 1 ms apart; LOW's producer 0.5 ms late."""
+    intended = 10 * MS + np.arange(4) * MS
+    priority = np.array([1, 4, 2, 3], np.int16)
+    put_start = intended + np.array([0, MS // 2, 0, 0])
+    get_end = intended + np.array([1, 2, 3, 4]) * MS
+    rec = Records(
+        priority=priority, seq=np.arange(4), put_start=put_start, put_end=put_start + 10_000,
+        producer=np.zeros(4, np.int16), get_task=np.arange(4), get_start=get_end - MS,
+        get_end=get_end, consumer=np.zeros(4, np.int16), concurrent=True, wall_ns=20 * MS)
+    rec.series.update(intended_ns=intended, service_end_ns=get_end + service_ns)
+    return rec
 
 MS = 1_000_000
 
@@ -86,3 +102,32 @@ def test_overload_extra_is_what_the_run_put_in_its_row(bounded):
     for level, metrics in levels.items():
         for metric, value in metrics.items():
             assert _same(value, bounded.levels[level][metric]), (level, metric)
+
+
+def test_load_extra_measures_from_the_intended_arrival():
+    e, lv = load_extra(hand_records(10 * MS), LoadParams(1000, service=ServiceTime("exp", 0.01)),
+                       2)
+    assert lv["CRITICAL"]["queue_wait_mean_ms"] == pytest.approx(1.0)
+    assert lv["LOW"]["queue_wait_max_ms"] == pytest.approx(2.0)
+    assert lv["LOW"]["queue_wait_uncorrected_mean_ms"] == pytest.approx(1.5)  # from the late put
+    assert lv["NORMAL"]["sojourn_p50_ms"] == pytest.approx(14.0)
+    assert lv["LOW"]["sojourn_uncorrected_mean_ms"] == pytest.approx(11.5)
+    assert e["service_mean_ms"] == pytest.approx(10.0)
+    assert e["rate_offered_per_s"] == pytest.approx(1000.0)  # 3 gaps in 3 ms
+    assert e["rho"] == pytest.approx(5.0) and e["rho_measured"] == pytest.approx(5.0)
+    assert e["producer_late_max_ms"] == pytest.approx(0.5)
+    assert lv["HIGH"]["tasks"] == 1
+    assert math.isnan(lv["LOW"]["theory_wait_mean_ms"])
+    assert math.isnan(lv["LOW"]["wait_mean_rel_diff"])
+
+
+def test_load_extra_puts_theory_and_replay_beside_the_measurement():
+    params = LoadParams(1000, service=ServiceTime("exp", 0.0001))
+    _, lv = load_extra(hand_records(100_000), params, 2)
+    expected = theory.priority_waits([250.0] * 4, 0.0001, 2)
+    for level, wait_s in zip(Priority, expected, strict=True):
+        v = lv[level.name]
+        assert v["theory_wait_mean_ms"] == pytest.approx(wait_s * 1e3)
+        assert v["wait_mean_rel_diff"] == pytest.approx(
+            v["queue_wait_mean_ms"] / (wait_s * 1e3) - 1)
+        assert v["replay_wait_mean_ms"] == 0.0  # 0.1 ms services never overlap
