@@ -20,6 +20,7 @@ On Linux the zygote dies with its parent and a unit's process with the zygote
 
 from __future__ import annotations
 
+import atexit
 import ctypes
 import json
 import os
@@ -75,6 +76,10 @@ def _child(spec_json: str, out: str) -> int:
         traceback.print_exc()
         return 1
     finally:
+        # What an interpreter does at exit and os._exit skips: multiprocessing's exit
+        # function stops the processes a unit started (the multiprocessing queue's manager
+        # server), which would otherwise outlive it, orphaned.
+        atexit._run_exitfuncs()
         sys.stderr.flush()
         sys.stdout.flush()
 

@@ -105,3 +105,31 @@ def test_a_killed_parent_takes_the_zygote_and_its_unit_with_it(tmp_path):
             time.sleep(0.05)
         else:
             pytest.fail(f"process {pid} outlived the killed sweep")
+
+
+def _writing_to(folder) -> list[int]:
+    """The processes whose standard error is a file under ``folder`` (a unit's ``.err``)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if str(folder) in os.readlink(f"/proc/{entry}/fd/2"):
+                    found.append(int(entry))
+            except OSError:
+                continue  # gone, or not ours to read
+    return found
+
+
+def test_the_processes_a_unit_started_end_with_it(tmp_path):
+    """The multiprocessing queue's manager is a spawned server process: a normal exit stops
+    it, so the forked unit must run the exit handlers os._exit skips."""
+    if not os.path.isdir("/proc"):
+        pytest.skip("no /proc here")
+    spec = UnitSpec("multiprocessing", "processes", 200, 1, 1, 0, 1)
+    with Zygote() as zygote:
+        code, last = zygote.run(spec.to_json(), tmp_path / "mp.pickle", timeout_s=120)
+        assert code == 0, last
+    deadline = time.monotonic() + 15
+    while (left := _writing_to(tmp_path)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not left, f"processes the unit started outlived it: {left}"
