@@ -133,3 +133,14 @@ def test_the_processes_a_unit_started_end_with_it(tmp_path):
     while (left := _writing_to(tmp_path)) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not left, f"processes the unit started outlived it: {left}"
+
+
+def test_the_zygote_freezes_what_it_imported_for_its_children():
+    import subprocess
+    import sys
+
+    code = ("import gc\nfrom pqlab.harness import zygote\nzygote.prepare()\n"
+            "print(gc.get_freeze_count(), len(gc.get_objects()))")
+    frozen, left = map(int, subprocess.run([sys.executable, "-c", code], capture_output=True,
+                                           text=True, check=True, timeout=60).stdout.split())
+    assert frozen > 10_000 and left < frozen / 10  # a child's collections skip the imports
