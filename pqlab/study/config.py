@@ -91,7 +91,7 @@ SWEEP_SEED = 1
 REFERENCE_TASKS = 10_000  # the ADR judges at the measured task count nearest this
 # The committed reference run (data/ and figures/ keep it, .gitignore lets it in): the
 # published record, docs/adr/, is rendered from it; the tests re-render it.
-REFERENCE_RUN = "20261206T173954Z-vm"
+REFERENCE_RUN = "20261206T205009Z-vm"
 REFERENCE_WORKERS = idleburn.DEFAULT_CONSUMERS  # the power of two nearest the POC's 5 workers
 
 

@@ -16,7 +16,7 @@ from pqlab.record import adr
 from pqlab.study import config, store
 
 ROOT = Path(__file__).resolve().parents[2]
-REFERENCE = "20261206T173954Z-vm"  # the committed reference run
+REFERENCE = config.REFERENCE_RUN  # the committed reference run
 
 
 def _render(root: Path, endtoend_frame: pd.DataFrame | None) -> tuple[str, str, store.Run]:

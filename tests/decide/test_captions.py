@@ -10,10 +10,10 @@ import pandas as pd
 from decide.test_decision import FEATURES, IDLE, summary
 from decide.test_endtoend import two_queue_frame
 from pqlab.decide import captions, decision, loadwait, saturation
-from pqlab.study import store
+from pqlab.study import config, store
 
 ROOT = Path(__file__).resolve().parents[2]
-REFERENCE = "20261206T173954Z-vm"  # the committed reference run
+REFERENCE = config.REFERENCE_RUN  # the committed reference run
 
 
 def _run() -> store.Run:

@@ -8,9 +8,10 @@ from pathlib import Path
 import pandas as pd
 
 from pqlab.decide import loadwait
+from pqlab.study import config
 
 ROOT = Path(__file__).resolve().parents[2]
-REFERENCE = "20261206T173954Z-vm"  # the committed reference run
+REFERENCE = config.REFERENCE_RUN  # the committed reference run
 
 
 def test_the_decision_changes_with_the_data():

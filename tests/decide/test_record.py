@@ -13,11 +13,12 @@ import pytest
 from pqlab.decide import decision, loadwait, record, saturation
 from pqlab.harness import features
 from pqlab.record import adr
+from pqlab.study import config
 
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
-REFERENCE = "20261206T173954Z-vm"
+REFERENCE = config.REFERENCE_RUN  # the committed reference run
 MAX_WORDS = 1_500
 HEAD_LINES = 25
 

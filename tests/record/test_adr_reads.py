@@ -13,7 +13,7 @@ import pytest
 from pqlab.study import config
 
 ROOT = Path(__file__).resolve().parents[2]
-REFERENCE = "20261206T173954Z-vm"  # the committed reference run (tests/decide/test_record.py)
+REFERENCE = config.REFERENCE_RUN  # the committed reference run
 
 # Renders with the probe replaced by one that fails, then lists every plotting module imported.
 SCRIPT = """

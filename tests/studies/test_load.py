@@ -13,10 +13,10 @@ import pytest
 from pqlab.decide import loadwait
 from pqlab.studies import load
 from pqlab.studies.base import RunView
-from pqlab.study import store
+from pqlab.study import config, store
 
 ROOT = Path(__file__).resolve().parents[2]
-REFERENCE = "20261206T173954Z-vm"  # the committed reference run
+REFERENCE = config.REFERENCE_RUN  # the committed reference run
 
 
 @pytest.fixture(scope="module")

@@ -60,3 +60,13 @@ def test_a_child_on_that_path_imports_this_pqlab(tmp_path):
                          capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60,
                          check=True).stdout.strip()
     assert Path(out).resolve() == config.ROOT / "pqlab" / "__init__.py"
+
+
+def test_the_reference_run_is_named_once_and_everything_points_at_it():
+    ref = config.REFERENCE_RUN
+    paths = config.paths()
+    assert (paths.run_dir(ref) / "run.json").is_file() and paths.figures_dir(ref).is_dir()
+    ignore = (config.ROOT / ".gitignore").read_text()
+    assert f"!/data/{ref}/" in ignore and f"!/figures/{ref}/" in ignore
+    assert f"data/{ref}" in (config.ROOT / "README.md").read_text()
+    assert f"run `{ref}`" in paths.adr_file.read_text()  # the published record's own run
