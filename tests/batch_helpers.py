@@ -27,9 +27,10 @@ TINY = {
                            "THREAD_QUEUES": ["queue.PriorityQueue"], "FRESH_PROCESS": False,
                            "PROGRESS": False, "OVERLOAD_DURATION_S": 0.8,
                            "FAILOVER_RUNS": 0},
-    "07-load": {"RHOS": [0.3, 0.6], "SPECTRUM_RHO": 0.6, "DURATION_S": 1.0, "PROGRESS": False},
+    "07-load": {"RHOS": [0.3, 0.6], "SPECTRUM_RHO": 0.6, "DURATION_S": 1.0,
+                "FRESH_PROCESS": False, "PROGRESS": False},
     "08-overload": {"LOADS": [0.9, 1.5], "DEPTH_RHO": 1.5, "DURATION_S": 0.6,
-                    "PROGRESS": False},
+                    "FRESH_PROCESS": False, "PROGRESS": False},
     # one point (a service process, its load, the no-op baseline) and a one-step ceiling
     "09-end-to-end": {"QUEUES": ["AsyncBucketQueue"], "RATES": [200], "PAST_RHOS": [],
                       "POINT_CAP_S": 0.6, "BASELINE_S": 0.3, "CEILING_RATES": [1000],

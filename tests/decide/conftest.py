@@ -33,7 +33,7 @@ def _render(root: Path, endtoend_frame: pd.DataFrame | None) -> tuple[str, str, 
     return path.read_text(), (path.parent / "appendix.md").read_text(), run
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def records(tmp_path_factory):
     """{"plain": the reference run without its end-to-end frame, "e2e": with a two-queue one}."""
     return {name: _render(tmp_path_factory.mktemp(name), frame)

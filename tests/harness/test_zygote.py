@@ -125,7 +125,7 @@ def test_the_processes_a_unit_started_end_with_it(tmp_path):
     it, so the forked unit must run the exit handlers os._exit skips."""
     if not os.path.isdir("/proc"):
         pytest.skip("no /proc here")
-    spec = UnitSpec("multiprocessing", "processes", 200, 1, 1, 0, 1)
+    spec = UnitSpec("multiprocessing", "processes", 20, 1, 1, 0, 1)
     with Zygote() as zygote:
         code, last = zygote.run(spec.to_json(), tmp_path / "mp.pickle", timeout_s=120)
         assert code == 0, last
