@@ -107,6 +107,22 @@ def loop_lag(summary: pd.DataFrame) -> tuple[str, str] | None:
             f"{said(high)}"), low
 
 
+def loop_lag_leaders(summary: pd.DataFrame) -> list[str]:
+    """At the most workers measured in `mixed`: the queues whose p99 loop lag the
+    repetitions cannot tell from the lowest (``significance.tie_groups``), lowest first;
+    empty without two queues."""
+    mixed = summary[summary["scenario"] == "mixed"]
+    if mixed.empty or "loop_lag_p99_us" not in mixed:
+        return []
+    cell = mixed[mixed["producers"] == mixed["producers"].max()]
+    samples = {str(q): [v for v in part["loop_lag_p99_us"] if v == v]
+               for q, part in cell.groupby("queue", observed=True) if len(part)}
+    samples = {q: v for q, v in samples.items() if v}
+    if len(samples) < 2:
+        return []
+    return significance.tie_groups(samples, higher_is_better=False)[0]
+
+
 def mixed(summary: pd.DataFrame) -> Embedded | None:
     found = loop_lag(summary)
     if found is None:

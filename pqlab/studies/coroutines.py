@@ -9,6 +9,7 @@ loop most responsive, with the loop-lag figure.
 from __future__ import annotations
 
 from pqlab.decide import captions
+from pqlab.measure import significance
 from pqlab.studies.base import RunView, Section, Study
 from pqlab.study.config import DECISIVE_REPETITIONS
 
@@ -17,10 +18,16 @@ def section(view: RunView) -> Section | None:
     found = captions.loop_lag(view.summary)
     if found is None:
         return None
-    _, best = found  # the figure's caption gives the numbers
-    return Section("### If workers become threads",
-                   [f"- With handlers on the loop and workers in threads (scenario `mixed`), "
-                    f"`{best}` keeps the event loop most responsive."],
+    leaders = captions.loop_lag_leaders(view.summary)
+    if len(leaders) == 1:
+        claim = (f"- With handlers on the loop and workers in threads (scenario `mixed`), "
+                 f"`{leaders[0]}` keeps the event loop most responsive.")
+    else:  # the repetitions cannot separate them: a tie, said as one
+        claim = (f"- With handlers on the loop and workers in threads (scenario `mixed`), "
+                 f"the repetitions cannot separate "
+                 f"{', '.join(f'`{q}`' for q in leaders)} on the event loop's p99 lag "
+                 f"(Mann-Whitney U, p < {significance.P_THRESHOLD:g}): a tie.")
+    return Section("### If workers become threads", [claim],
                    view.embeddable(captions.mixed(view.summary)), rank=40)
 
 
