@@ -93,6 +93,9 @@ def measure_stored_memory(spec: QueueSpec, tasks: list[Task]) -> tuple[Memory, s
     return Memory((stored() - before) / len(tasks), rss), f"{type(face).__name__}.stored_bytes()"
 
 
+_frozen_depth = 0  # how many frozen_heap blocks are open (sweeps run them in one thread)
+
+
 @contextlib.contextmanager
 def frozen_heap() -> Iterator[None]:
     """Move the objects alive now out of the collector's reach for the block.
@@ -102,13 +105,23 @@ def frozen_heap() -> Iterator[None]:
     here, half of a small run's time; frozen, a collection during the runs costs
     what it costs in a fresh process. Objects made inside the block are
     collected as usual.
+
+    Blocks nest: an in-process sweep opens one around all its units and each
+    unit one more. The inner block collects and freezes only what was made
+    since the outer froze (the last unit's leftovers), ~1 ms instead of the
+    ~45 ms a full collection of a kernel's heap takes; only the outermost block
+    gives the objects back to the collector.
     """
+    global _frozen_depth
     gc.collect()
     gc.freeze()
+    _frozen_depth += 1
     try:
         yield
     finally:
-        gc.unfreeze()
+        _frozen_depth -= 1
+        if _frozen_depth == 0:
+            gc.unfreeze()
 
 
 def run(

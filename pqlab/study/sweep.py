@@ -325,6 +325,8 @@ def run_units(units: Sequence[SweepUnit], done: set[str], measurer: UnitMeasurer
     bar = tqdm(total=len(units), initial=len(units) - len(todo), unit="run", desc=desc,
                disable=not progress, mininterval=1.0, file=sys.stderr, dynamic_ncols=True)
     report = Reporter(len(units), len(units) - len(todo))
+    if not fresh_process:  # the units' own frozen_heap then collects only their leftovers
+        servers.enter_context(frozen_heap())
     try:
         busy = _measure_all(measurer, todo, bar, report)
         for attempt in range(1, remeasure_tries + 1):

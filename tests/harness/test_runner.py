@@ -1,9 +1,11 @@
+import gc
 import math
+import weakref
 
 import pytest
 
 import pqlab
-from pqlab.harness.runner import resolve, supported_pairs
+from pqlab.harness.runner import frozen_heap, resolve, supported_pairs
 
 SUMMARY_FIELDS = {
     "queue", "scenario", "tasks", "producers", "consumers", "seed", "repetition",
@@ -93,3 +95,25 @@ def test_cpu_cost_of_a_process_pass_counts_the_workers():
     # The parent only polls; the work (pickling, sockets) is the workers' and the
     # manager's: well over a tenth of a core while the pass runs.
     assert r.cpu_cores > 0.1 and r.cpu_us_per_task > 0
+
+
+class _Cycle:
+    def __init__(self) -> None:
+        self.me = self
+
+
+def test_frozen_heap_nests_and_only_the_outermost_block_unfreezes():
+    assert gc.get_freeze_count() == 0
+    alive = _Cycle()
+    with frozen_heap():
+        outer = gc.get_freeze_count()
+        assert outer > 0
+        garbage = _Cycle()  # made after the outer freeze: still the collector's
+        ref = weakref.ref(garbage)
+        del garbage
+        with frozen_heap():  # a unit's block collects what was made since, then freezes
+            assert ref() is None
+            assert gc.get_freeze_count() >= outer
+        assert gc.get_freeze_count() >= outer  # the inner block's end keeps the freeze
+    assert gc.get_freeze_count() == 0
+    assert alive.me is alive
