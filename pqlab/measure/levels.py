@@ -21,12 +21,14 @@ The contract:
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from pqlab.core.task import Priority
+
+if TYPE_CHECKING:  # pandas is imported where a frame is made: a spawned worker process,
+    import pandas as pd  # which imports pqlab but makes no frame, starts without it
 
 LEVELS: tuple[str, ...] = tuple(p.name for p in Priority)
 Levels = dict[str, dict[str, Any]]  # level name -> {metric: value}
@@ -84,6 +86,8 @@ def is_flat(columns: Iterable[str]) -> bool:
 
 
 def _categorical(df: pd.DataFrame) -> pd.DataFrame:
+    import pandas as pd
+
     df["priority"] = pd.Categorical(df["priority"], list(LEVELS), ordered=True)
     return df
 
@@ -91,6 +95,8 @@ def _categorical(df: pd.DataFrame) -> pd.DataFrame:
 def frame(rows: Iterable[tuple[Mapping[str, Any], Mapping[str, Mapping[str, Any]]]]
           ) -> pd.DataFrame:
     """The long frame of runs given as (run columns, ``Levels``): one row per run and level."""
+    import pandas as pd
+
     out = [{**run, "priority": level, **levels.get(level, {})}
            for run, levels in rows for level in LEVELS]
     return _categorical(pd.DataFrame(out)) if out else pd.DataFrame()

@@ -10,15 +10,17 @@ import math
 import time
 import tracemalloc
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 import psutil
 
 from pqlab.core.task import Priority
 from pqlab.measure import levels as per_level
 from pqlab.measure.records import Records, first_gets
+
+if TYPE_CHECKING:  # no frame is made here (``levels.frame`` imports pandas when it makes one)
+    import pandas as pd
 
 PERCENTILES = {"p50": 50.0, "p90": 90.0, "p99": 99.0, "p99_9": 99.9}
 LATENCY_STATS = ("mean", *PERCENTILES, "max")
