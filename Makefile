@@ -39,7 +39,7 @@ poc: setup ## the POC's console report on every queue and scenario (10,000 tasks
 	$(BIN)/python -m pqlab poc
 
 test: setup ## run the test suite (two workers; PYTEST_FLAGS='-k name' adds options)
-	$(BIN)/python -m pytest -n 2 --dist loadfile $(PYTEST_FLAGS)
+	$(BIN)/python -m pytest -n 2 --dist loadfile --no-loadscope-reorder $(PYTEST_FLAGS)
 
 lint: setup ## ruff over the package and the tests
 	$(BIN)/ruff check pqlab tests

@@ -192,11 +192,19 @@ def tiny_batch(tmp_path_factory, worker_id):
 
 
 def pytest_collection_modifyitems(config, items):
-    """The tiny batch's modules last: the batch runs beside everything else first. In
-    them, the tests that do not read the batch first, while it may still be running."""
+    """The order xdist hands the test files out in (``make test`` passes
+    ``--no-loadscope-reorder``, so it keeps this one instead of sorting files by
+    their number of tests): the files with a ``slow`` or ``browser`` test first, so the long
+    ones do not end the run on one worker while the other waits; the tiny batch's
+    modules last, so the batch runs beside everything else first, and in them the
+    tests that do not read the batch first, while it may still be running."""
+    slow = {item.module.__name__ for item in items
+            if item.get_closest_marker("slow") or item.get_closest_marker("browser")}
+
     def key(item):
         tiny = item.module.__name__.rpartition(".")[2] in TINY_MODULES
-        return tiny, tiny and "tiny_batch" in getattr(item, "fixturenames", ())
+        return tiny, tiny and "tiny_batch" in getattr(item, "fixturenames", ()), \
+            item.module.__name__ not in slow
 
     items.sort(key=key)
 
