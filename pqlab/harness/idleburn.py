@@ -26,14 +26,16 @@ import functools
 import threading
 import time
 from collections.abc import Callable, Iterable
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from pqlab.core.checks import positive_int, positive_number
 from pqlab.core.loops import run_in_loop_thread
 from pqlab.harness.runner import resolve, supported_pairs
 from pqlab.queues import QUEUES, QueueSpec, async_face, sync_face
 from pqlab.scenarios import PassState, aconsume, consume, guard
+
+if TYPE_CHECKING:  # imported by idle_frame: the CLI reads this module's constants at startup
+    import pandas as pd
 
 pc = time.perf_counter_ns
 # The workers the decision is judged at: the grid's power of two nearest the
@@ -188,4 +190,6 @@ def idle_frame(queues: Iterable[str], scenarios: Iterable[str],
                      "seconds": float(seconds), "idle_cores": cores})
         if progress is not None:
             progress(queue, scenario, cores)
+    import pandas as pd
+
     return pd.DataFrame(rows, columns=COLUMNS)

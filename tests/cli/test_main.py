@@ -58,6 +58,15 @@ def test_bad_input_is_one_line_and_exit_2(args, message):
     assert len(lines) == 1 and message in lines[0] and "Traceback" not in p.stderr
 
 
+def test_the_cli_starts_without_pandas_or_matplotlib():
+    # A command that needs a frame imports pandas when it runs; refusing a bad argument
+    # or listing the queues should not wait ~1 s for it.
+    code = "import sys, pqlab.cli.main; print(sorted({'pandas', 'matplotlib'} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == "[]"
+
+
 def test_poc_report_has_the_poc_layout():
     p = pqlab_cli("poc", "--tasks", "400", "--seed", "2", "--repeat", "2", "--idle-seconds",
                   "0.2")
