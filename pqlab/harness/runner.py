@@ -94,6 +94,7 @@ def measure_stored_memory(spec: QueueSpec, tasks: list[Task]) -> tuple[Memory, s
 
 
 _frozen_depth = 0  # how many frozen_heap blocks are open (sweeps run them in one thread)
+_frozen_before = False  # whether the heap was frozen before the outermost block began
 
 
 @contextlib.contextmanager
@@ -110,9 +111,13 @@ def frozen_heap() -> Iterator[None]:
     unit one more. The inner block collects and freezes only what was made
     since the outer froze (the last unit's leftovers), ~1 ms instead of the
     ~45 ms a full collection of a kernel's heap takes; only the outermost block
-    gives the objects back to the collector.
+    gives the objects back to the collector, and not if the heap was frozen
+    before it began (a zygote's child, a test session): that freeze is its
+    owner's to undo.
     """
-    global _frozen_depth
+    global _frozen_depth, _frozen_before
+    if _frozen_depth == 0:
+        _frozen_before = gc.get_freeze_count() > 0
     gc.collect()
     gc.freeze()
     _frozen_depth += 1
@@ -120,7 +125,7 @@ def frozen_heap() -> Iterator[None]:
         yield
     finally:
         _frozen_depth -= 1
-        if _frozen_depth == 0:
+        if _frozen_depth == 0 and not _frozen_before:
             gc.unfreeze()
 
 

@@ -103,17 +103,30 @@ class _Cycle:
 
 
 def test_frozen_heap_nests_and_only_the_outermost_block_unfreezes():
-    assert gc.get_freeze_count() == 0
-    alive = _Cycle()
+    gc.unfreeze()  # this test starts from a heap nobody froze (the suite freezes its own)
+    try:
+        alive = _Cycle()
+        with frozen_heap():
+            outer = gc.get_freeze_count()
+            assert outer > 0
+            garbage = _Cycle()  # made after the outer freeze: still the collector's
+            ref = weakref.ref(garbage)
+            del garbage
+            with frozen_heap():  # a unit's block collects what was made since, then freezes
+                assert ref() is None
+                assert gc.get_freeze_count() >= outer
+            assert gc.get_freeze_count() >= outer  # the inner block's end keeps the freeze
+        assert gc.get_freeze_count() == 0
+        assert alive.me is alive
+    finally:
+        gc.collect()
+        gc.freeze()
+
+
+def test_frozen_heap_leaves_an_earlier_freeze_in_place():
+    gc.collect()
+    gc.freeze()  # as a zygote's child or the test session found it
+    before = gc.get_freeze_count()
     with frozen_heap():
-        outer = gc.get_freeze_count()
-        assert outer > 0
-        garbage = _Cycle()  # made after the outer freeze: still the collector's
-        ref = weakref.ref(garbage)
-        del garbage
-        with frozen_heap():  # a unit's block collects what was made since, then freezes
-            assert ref() is None
-            assert gc.get_freeze_count() >= outer
-        assert gc.get_freeze_count() >= outer  # the inner block's end keeps the freeze
-    assert gc.get_freeze_count() == 0
-    assert alive.me is alive
+        pass
+    assert gc.get_freeze_count() >= before > 0
