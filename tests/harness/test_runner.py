@@ -107,15 +107,15 @@ def test_frozen_heap_nests_and_only_the_outermost_block_unfreezes():
     try:
         alive = _Cycle()
         with frozen_heap():
-            outer = gc.get_freeze_count()
-            assert outer > 0
+            assert gc.get_freeze_count() > 0
             garbage = _Cycle()  # made after the outer freeze: still the collector's
             ref = weakref.ref(garbage)
             del garbage
             with frozen_heap():  # a unit's block collects what was made since, then freezes
                 assert ref() is None
-                assert gc.get_freeze_count() >= outer
-            assert gc.get_freeze_count() >= outer  # the inner block's end keeps the freeze
+            # The inner block's end keeps the freeze (a frozen object freed by its
+            # reference count leaves it, so the count may shrink, never reach 0).
+            assert gc.get_freeze_count() > 0
         assert gc.get_freeze_count() == 0
         assert alive.me is alive
     finally:
@@ -126,7 +126,6 @@ def test_frozen_heap_nests_and_only_the_outermost_block_unfreezes():
 def test_frozen_heap_leaves_an_earlier_freeze_in_place():
     gc.collect()
     gc.freeze()  # as a zygote's child or the test session found it
-    before = gc.get_freeze_count()
     with frozen_heap():
         pass
-    assert gc.get_freeze_count() >= before > 0
+    assert gc.get_freeze_count() > 0
