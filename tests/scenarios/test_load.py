@@ -123,10 +123,16 @@ def test_measured_waits_follow_the_ideal_queue_loosely():
         measured, replay, wake_ms)
     plain = np.array([r.levels[p.name]["replay_wait_mean_ms"] for p in Priority])
     theory_ms = np.array([r.levels[p.name]["theory_wait_mean_ms"] for p in Priority])
-    if r.extra["rho_measured"] >= 1:  # sleeps overran on a busy machine: no steady state
+    rho = r.extra["rho_measured"]  # 0.74 on a quiet machine
+    if rho >= 1:  # sleeps overran on a busy machine: no steady state
         assert np.all(np.isnan(theory_ms)), theory_ms
-    else:
+    elif rho < 0.9:
         assert np.all((theory_ms / 3 < plain) & (plain < 3 * theory_ms)), (plain, theory_ms)
+    else:
+        # Sleeps overran enough to bring ρ near 1 (beside a batch: LOW's theory 347 ms at
+        # ρ ~0.97, against 16 ms at 0.74). A run of 3 s that starts empty is then far
+        # from the steady state theory describes and can only fall short of it.
+        assert np.all(plain < 3 * theory_ms), (plain, theory_ms, rho)
 
 
 def test_load_needs_a_concurrent_queue():
