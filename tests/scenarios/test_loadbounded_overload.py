@@ -7,12 +7,12 @@ import math
 
 import numpy as np
 import pytest
+from overload_helpers import LIMIT, POLICY, SERVICE, TIMEOUT_S, check_cancels
 
 import pqlab
 from pqlab.core.task import Priority
 from pqlab.measure import levels
 from pqlab.measure.overload import (
-    CANCELLED,
     OUTCOMES,
     SERVED,
     outcome_counts,
@@ -25,11 +25,6 @@ from pqlab.scenarios.loadparams import LoadParams, ServiceTime
 from pqlab.study.loadframes import (
     level_depth_frame,
 )
-
-LIMIT, TIMEOUT_S = 8, 0.15
-POLICY = QueuePolicy(LevelPolicy(max_queue_size=LIMIT, default_timeout_s=TIMEOUT_S))
-SERVICE = ServiceTime("exp", 0.01)
-
 
 # -- real bounded runs -------------------------------------------------------------------------
 
@@ -48,17 +43,6 @@ def _check_no_service_past_deadline(rec):
         first.setdefault(task, t0)
     began = np.array([first[i] for i in served])
     assert ((began - rec.put_end[served]) / 1e9 <= TIMEOUT_S).all()
-
-
-def _check_cancels(rec):
-    """A cancel removed only a queued request, never before its client gave up."""
-    outcome, cancel_ns = rec.series["outcome"], rec.series["cancel_ns"]
-    cancelled = outcome == CANCELLED
-    assert cancelled.any() and (cancel_ns[cancelled] > 0).all()
-    assert (cancel_ns[~cancelled] == 0).all()
-    give_up_ns = rec.series["intended_ns"] + np.round(rec.series["patience_s"] * 1e9)
-    assert (cancel_ns[cancelled] >= give_up_ns[cancelled]).all()
-    assert not np.isin(np.flatnonzero(cancelled), rec.get_task).any()
 
 
 def test_a_bounded_run_without_a_policy_ends_at_its_duration_and_counts_the_rest_queued():
@@ -204,7 +188,7 @@ def test_bounded_run_with_policy_and_patience_conserves_every_request(queue):
     assert lv["LOW"]["rejected"] > 0 and lv["LOW"]["expired"] + lv["LOW"]["cancelled"] > 0
     assert lv["CRITICAL"]["served"] > lv["LOW"]["served"]
     _check_no_service_past_deadline(rec)
-    _check_cancels(rec)
+    check_cancels(rec)
     frame = level_depth_frame(r)
     assert set(frame["priority"]) == {p.name for p in Priority} and frame["depth"].max() <= LIMIT
 

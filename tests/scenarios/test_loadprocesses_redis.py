@@ -17,22 +17,19 @@ import time
 
 import numpy as np
 import pytest
+from overload_helpers import LIMIT, POLICY, SERVICE, check_cancels
 from redis_helpers import private_server
 
 import pqlab
 from pqlab.core.task import Priority
 from pqlab.measure import levels
-from pqlab.measure.overload import CANCELLED, OUTCOMES, SERVED
-from pqlab.queues.policy import LevelPolicy, QueuePolicy
+from pqlab.measure.overload import OUTCOMES, SERVED
 from pqlab.queues.redisqueue import RedisPriorityQueue
 from pqlab.scenarios.loadparams import LoadParams, ServiceTime
 from pqlab.scenarios.loadprocesses import KILL_AFTER_ACK_ENV
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
 
-LIMIT, TIMEOUT_S = 8, 0.15
-POLICY = QueuePolicy(LevelPolicy(max_queue_size=LIMIT, default_timeout_s=TIMEOUT_S))
-SERVICE = ServiceTime("exp", 0.01)
 WAIT_S = 60.0  # generous: a wait polls a condition and fails only past this
 
 
@@ -59,17 +56,6 @@ def overload_run(duration_s=1.5, **kwargs):
 def check_outcomes(r):
     for v in r.levels.values():
         assert v["offered"] == sum(v[o] for o in OUTCOMES) > 0
-
-
-def check_cancels(rec):
-    """A cancel removed only a queued request, never before its client gave up."""
-    outcome, cancel_ns = rec.series["outcome"], rec.series["cancel_ns"]
-    cancelled = outcome == CANCELLED
-    assert cancelled.any() and (cancel_ns[cancelled] > 0).all()
-    assert (cancel_ns[~cancelled] == 0).all()
-    give_up_ns = rec.series["intended_ns"] + np.round(rec.series["patience_s"] * 1e9)
-    assert (cancel_ns[cancelled] >= give_up_ns[cancelled]).all()
-    assert not np.isin(np.flatnonzero(cancelled), rec.get_task).any()  # never served
 
 
 def test_bounded_run_across_processes_conserves_limits_and_cancels(redis_env):

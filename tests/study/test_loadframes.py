@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 
 import pytest
+from overload_helpers import POLICY, SERVICE
 
 import pqlab
 from pqlab.core.task import Priority
@@ -13,7 +14,6 @@ from pqlab.measure import levels
 from pqlab.measure.overload import (
     OUTCOMES,
 )
-from pqlab.queues.policy import LevelPolicy, QueuePolicy
 from pqlab.scenarios.loadparams import LoadParams, ServiceTime
 from pqlab.study.loadframes import (
     crossing_rho,
@@ -28,12 +28,8 @@ from pqlab.study.loadframes import (
     waits_frame,
 )
 
-LIMIT, TIMEOUT_S = 8, 0.15
-POLICY = QueuePolicy(LevelPolicy(max_queue_size=LIMIT, default_timeout_s=TIMEOUT_S))
-
 FAST = LoadParams(500, "poisson", ServiceTime("exp", 0.004))  # ρ = 0.67 on 3 workers
 
-SERVICE = ServiceTime("exp", 0.01)
 
 
 def test_frames_for_notebooks():
