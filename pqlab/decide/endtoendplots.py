@@ -28,7 +28,8 @@ def _queue_handles(queues) -> list[Line2D]:
 def latency_vs_rate(frame: pd.DataFrame, *, out_dir: Path | None = None) -> Figure:
     """p99 (solid) and p50 (dashed) latency of the 200s per priority against the rate, a
     row per worker mode; hollow markers: indicative (fewer 200s than the point's
-    ``min_responses``); each p99 labelled with its n; grey: the no-op endpoint's p50."""
+    ``min_responses``); each p99's n in a row per queue along the panel's top, above its
+    rate; grey: the no-op endpoint's p50."""
     name, title = "e2e-latency", "End to end: latency per priority against the offered rate"
     p99 = values(frame, "latency_ms", "p99", tier="below") if not frame.empty else frame
     if p99.empty:
@@ -55,10 +56,10 @@ def latency_vs_rate(frame: pd.DataFrame, *, out_dir: Path | None = None) -> Figu
                     ax.plot(r["rate_target_per_s"], r["value"], marker=style.marker,
                             color=style.color, markersize=7,
                             markerfacecolor="white" if r["indicative"] else style.color)
-                    ax.annotate(f"n={int(r['n']):,}", (r["rate_target_per_s"], r["value"]),
-                                textcoords="offset points", xytext=(5, 4 - 11 * index),
-                                fontsize=7,
-                                color=style.color)
+                    # n in a row per queue along the panel's top, never on a marker
+                    ax.text(r["rate_target_per_s"], 0.98 - 0.06 * index, f"n={int(r['n']):,}",
+                            transform=ax.get_xaxis_transform(), ha="center", va="top",
+                            fontsize=7, color=style.color)
                 half = p50[(p50["mode"] == mode) & (p50["queue"] == queue)
                            & (p50["priority"] == level)].sort_values("rate_target_per_s")
                 ax.plot(half["rate_target_per_s"], half["value"], color=style.color,
@@ -75,10 +76,13 @@ def latency_vs_rate(frame: pd.DataFrame, *, out_dir: Path | None = None) -> Figu
                 ax.set_ylabel("latency of the 200s (ms, log)")
     for ax in axes:
         log_axis(ax, "y")
-    axes[0].set_ylim(top=axes[0].get_ylim()[1] * 2)  # shared: room for the top n labels
+    # shared y: room above the highest p99 for the rows of n labels
+    axes[0].set_ylim(top=axes[0].get_ylim()[1] * 2 ** len(set(p99["queue"])))
+    rates = sorted(p99["rate_target_per_s"].unique())
+    right = max(rates[-1], ceiling) if math.isfinite(ceiling) else rates[-1]
     for ax in axes:
-        rates = sorted(p99["rate_target_per_s"].unique())
         ax.set_xticks(rates, [f"{r:,.0f}" for r in rates])
+        ax.set_xlim(rates[0] / 1.8, right * 1.3)  # the n labels clear of the spines
         ax.minorticks_off()
     handles = _queue_handles(p99["queue"]) + [
         Line2D([], [], color="grey", linestyle="-", label="p99"),

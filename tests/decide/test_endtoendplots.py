@@ -33,6 +33,22 @@ def test_the_latency_figure_has_a_panel_per_priority_on_log_axes(frame):
     assert all(ax.get_xscale() == "log" for ax in drawn)
 
 
+def test_each_p99_is_labelled_with_its_n_above_every_marker(frame):
+    fig = figures.latency_vs_rate(frame)
+    fig.canvas.draw()
+    for ax in (ax for ax in fig.axes if ax.get_title()):
+        labels = [t for t in ax.texts if t.get_text().startswith("n=")]
+        solid = [line for line in ax.get_lines() if line.get_linestyle() == "-"
+                 and line.get_marker() not in (None, "None", "")]
+        assert len(labels) == len(solid) > 0  # one label per p99 marker
+        top = max(ax.transData.transform(line.get_xydata())[:, 1].max() + line.get_markersize()
+                  for line in solid)
+        for label in labels:
+            assert label.get_window_extent().y0 > top, label.get_text()
+            assert label.get_window_extent().x0 > ax.get_window_extent().x0  # not on the spine
+        assert {t.get_text() for t in labels} == {"n=1,200"}
+
+
 def test_the_split_and_lag_figures_label_their_axes(frame):
     split = figures.request_split(frame)
     titled = [ax for ax in split.axes if ax.get_title()]
