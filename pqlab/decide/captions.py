@@ -34,7 +34,7 @@ def e2e(frame: pd.DataFrame) -> Embedded | None:
     first = first.split("; not judged", 1)[0]
     return Embedded("e2e-latency", "end to end",
                     f"In the reference service, the queue's effect on p99 per priority: "
-                    f"{first} (n on each point).")
+                    f"{first} (n of each point above it, at the top of its panel).")
 
 
 def gates(d: Decision) -> Embedded | None:
