@@ -96,7 +96,8 @@ def test_the_e2e_caption_carries_the_answers_comparison():
     figure = captions.e2e(two_queue_frame())
     assert figure.stem == "e2e-latency" and figure.section == "end to end"
     assert "at 10/s: no difference the data can show" in figure.claim
-    assert "; CRITICAL's p99" not in figure.claim and figure.claim.endswith("(n of each point above it, at the top of its panel).")
+    assert "; CRITICAL's p99" not in figure.claim
+    assert figure.claim.endswith("(n of each point above it, at the top of its panel).")
 
 
 def test_markdown_numbers_the_figure_and_its_caption():
